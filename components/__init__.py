@@ -1,0 +1,1 @@
+"""One Pulumi ComponentResource per service, each with a process and a docker runtime."""

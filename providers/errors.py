@@ -1,0 +1,51 @@
+"""The errors cdcstack's providers raise.
+
+Each names the service, what was expected, and where to look (a log path or a command). Transient
+errors may succeed when retried; terminal ones need a change of input or environment first.
+"""
+
+from __future__ import annotations
+
+
+class CdcstackError(Exception):
+    """Base of every error cdcstack raises on purpose."""
+
+
+class TransientError(CdcstackError):
+    """May succeed if retried later (a service still starting, a connection reset)."""
+
+
+class TerminalError(CdcstackError):
+    """Retrying will not help until the input or the environment changes."""
+
+
+class UnknownRuntimeError(TerminalError):
+    """`cdcstack:runtime` holds a value other than auto, process or docker."""
+
+
+class MissingToolchainError(TerminalError):
+    """A binary, jar folder or package the process runtime needs is not installed."""
+
+
+class PortInUseError(TerminalError):
+    """A port a service should listen on is already taken by another process."""
+
+
+class ServiceExitedError(TerminalError):
+    """A service's process exited while it was expected to become healthy."""
+
+
+class ServiceUnhealthyError(TransientError):
+    """A service did not pass its health check within its timeout."""
+
+
+class ServiceStopError(TerminalError):
+    """A service's process or port outlived SIGTERM, SIGKILL and the grace period."""
+
+
+class InitCommandError(TerminalError):
+    """A one-time initialisation command (initdb, storage format, …) failed."""
+
+
+class SeedError(TerminalError):
+    """A database seed statement failed."""

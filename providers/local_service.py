@@ -1,0 +1,291 @@
+"""`LocalService`: a native service process as a Pulumi resource (the process runtime).
+
+- create: checks its ports are free, runs one-time init commands, starts the process detached
+  (data dir, log and pid under its work dir, listening on 127.0.0.1) and returns only once the
+  service's own health check passes, or fails with the last log lines;
+- read: a dead process reads as gone, so `pulumi refresh` then `pulumi up` restarts it;
+- diff: any change of the spec replaces the service, stopping the old one first (same ports);
+- delete: SIGTERM, SIGKILL after a grace period, waits for its ports; already stopped is success.
+
+The natural id is the service name. Secrets (health DSNs, password files) arrive as inputs and stay
+Pulumi secrets; nothing secret is kept on the provider object, which Pulumi pickles into state.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import pulumi
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider
+
+from providers import health, processes
+from providers.errors import (
+    InitCommandError,
+    PortInUseError,
+    ServiceExitedError,
+    ServiceStopError,
+    ServiceUnhealthyError,
+)
+
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+"""What an input not known until apply looks like to a dynamic provider during preview."""
+
+SPEC_KEYS = (
+    "service",
+    "argv",
+    "env",
+    "workdir",
+    "host",
+    "ports",
+    "health",
+    "init",
+    "files",
+    "secret_files",
+    "run_as",
+    "start_timeout",
+    "stop_timeout",
+)
+INIT_MARKER = ".initialized"
+INIT_TIMEOUT_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class ServiceLayout:
+    """Where one service keeps its things, under its work dir."""
+
+    workdir: Path
+
+    @property
+    def data_dir(self) -> Path:
+        return self.workdir / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.workdir / "service.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.workdir / "service.pid"
+
+    @property
+    def init_marker(self) -> Path:
+        return self.workdir / INIT_MARKER
+
+
+def _failure_text(service: str, expected: str, log_file: Path) -> str:
+    return f"{service}: {expected}. Log: {log_file}\n--- last lines ---\n{processes.log_tail(log_file)}"
+
+
+class LocalServiceProvider(ResourceProvider):
+    """Manages one native service process. Stateless: everything it needs is in the inputs."""
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures: list[CheckFailure] = []
+        service = news.get("service", "?")
+        argv = news.get("argv") or []
+        executable = argv[0] if argv else None
+        if not argv:
+            failures.append(CheckFailure("argv", f"{service}: no command given"))
+        elif executable != UNKNOWN and processes.resolve_executable(executable) is None:
+            failures.append(
+                CheckFailure("argv", f"{service}: executable {executable!r} not found; run `make toolchain`")
+            )
+        for command in news.get("init") or []:
+            if command and command[0] != UNKNOWN and processes.resolve_executable(command[0]) is None:
+                failures.append(
+                    CheckFailure("init", f"{service}: init command {command[0]!r} not found; run `make toolchain`")
+                )
+        ports = news.get("ports") or []
+        for port in ports:
+            if port != UNKNOWN and not (isinstance(port, (int, float)) and 0 < int(port) < 65536):
+                failures.append(CheckFailure("ports", f"{service}: {port!r} is not a TCP port number"))
+        health_spec = news.get("health")
+        if isinstance(health_spec, dict) and UNKNOWN not in health_spec.values():
+            failures.extend(CheckFailure("health", f"{service}: {problem}") for problem in health.spec_problems(health_spec))
+        run_as = news.get("run_as") or ""
+        if run_as and run_as != UNKNOWN:
+            try:
+                processes.account_for(run_as)
+            except KeyError:
+                failures.append(CheckFailure("run_as", f"{service}: system account {run_as!r} does not exist"))
+        return CheckResult(news, failures)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [key for key in SPEC_KEYS if olds.get(key) != news.get(key)]
+        return DiffResult(
+            changes=bool(changed),
+            replaces=changed,
+            stables=["service"] if "service" not in changed else [],
+            delete_before_replace=True,
+        )
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        service: str = props["service"]
+        layout = ServiceLayout(Path(props["workdir"]))
+        host: str = props["host"]
+        ports = [int(port) for port in props["ports"]]
+
+        busy = processes.busy_ports(host, ports)
+        if busy:
+            raise PortInUseError(
+                f"{service}: port(s) {busy} on {host} already in use by another process; stop it, or give "
+                f"{service} other ports in Pulumi.<stack>.yaml. Nothing was started."
+            )
+
+        account = processes.account_for(props.get("run_as") or "")
+        env = processes.service_env(props.get("env") or {})
+        layout.workdir.mkdir(parents=True, exist_ok=True)
+        self._initialise(service, layout, props, env, account)
+
+        pid = processes.spawn_detached(props["argv"], layout.workdir, env, layout.log_file, account)
+        layout.pid_file.write_text(f"{pid}\n")
+        executable = props["argv"][0]
+        try:
+            seconds = health.wait_until_healthy(
+                props["health"],
+                float(props["start_timeout"]),
+                still_running=lambda: processes.is_running(pid, executable),
+            )
+        except ChildProcessError as exited:
+            layout.pid_file.unlink(missing_ok=True)
+            raise ServiceExitedError(_failure_text(service, f"exited during start-up ({exited})", layout.log_file)) from None
+        except health.ProbeFailed as unhealthy:
+            processes.stop_process(pid, float(props["stop_timeout"]))
+            layout.pid_file.unlink(missing_ok=True)
+            raise ServiceUnhealthyError(
+                _failure_text(service, f"stopped again, health check never passed ({unhealthy})", layout.log_file)
+            ) from None
+
+        return CreateResult(
+            id_=service,
+            outs={
+                **props,
+                "pid": pid,
+                "log_path": str(layout.log_file),
+                "data_dir": str(layout.data_dir),
+                "instance": f"{pid}@{time.time():.3f}",
+                "healthy_after_seconds": round(seconds, 2),
+            },
+        )
+
+    def _initialise(
+        self,
+        service: str,
+        layout: ServiceLayout,
+        props: Mapping[str, Any],
+        env: Mapping[str, str],
+        account: Any,
+    ) -> None:
+        fresh = not layout.init_marker.exists()
+        if fresh and layout.data_dir.exists():
+            # A data dir without the marker is what a failed init left behind.
+            shutil.rmtree(layout.data_dir)
+        for relative, content in {**(props.get("files") or {}), **(props.get("secret_files") or {})}.items():
+            target = layout.workdir / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+            target.chmod(0o600)
+        processes.hand_over(layout.workdir, account)
+        if not fresh:
+            return
+        for command in props.get("init") or []:
+            result = processes.run_once(command, layout.workdir, env, account, INIT_TIMEOUT_SECONDS)
+            with open(layout.log_file, "a") as log:
+                log.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}")
+            if result.returncode != 0:
+                raise InitCommandError(
+                    _failure_text(service, f"init command {command[0]} exited {result.returncode}", layout.log_file)
+                )
+        layout.init_marker.touch()
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        layout = ServiceLayout(Path(props["workdir"]))
+        pid = processes.read_pid(layout.pid_file)
+        if pid is None or not processes.is_running(pid, props["argv"][0]):
+            return ReadResult(None, {})
+        return ReadResult(id_, {**props, "pid": pid})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        service: str = props["service"]
+        layout = ServiceLayout(Path(props["workdir"]))
+        pid = processes.read_pid(layout.pid_file)
+        if pid is not None and processes.is_running(pid, props["argv"][0]):
+            processes.stop_process(pid, float(props["stop_timeout"]))
+            if processes.is_running(pid):
+                raise ServiceStopError(_failure_text(service, f"pid {pid} survived SIGTERM and SIGKILL", layout.log_file))
+        still_busy = processes.wait_for_ports_free(props["host"], [int(p) for p in props["ports"]], 15.0)
+        if still_busy:
+            raise ServiceStopError(
+                _failure_text(service, f"stopped, but port(s) {still_busy} are still taken", layout.log_file)
+            )
+        shutil.rmtree(layout.workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class LocalServiceArgs:
+    """What to run and how to tell it is healthy."""
+
+    service: str
+    """Natural id: unique per stack (also the folder name under the stack's services dir)."""
+    argv: Sequence[pulumi.Input[str]]
+    """The service's foreground command; its first element must be an executable."""
+    workdir: str
+    """Holds data/, service.log and service.pid."""
+    ports: Sequence[int]
+    """Every port it listens on; checked free before start, waited free after stop."""
+    health: pulumi.Input[Mapping[str, Any]]
+    """A :mod:`providers.health` spec; kept secret since it may carry a DSN with a password."""
+    host: str = "127.0.0.1"
+    """The address it listens on (loopback only)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment on top of PATH/HOME/JAVA_HOME."""
+    init: Sequence[Sequence[str]] = ()
+    """Commands run once, before the first start, in the work dir (initdb, storage format, …)."""
+    files: Mapping[str, str] = field(default_factory=dict)
+    """Config files written (0600) into the work dir before every start."""
+    secret_files: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
+    """Like files, but secret (password files, init SQL with credentials)."""
+    run_as: str = ""
+    """System account to run as when cdcstack runs as root (PostgreSQL refuses root)."""
+    start_timeout: float = 120.0
+    """Seconds to wait for the health check before giving up and stopping it."""
+    stop_timeout: float = 20.0
+    """Seconds between SIGTERM and SIGKILL."""
+
+
+class LocalService(pulumi.dynamic.Resource, module="cdcstack", name="LocalService"):
+    """A native service process; see the module docstring for its life cycle."""
+
+    pid: pulumi.Output[int]
+    log_path: pulumi.Output[str]
+    data_dir: pulumi.Output[str]
+    instance: pulumi.Output[str]
+
+    def __init__(self, name: str, args: LocalServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        props = {
+            "service": args.service,
+            "argv": list(args.argv),
+            "env": dict(args.env),
+            "workdir": args.workdir,
+            "host": args.host,
+            "ports": list(args.ports),
+            "health": pulumi.Output.secret(args.health),
+            "init": [list(command) for command in args.init],
+            "files": dict(args.files),
+            "secret_files": pulumi.Output.secret(args.secret_files),
+            "run_as": args.run_as,
+            "start_timeout": args.start_timeout,
+            "stop_timeout": args.stop_timeout,
+            "pid": None,
+            "log_path": None,
+            "data_dir": None,
+            "instance": None,
+        }
+        opts = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["health", "secret_files"])
+        )
+        super().__init__(LocalServiceProvider(), name, props, opts)

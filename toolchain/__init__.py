@@ -1,0 +1,1 @@
+"""Pinned external versions and where the installed toolchain lives."""

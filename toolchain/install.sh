@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# `make toolchain`: installs everything cdcstack runs with, from package registries only, into a
+# git-ignored cache. Idempotent: a piece whose stamp matches its pinned version is not touched.
+# Prints one table row per piece: name, version, installed|cached, seconds.
+set -euo pipefail
+shopt -s inherit_errexit
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=toolchain/env.sh
+source "$root/toolchain/env.sh"
+# shellcheck source=toolchain/versions.env
+source "$root/toolchain/versions.env"
+
+mkdir -p "$CDCSTACK_TOOLCHAIN_DIR/stamps"
+report="$CDCSTACK_TOOLCHAIN_DIR/last-install.tsv"
+: >"$report"
+
+die() {
+  echo "toolchain: $*" >&2
+  exit 1
+}
+
+stamp_matches() { [ -f "$CDCSTACK_TOOLCHAIN_DIR/stamps/$1" ] && [ "$(cat "$CDCSTACK_TOOLCHAIN_DIR/stamps/$1")" = "$2" ]; }
+write_stamp() { echo "$2" >"$CDCSTACK_TOOLCHAIN_DIR/stamps/$1"; }
+
+# Runs one piece, timing it; the piece prints "installed" or "cached" as its last line.
+piece() {
+  local name=$1 version=$2
+  shift 2
+  local started outcome elapsed_ms
+  started=$(date +%s%N)
+  outcome=$("$@" | tail -n 1)
+  elapsed_ms=$((($(date +%s%N) - started) / 1000000))
+  printf '%s\t%s\t%s\t%d.%01d\n' "$name" "$version" "$outcome" $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100)) >>"$report"
+}
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    die "installing Debian packages needs root: run 'sudo $*' once, then 'make toolchain' again"
+  fi
+}
+
+install_apt_packages() {
+  local missing=()
+  for package in $APT_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then echo cached; return; fi
+  as_root apt-get update -qq >&2
+  # policy-rc.d keeps the packages' maintainer scripts from starting system-wide servers on
+  # the default ports; cdcstack runs its own instances.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  echo installed
+}
+
+install_venv() {
+  local key
+  key=$( (cat "$root/requirements.txt" "$root/pyproject.toml"; python3 --version) | sha256sum | cut -c1-16)
+  if [ -x "$CDCSTACK_VENV/bin/python" ] && stamp_matches venv "$key"; then echo cached; return; fi
+  python3 -m venv "$CDCSTACK_VENV" >&2
+  "$CDCSTACK_VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel >&2
+  "$CDCSTACK_VENV/bin/python" -m pip install -q -r "$root/requirements.txt" >&2
+  "$CDCSTACK_VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root" >&2
+  write_stamp venv "$key"
+  echo installed
+}
+
+pulumi_version_of() { "$1" version 2>/dev/null | sed 's/^v//'; }
+
+install_pulumi() {
+  local bin="$CDCSTACK_TOOLCHAIN_DIR/pulumi/bin"
+  if [ -x "$bin/pulumi" ] && stamp_matches pulumi "$PULUMI_VERSION"; then echo cached; return; fi
+  rm -rf "$bin" && mkdir -p "$bin"
+
+  local on_path
+  on_path=$(PATH=$(echo "$PATH" | tr ':' '\n' | grep -vx "$bin" | paste -sd:) command -v pulumi || true)
+  if [ -n "$on_path" ] && [ "$(pulumi_version_of "$on_path")" = "$PULUMI_VERSION" ] &&
+    [ -x "$(dirname "$on_path")/pulumi-language-python" ]; then
+    for tool in "$(dirname "$on_path")"/pulumi*; do ln -sf "$tool" "$bin/"; done
+    write_stamp pulumi "$PULUMI_VERSION"
+    echo "cached"
+    return
+  fi
+
+  command -v go >/dev/null || die "Go is needed to build the Pulumi CLI $PULUMI_VERSION (none found on PATH)"
+  local work="$CDCSTACK_TOOLCHAIN_DIR/build/pulumi-$PULUMI_VERSION"
+  rm -rf "$work" && mkdir -p "$work"
+  export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+  local pkg="github.com/pulumi/pulumi/pkg/v3" sdk="github.com/pulumi/pulumi/sdk/v3"
+  (
+    cd "$work"
+    go mod download -json "$pkg@v$PULUMI_VERSION" "$sdk@v$PULUMI_VERSION" >modules.json
+    go mod init cdcstack.local/toolchain/pulumi-build >&2
+    go mod edit -require="$pkg@v$PULUMI_VERSION" -require="$sdk@v$PULUMI_VERSION"
+    # `go install` refuses modules with replace directives, so this module copies the
+    # non-local ones (those that name a version) of the CLI's own go.mod.
+    local upstream_mod
+    upstream_mod=$(python3 -c 'import json,sys; print(json.JSONDecoder().raw_decode(sys.stdin.read())[0]["GoMod"])' <modules.json)
+    go mod edit -json "$upstream_mod" | python3 "$root/toolchain/go_replaces.py" | xargs -r go mod edit
+    cat >tools.go <<EOF
+//go:build tools
+
+package tools
+
+import (
+	_ "$pkg/cmd/pulumi"
+	_ "$sdk/python/cmd/pulumi-language-python"
+)
+EOF
+    go mod tidy >&2
+    # Older Pulumi dependencies link against Go runtime internals, which Go 1.23+ refuses by default.
+    local version_flags="-X $pkg/version.Version=v$PULUMI_VERSION -X $sdk/go/common/version.Version=v$PULUMI_VERSION"
+    go build -trimpath -ldflags "-checklinkname=0 $version_flags" -o "$bin/" \
+      "$pkg/cmd/pulumi" "$sdk/python/cmd/pulumi-language-python" >&2
+    local sdk_dir
+    sdk_dir=$(go list -m -f '{{.Dir}}' "$sdk")
+    install -m 0755 "$sdk_dir/python/cmd/pulumi-language-python-exec" "$bin/"
+    install -m 0755 "$sdk_dir/python/dist/pulumi-resource-pulumi-python" "$bin/"
+  )
+  [ "$(pulumi_version_of "$bin/pulumi")" = "$PULUMI_VERSION" ] || die "built pulumi does not report v$PULUMI_VERSION"
+  write_stamp pulumi "$PULUMI_VERSION"
+  echo installed
+}
+
+# Fetches a Maven artifact with its runtime dependencies into a lib folder, through a throwaway POM.
+install_maven_bundle() {
+  local name=$1 version=$2 pom_template=$3
+  local dest="$CDCSTACK_TOOLCHAIN_DIR/$name"
+  if [ -d "$dest/lib" ] && stamp_matches "$name" "$version"; then echo cached; return; fi
+  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch $name $version"
+  rm -rf "$dest" && mkdir -p "$dest"
+  sed -e "s/@KAFKA_VERSION@/$KAFKA_VERSION/g" -e "s/@SCALA_BINARY_VERSION@/$SCALA_BINARY_VERSION/g" \
+    -e "s/@LOG4J_VERSION@/$LOG4J_VERSION/g" "$pom_template" >"$dest/pom.xml"
+  mvn -B -q -f "$dest/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$dest/lib" >&2
+  write_stamp "$name" "$version"
+  echo installed
+}
+
+piece "debian packages" "$APT_PACKAGES" install_apt_packages
+piece "python venv" "$(python3 --version | cut -d' ' -f2)" install_venv
+piece "pulumi cli + python host" "$PULUMI_VERSION" install_pulumi
+piece "kafka broker jars" "$KAFKA_VERSION" install_maven_bundle kafka "$KAFKA_VERSION" "$root/toolchain/maven/kafka.pom.xml"
+
+column -t -s $'\t' -N PIECE,VERSION,STATUS,SECONDS "$report"

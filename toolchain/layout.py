@@ -1,0 +1,70 @@
+"""Where `make toolchain` put things, read from toolchain/versions.env and the environment.
+
+Imported by `__main__.py` to hand binaries and jar folders to components; the components
+themselves never look anything up.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from providers.errors import MissingToolchainError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VERSIONS_FILE = PROJECT_ROOT / "toolchain" / "versions.env"
+
+
+def read_versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
+    """Parses the KEY=VALUE lines of versions.env (shell quoting allowed, comments ignored)."""
+    versions: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        versions[key.strip()] = " ".join(shlex.split(value))
+    return versions
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """Installed binaries and jars for the process runtime, and images for the docker runtime."""
+
+    versions: dict[str, str]
+    cache_dir: Path
+
+    @classmethod
+    def discover(cls) -> Toolchain:
+        cache = Path(os.environ.get("CDCSTACK_TOOLCHAIN_DIR", PROJECT_ROOT / ".toolchain"))
+        return cls(versions=read_versions(), cache_dir=cache)
+
+    @property
+    def postgres_bin_dir(self) -> Path:
+        return Path(f"/usr/lib/postgresql/{self.versions['POSTGRES_MAJOR']}/bin")
+
+    @property
+    def kafka_lib_dir(self) -> Path:
+        return self.cache_dir / "kafka" / "lib"
+
+    def image(self, key: str) -> str:
+        return self.versions[key]
+
+    def executable(self, name: str, search: tuple[Path, ...] = ()) -> str:
+        """Absolute path of an executable, looking in `search` first, then PATH."""
+        for folder in search:
+            candidate = folder / name
+            if os.access(candidate, os.X_OK):
+                return str(candidate)
+        found = shutil.which(name)
+        if found is None:
+            raise MissingToolchainError(f"{name} is not installed; run `make toolchain`")
+        return found
+
+    def require_jars(self, folder: Path, what: str) -> Path:
+        if not folder.is_dir() or not any(folder.glob("*.jar")):
+            raise MissingToolchainError(f"{what} jars are missing from {folder}; run `make toolchain`")
+        return folder
