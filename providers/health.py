@@ -61,7 +61,8 @@ def _probe_kafka(spec: HealthSpec) -> None:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": spec["bootstrap_servers"], "socket.timeout.ms": 3000})
+    # log_level 0: connection refusals while the broker starts are expected, not worth printing.
+    admin = AdminClient({"bootstrap.servers": spec["bootstrap_servers"], "socket.timeout.ms": 3000, "log_level": 0})
     try:
         metadata = admin.list_topics(timeout=PROBE_TIMEOUT_SECONDS)
     except KafkaException as error:

@@ -20,7 +20,14 @@ SPEC_KEYS = ("seed", "engine", "connection", "statements", "instance")
 
 def _run_postgres(connection: Mapping[str, Any], statements: Sequence[str]) -> None:
     import psycopg
+    from psycopg import sql
 
+    # CREATE DATABASE has no IF NOT EXISTS and cannot run in a transaction or DO block.
+    if connection.get("maintenance_dsn"):
+        with psycopg.connect(connection["maintenance_dsn"], autocommit=True, connect_timeout=10) as session:
+            database = connection["database"]
+            if session.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone() is None:
+                session.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     with psycopg.connect(connection["dsn"], autocommit=True, connect_timeout=10) as session:
         for statement in statements:
             session.execute(statement)
@@ -74,7 +81,8 @@ class SqlSeedArgs:
     engine: str
     """"postgres" or "mysql"."""
     connection: pulumi.Input[Mapping[str, Any]]
-    """postgres: {"dsn"}; mysql: {"host", "port", "user", "password"}. Kept secret."""
+    """postgres: {"dsn"} plus {"maintenance_dsn", "database"} to create the database first;
+    mysql: {"host", "port", "user", "password"}. Kept secret."""
     statements: Sequence[str]
     """Idempotent statements, run in order with autocommit."""
     instance: pulumi.Input[str]

@@ -58,7 +58,7 @@ install_venv() {
   key=$( (cat "$root/requirements.txt" "$root/pyproject.toml"; python3 --version) | sha256sum | cut -c1-16)
   if [ -x "$CDCSTACK_VENV/bin/python" ] && stamp_matches venv "$key"; then echo cached; return; fi
   python3 -m venv "$CDCSTACK_VENV" >&2
-  "$CDCSTACK_VENV/bin/python" -m pip install -q --upgrade pip setuptools wheel >&2
+  "$CDCSTACK_VENV/bin/python" -m pip install -q --upgrade pip wheel >&2
   "$CDCSTACK_VENV/bin/python" -m pip install -q -r "$root/requirements.txt" >&2
   "$CDCSTACK_VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root" >&2
   write_stamp venv "$key"

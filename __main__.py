@@ -1,0 +1,72 @@
+"""cdcstack: every service a CDC lakehouse pipeline touches, brought up by one `pulumi up`.
+
+The only place that reads Pulumi config; components get their values through typed Args.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pulumi
+
+import stack_outputs as out
+from components.kafka import Kafka, KafkaArgs
+from components.mysql import MySql, MySqlArgs
+from components.network import StackNetwork, StackNetworkArgs
+from components.postgres import Postgres, PostgresArgs
+from components.runtime import Placement, resolve_runtime
+from toolchain.layout import PROJECT_ROOT, Toolchain
+
+config = pulumi.Config("cdcstack")
+stack = pulumi.get_stack()
+runtime = resolve_runtime(config.get("runtime") or "auto")
+state_root = Path(os.environ.get("CDCSTACK_STATE_DIR", PROJECT_ROOT / ".cdcstack"))
+placement = Placement(
+    runtime=runtime,
+    stack_dir=state_root / "stacks" / stack,
+    toolchain=Toolchain.discover(),
+    docker_network=f"cdcstack-{stack}",
+)
+
+ports = {
+    "postgres": [config.get_int("postgresPort") or 25432],
+    "mysql": [config.get_int("mysqlPort") or 23306],
+    "kafka": [config.get_int("kafkaPort") or 29092, config.get_int("kafkaControllerPort") or 29093],
+}
+
+network = StackNetwork("network", StackNetworkArgs(placement=placement))
+postgres = Postgres(
+    "postgres",
+    PostgresArgs(
+        placement=placement,
+        network=network,
+        port=ports["postgres"][0],
+        password=config.require_secret("postgresPassword"),
+    ),
+)
+mysql = MySql(
+    "mysql",
+    MySqlArgs(
+        placement=placement,
+        network=network,
+        port=ports["mysql"][0],
+        root_password=config.require_secret("mysqlRootPassword"),
+    ),
+)
+kafka = Kafka(
+    "kafka",
+    KafkaArgs(placement=placement, network=network, port=ports["kafka"][0], controller_port=ports["kafka"][1]),
+)
+
+pulumi.export(out.RUNTIME, runtime.value)
+pulumi.export(out.STATE_DIR, str(placement.stack_dir))
+pulumi.export(out.SERVICE_PORTS, ports)
+pulumi.export(out.SERVICE_LOGS, {"postgres": postgres.log_path, "mysql": mysql.log_path, "kafka": kafka.log_path})
+pulumi.export(out.POSTGRES_DSN, postgres.dsn)
+pulumi.export(out.POSTGRES_HOST, postgres.host)
+pulumi.export(out.POSTGRES_PORT, postgres.port)
+pulumi.export(out.MYSQL_DSN, mysql.dsn)
+pulumi.export(out.MYSQL_HOST, mysql.host)
+pulumi.export(out.MYSQL_PORT, mysql.port)
+pulumi.export(out.KAFKA_BOOTSTRAP, kafka.bootstrap_servers)

@@ -1,0 +1,71 @@
+"""The docker runtime's shape of one service: a pinned image, a named volume, a health-checked container.
+
+Components call :func:`docker_service` with a :class:`DockerServiceSpec`; the container is created
+with `wait=True`, so Pulumi returns only once Docker reports it healthy and dependents are gated on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+
+from components.network import StackNetwork
+from components.runtime import LOOPBACK
+
+
+@dataclass(frozen=True)
+class DockerServiceSpec:
+    service: str
+    """Container name suffix and network alias."""
+    image: str
+    """Pinned image reference from toolchain/versions.env."""
+    ports: Mapping[int, int]
+    """Container port -> host port, published on 127.0.0.1 only."""
+    health_test: Sequence[str]
+    """Docker HEALTHCHECK test, e.g. ["CMD-SHELL", "pg_isready -U postgres"]."""
+    volume_path: str
+    """Where the service keeps its data inside the container."""
+    envs: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
+    """KEY=VALUE pairs; pass an Output.secret when any carries a credential."""
+    command: Sequence[str] = ()
+    """Arguments replacing the image's default command."""
+    memory_mb: int = 1024
+    """Hard memory limit, so one service cannot starve the others."""
+    start_timeout_seconds: int = 180
+    """How long Pulumi waits for the container to report healthy."""
+    extra_depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
+    """Services that must be healthy first."""
+
+
+def docker_service(
+    component: pulumi.ComponentResource, name: str, network: StackNetwork, spec: DockerServiceSpec
+) -> docker.Container:
+    child = pulumi.ResourceOptions(parent=component)
+    image = docker.RemoteImage(f"{name}-image", name=spec.image, keep_locally=True, opts=child)
+    volume = docker.Volume(f"{name}-data", name=f"{network.docker_network_name}-{spec.service}", opts=child)
+    return docker.Container(
+        f"{name}-container",
+        name=f"{network.docker_network_name}-{spec.service}",
+        image=image.image_id,
+        envs=spec.envs,
+        command=list(spec.command) or None,
+        ports=[
+            docker.ContainerPortArgs(internal=internal, external=external, ip=LOOPBACK)
+            for internal, external in spec.ports.items()
+        ],
+        volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec.volume_path)],
+        networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[spec.service])],
+        healthcheck=docker.ContainerHealthcheckArgs(
+            tests=list(spec.health_test), interval="2s", timeout="5s", retries=60, start_period="5s"
+        ),
+        memory=spec.memory_mb,
+        restart="unless-stopped",
+        wait=True,
+        wait_timeout=spec.start_timeout_seconds,
+        opts=pulumi.ResourceOptions(
+            parent=component, depends_on=[*network.dependency(), *spec.extra_depends_on]
+        ),
+    )

@@ -1,0 +1,179 @@
+"""`Kafka`: a single-node KRaft Kafka 4.x (broker and controller in one process)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from components.docker_service import DockerServiceSpec, docker_service
+from components.network import StackNetwork
+from components.runtime import LOOPBACK, Placement, Runtime
+from providers.local_service import LocalService, LocalServiceArgs
+
+# Any fixed base64 UUID works for a single-node cluster; fixing it keeps restarts on the same data dir valid.
+CLUSTER_ID = "Y2Rjc3RhY2stZGV2LWtmaw"
+NODE_ID = 1
+HEAP = ["-Xms256m", "-Xmx512m"]
+INTERNAL_PORT = 19092
+"""Container-to-container listener (docker runtime)."""
+CONTAINER_PORT = 9092
+
+# Single-node settings shared by both runtimes: every internal topic with one replica.
+BROKER_SETTINGS: dict[str, str] = {
+    "num.partitions": "1",
+    "default.replication.factor": "1",
+    "min.insync.replicas": "1",
+    "offsets.topic.replication.factor": "1",
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.replication.factor": "1",
+    "transaction.state.log.min.isr": "1",
+    "share.coordinator.state.topic.replication.factor": "1",
+    "share.coordinator.state.topic.min.isr": "1",
+    "group.initial.rebalance.delay.ms": "0",
+    "auto.create.topics.enable": "true",
+}
+
+LOG4J2_PROPERTIES = """\
+property.logPattern = [%d] %p %m (%c)%n
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = ${logPattern}
+appender.stdout.filter.threshold.type = ThresholdFilter
+appender.stdout.filter.threshold.level = WARN
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = ${logPattern}
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+rootLogger.appenderRef.file.ref = FILE
+"""
+
+
+@dataclass(frozen=True)
+class KafkaArgs:
+    placement: Placement
+    """Runtime, state dir and toolchain of the stack."""
+    network: StackNetwork
+    """The stack's network."""
+    port: int
+    """Broker port on 127.0.0.1 (the bootstrap server)."""
+    controller_port: int
+    """KRaft controller port on 127.0.0.1 (process runtime)."""
+
+
+def server_properties(port: int, controller_port: int, log_dir: str) -> str:
+    settings = {
+        "node.id": str(NODE_ID),
+        "process.roles": "broker,controller",
+        "listeners": f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "controller.quorum.voters": f"{NODE_ID}@{LOOPBACK}:{controller_port}",
+        "log.dirs": log_dir,
+        **BROKER_SETTINGS,
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+class Kafka(pulumi.ComponentResource):
+    """Kafka in KRaft mode; healthy once a metadata request lists the broker."""
+
+    bootstrap_servers: pulumi.Output[str]
+    internal_bootstrap_servers: pulumi.Output[str]
+    log_path: pulumi.Output[str]
+    ready: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KafkaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cdcstack:components:Kafka", name, None, opts)
+        bootstrap = f"{LOOPBACK}:{args.port}"
+        if args.placement.runtime is Runtime.PROCESS:
+            broker = self._process_broker(name, args, bootstrap)
+            self.log_path = broker.log_path
+            self.ready = broker.instance
+            self.internal_bootstrap_servers = pulumi.Output.from_input(bootstrap)
+        else:
+            container = self._docker_broker(name, args)
+            self.log_path = container.name.apply(lambda container_name: f"docker logs {container_name}")
+            self.ready = container.id
+            self.internal_bootstrap_servers = pulumi.Output.from_input(f"{name}:{INTERNAL_PORT}")
+        self.bootstrap_servers = pulumi.Output.from_input(bootstrap)
+        self.register_outputs(
+            {
+                "bootstrap_servers": self.bootstrap_servers,
+                "internal_bootstrap_servers": self.internal_bootstrap_servers,
+                "log_path": self.log_path,
+                "ready": self.ready,
+            }
+        )
+
+    def _process_broker(self, name: str, args: KafkaArgs, bootstrap: str) -> LocalService:
+        toolchain = args.placement.toolchain
+        workdir = args.placement.service_dir(name)
+        classpath = f"{toolchain.require_jars(toolchain.kafka_lib_dir, 'Kafka broker')}/*"
+        java = toolchain.executable("java")
+        return LocalService(
+            f"{name}-process",
+            LocalServiceArgs(
+                service=name,
+                argv=[
+                    java,
+                    *HEAP,
+                    "-cp",
+                    classpath,
+                    f"-Dkafka.logs.dir={workdir}",
+                    f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}",
+                    # Kafka's own shutdown hook must finish logging before log4j's closes the appenders.
+                    "-Dlog4j2.shutdownHookEnabled=false",
+                    "kafka.Kafka",
+                    str(workdir / "server.properties"),
+                ],
+                workdir=str(workdir),
+                ports=[args.port, args.controller_port],
+                health={"kind": "kafka", "bootstrap_servers": bootstrap},
+                init=[[java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", "server.properties"]],
+                files={
+                    "server.properties": server_properties(args.port, args.controller_port, str(workdir / "data")),
+                    "log4j2.properties": LOG4J2_PROPERTIES,
+                },
+                start_timeout=90.0,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.network.dependency()),
+        )
+
+    def _docker_broker(self, name: str, args: KafkaArgs) -> pulumi.Resource:
+        envs = {
+            "KAFKA_NODE_ID": str(NODE_ID),
+            "KAFKA_PROCESS_ROLES": "broker,controller",
+            "KAFKA_LISTENERS": f"PLAINTEXT://:{CONTAINER_PORT},INTERNAL://:{INTERNAL_PORT},CONTROLLER://:9093",
+            "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{LOOPBACK}:{args.port},INTERNAL://{name}:{INTERNAL_PORT}",
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+            "KAFKA_INTER_BROKER_LISTENER_NAME": "INTERNAL",
+            "KAFKA_CONTROLLER_QUORUM_VOTERS": f"{NODE_ID}@localhost:9093",
+            "CLUSTER_ID": CLUSTER_ID,
+            "KAFKA_HEAP_OPTS": " ".join(HEAP),
+            **{f"KAFKA_{key.upper().replace('.', '_')}": value for key, value in BROKER_SETTINGS.items()},
+        }
+        return docker_service(
+            self,
+            name,
+            args.network,
+            DockerServiceSpec(
+                service=name,
+                image=args.placement.toolchain.image("KAFKA_IMAGE"),
+                ports={CONTAINER_PORT: args.port},
+                health_test=[
+                    "CMD-SHELL",
+                    f"/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:{CONTAINER_PORT} >/dev/null",
+                ],
+                volume_path="/var/lib/kafka/data",
+                envs=[f"{key}={value}" for key, value in envs.items()],
+                memory_mb=1024,
+            ),
+        )

@@ -1,0 +1,188 @@
+"""`MySql`: a MySQL-protocol server with a row-based binlog for Debezium, and a seeded schema.
+
+The process runtime runs MariaDB (Debian has no MySQL server package; MariaDB speaks the protocol
+and writes a binlog Debezium's MariaDB connector reads). The docker runtime runs a real MySQL 8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+
+from components import seeds
+from components.docker_service import DockerServiceSpec, docker_service
+from components.network import StackNetwork
+from components.runtime import LOOPBACK, Placement, Runtime
+from providers.local_service import LocalService, LocalServiceArgs
+from providers.sql_seed import SqlSeed, SqlSeedArgs
+
+CONTAINER_PORT = 3306
+# mariadbd lives outside a non-root PATH.
+SYSTEM_SBIN = Path("/usr/sbin")
+ROOT_USER = "root"
+SERVER_ID = 1
+
+# Debezium reads complete row images from a row-based binlog.
+BINLOG_FLAGS = [f"--server-id={SERVER_ID}", "--log-bin=binlog", "--binlog-format=ROW", "--binlog-row-image=FULL"]
+
+
+@dataclass(frozen=True)
+class MySqlArgs:
+    placement: Placement
+    """Runtime, state dir and toolchain of the stack."""
+    network: StackNetwork
+    """The stack's network."""
+    port: int
+    """Host port, on 127.0.0.1."""
+    root_password: pulumi.Input[str]
+    """Password of `root` (a Pulumi secret)."""
+    database: str = "inventory"
+    """Database holding the seeded sample tables."""
+
+
+def sql_literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def root_account_sql(password: str) -> str:
+    """Init SQL run by mariadbd at every start: root over TCP with a password (no name resolution)."""
+    literal = sql_literal(password)
+    return "\n".join(
+        [
+            f"CREATE USER IF NOT EXISTS 'root'@'{LOOPBACK}' IDENTIFIED BY {literal};",
+            f"ALTER USER 'root'@'{LOOPBACK}' IDENTIFIED BY {literal};",
+            f"GRANT ALL PRIVILEGES ON *.* TO 'root'@'{LOOPBACK}' WITH GRANT OPTION;",
+            f"ALTER USER 'root'@'localhost' IDENTIFIED BY {literal};",
+            "",
+        ]
+    )
+
+
+class MySql(pulumi.ComponentResource):
+    """A MySQL-protocol server with binlog_format=ROW and binlog_row_image=FULL."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    database: pulumi.Output[str]
+    user: pulumi.Output[str]
+    password: pulumi.Output[str]
+    dsn: pulumi.Output[str]
+    log_path: pulumi.Output[str]
+    ready: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MySqlArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cdcstack:components:MySql", name, None, opts)
+        connection = pulumi.Output.secret(
+            pulumi.Output.from_input(args.root_password).apply(
+                lambda password: {"host": LOOPBACK, "port": args.port, "user": ROOT_USER, "password": password}
+            )
+        )
+        if args.placement.runtime is Runtime.PROCESS:
+            server, instance, log_path = self._process_server(name, args, connection)
+        else:
+            server, instance, log_path = self._docker_server(name, args)
+
+        seed = SqlSeed(
+            f"{name}-seed",
+            SqlSeedArgs(
+                seed=f"{name}-inventory",
+                engine="mysql",
+                connection=connection,
+                statements=seeds.statements("mysql_inventory"),
+                instance=instance,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
+        )
+
+        self.host = pulumi.Output.from_input(LOOPBACK)
+        self.port = pulumi.Output.from_input(args.port)
+        self.database = pulumi.Output.from_input(args.database)
+        self.user = pulumi.Output.from_input(ROOT_USER)
+        self.password = pulumi.Output.secret(args.root_password)
+        self.dsn = pulumi.Output.secret(
+            pulumi.Output.concat("mysql://", ROOT_USER, ":", args.root_password, f"@{LOOPBACK}:{args.port}/{args.database}")
+        )
+        self.log_path = log_path
+        self.ready = seed.id
+        self.register_outputs(
+            {
+                "host": self.host,
+                "port": self.port,
+                "database": self.database,
+                "user": self.user,
+                "password": self.password,
+                "dsn": self.dsn,
+                "log_path": self.log_path,
+                "ready": self.ready,
+            }
+        )
+
+    def _process_server(
+        self, name: str, args: MySqlArgs, connection: pulumi.Output[dict]
+    ) -> tuple[pulumi.Resource, pulumi.Output[str], pulumi.Output[str]]:
+        toolchain = args.placement.toolchain
+        workdir = args.placement.service_dir(name)
+        data_dir = str(workdir / "data")
+        server = LocalService(
+            f"{name}-process",
+            LocalServiceArgs(
+                service=name,
+                argv=[
+                    toolchain.executable("mariadbd", (SYSTEM_SBIN,)),
+                    "--no-defaults",
+                    f"--datadir={data_dir}",
+                    f"--bind-address={LOOPBACK}",
+                    f"--port={args.port}",
+                    f"--socket={workdir / 'mysqld.sock'}",
+                    f"--pid-file={workdir / 'mariadbd.pid'}",
+                    f"--init-file={workdir / 'root-account.sql'}",
+                    "--skip-name-resolve",
+                    *BINLOG_FLAGS,
+                    "--innodb-buffer-pool-size=128M",
+                    "--innodb-flush-log-at-trx-commit=2",
+                    "--max-connections=200",
+                ],
+                workdir=str(workdir),
+                ports=[args.port],
+                health=connection.apply(lambda values: {"kind": "mysql", **values}),
+                init=[
+                    [
+                        toolchain.executable("mariadb-install-db"),
+                        "--no-defaults",
+                        f"--datadir={data_dir}",
+                        "--auth-root-authentication-method=normal",
+                        "--skip-test-db",
+                    ]
+                ],
+                secret_files=pulumi.Output.from_input(args.root_password).apply(
+                    lambda password: {"root-account.sql": root_account_sql(password)}
+                ),
+                run_as="mysql",
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=args.network.dependency()),
+        )
+        return server, server.instance, server.log_path
+
+    def _docker_server(self, name: str, args: MySqlArgs) -> tuple[pulumi.Resource, pulumi.Output[str], pulumi.Output[str]]:
+        container = docker_service(
+            self,
+            name,
+            args.network,
+            DockerServiceSpec(
+                service=name,
+                image=args.placement.toolchain.image("MYSQL_IMAGE"),
+                ports={CONTAINER_PORT: args.port},
+                health_test=["CMD-SHELL", 'mysqladmin ping -h 127.0.0.1 -uroot -p"$MYSQL_ROOT_PASSWORD" --silent'],
+                volume_path="/var/lib/mysql",
+                envs=pulumi.Output.secret(
+                    pulumi.Output.from_input(args.root_password).apply(
+                        lambda password: [f"MYSQL_ROOT_PASSWORD={password}", f"MYSQL_DATABASE={args.database}"]
+                    )
+                ),
+                command=["mysqld", *BINLOG_FLAGS, "--gtid-mode=ON", "--enforce-gtid-consistency=ON"],
+                memory_mb=1024,
+            ),
+        )
+        return container, container.id, container.name.apply(lambda container_name: f"docker logs {container_name}")
