@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Stack life cycle behind the Makefile: up | ensure | outputs | down. Needs `make toolchain` first.
+set -euo pipefail
+shopt -s inherit_errexit
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=toolchain/env.sh
+source "$root/toolchain/env.sh"
+cd "$root"
+
+stack=${STACK:-dev}
+command -v pulumi >/dev/null || { echo "pulumi is not installed: run 'make toolchain'" >&2; exit 1; }
+
+select_stack() {
+  # A fresh clone has Pulumi.<stack>.yaml (config, encrypted secrets) but no stack in the local backend.
+  pulumi stack select --create "$stack" >/dev/null
+}
+
+elapsed_since() { echo "$(($(date +%s) - $1))s"; }
+
+case "${1:-}" in
+  up)
+    started=$(date +%s)
+    select_stack
+    pulumi up --yes --skip-preview --stack "$stack"
+    pulumi stack output --stack "$stack" --json
+    echo "stack $stack is up ($(elapsed_since "$started"))"
+    ;;
+  ensure)
+    # Refresh first: a service that died since the last `up` reads as gone and is started again.
+    started=$(date +%s)
+    select_stack
+    pulumi up --yes --skip-preview --refresh --stack "$stack" --suppress-outputs >/dev/null ||
+      { echo "pulumi up failed for stack $stack; run 'make up' to see why" >&2; exit 1; }
+    echo "stack $stack is up ($(elapsed_since "$started"))"
+    ;;
+  outputs)
+    pulumi stack output --stack "$stack" --json --show-secrets
+    ;;
+  down)
+    started=$(date +%s)
+    if pulumi stack select "$stack" >/dev/null 2>&1; then
+      pulumi destroy --yes --skip-preview --stack "$stack"
+    fi
+    echo "stack $stack is down ($(elapsed_since "$started"))"
+    ;;
+  *)
+    echo "usage: $0 up|ensure|outputs|down" >&2
+    exit 2
+    ;;
+esac

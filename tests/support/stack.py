@@ -1,0 +1,137 @@
+"""The live stack as the tests see it: its outputs, its services' health, and the Pulumi CLI."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+import stack_outputs as out
+from providers import health
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STACK = "dev"
+PULUMI_TIMEOUT_SECONDS = 600
+
+
+@functools.cache
+def toolchain_env() -> dict[str, str]:
+    """The environment `make` runs with (toolchain/env.sh), so pytest works when started directly too."""
+    dump = subprocess.run(
+        ["bash", "-c", "source toolchain/env.sh && env -0"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        check=True,
+        env=dict(os.environ),
+    ).stdout.decode()
+    return dict(entry.split("=", 1) for entry in dump.split("\0") if "=" in entry)
+
+
+@dataclass(frozen=True)
+class PulumiCli:
+    """`pulumi` against one stack of this project, with the project's offline settings."""
+
+    stack: str
+
+    def run(self, *args: str, check: bool = True, timeout: float = PULUMI_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            ["pulumi", *args, "--stack", self.stack, "--non-interactive"],
+            cwd=PROJECT_ROOT,
+            env=toolchain_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"`pulumi {' '.join(args)}` on stack {self.stack} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def outputs(self) -> dict[str, Any]:
+        return json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout or "{}")
+
+    def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("up", "--yes", "--skip-preview", *extra, check=check)
+
+    def refresh(self) -> subprocess.CompletedProcess[str]:
+        return self.run("refresh", "--yes", "--skip-preview")
+
+    def destroy(self, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("destroy", "--yes", "--skip-preview", check=check)
+
+    def config_set(self, key: str, value: str, secret: bool = False) -> None:
+        self.run("config", "set", f"cdcstack:{key}", value, *(["--secret"] if secret else []))
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """Typed access to the outputs named in `stack_outputs`."""
+
+    name: str
+    values: Mapping[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.values:
+            pytest.fail(f"stack {self.name} has no output {key!r}: run `make up` to apply the current program")
+        return self.values[key]
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self[out.STATE_DIR])
+
+    def log_of(self, service: str) -> str:
+        return str(self[out.SERVICE_LOGS].get(service, f"(no log recorded for {service})"))
+
+    def require_healthy(self, service: str, spec: Mapping[str, Any]) -> None:
+        """Fails the test, naming the fix and the log, when `service` does not pass its health check."""
+        try:
+            health.probe(spec)
+        except health.ProbeFailed as failure:
+            pytest.fail(
+                f"{service} of stack {self.name} is not healthy ({failure}). "
+                f"Run `make up` to bring it back; log: {self.log_of(service)}"
+            )
+
+    @property
+    def postgres_dsn(self) -> str:
+        dsn = self[out.POSTGRES_DSN]
+        self.require_healthy("postgres", {"kind": "postgres", "dsn": dsn})
+        return dsn
+
+    @property
+    def mysql(self) -> dict[str, Any]:
+        url = urlparse(self[out.MYSQL_DSN])
+        connection = {
+            "host": url.hostname,
+            "port": url.port,
+            "user": url.username,
+            "password": url.password,
+            "database": url.path.lstrip("/"),
+        }
+        self.require_healthy("mysql", {"kind": "mysql", **connection})
+        return connection
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        bootstrap = self[out.KAFKA_BOOTSTRAP]
+        self.require_healthy("kafka", {"kind": "kafka", "bootstrap_servers": bootstrap})
+        return bootstrap
+
+
+def read_stack_outputs(stack: str | None = None) -> StackOutputs:
+    name = stack or os.environ.get("STACK", DEFAULT_STACK)
+    try:
+        values = PulumiCli(name).outputs()
+    except (AssertionError, FileNotFoundError, json.JSONDecodeError) as error:
+        pytest.fail(f"cannot read the outputs of stack {name}: run `make up` first ({error})")
+    if not values:
+        pytest.fail(f"stack {name} is not up (it has no outputs): run `make up`")
+    return StackOutputs(name, values)

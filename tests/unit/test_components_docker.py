@@ -1,0 +1,145 @@
+"""The docker runtime's resource graph, checked with Pulumi mocks (no Docker daemon runs here)."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from components.kafka import Kafka, KafkaArgs
+from components.mysql import MySql, MySqlArgs
+from components.network import StackNetwork, StackNetworkArgs
+from components.postgres import Postgres, PostgresArgs
+from components.runtime import Placement
+from tests.support.pulumi_mocks import Graph, build, settle
+
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/remoteImage:RemoteImage"
+VOLUME = "docker:index/volume:Volume"
+
+
+def network_in(placement: Placement, opts: pulumi.ResourceOptions) -> StackNetwork:
+    return StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
+
+
+def postgres_graph(placement: Placement) -> Graph[Postgres]:
+    return build(
+        lambda opts: Postgres(
+            "postgres",
+            PostgresArgs(
+                placement=placement,
+                network=network_in(placement, opts),
+                port=25432,
+                password=pulumi.Output.secret("pg-secret"),
+            ),
+            opts=opts,
+        )
+    )
+
+
+def mysql_graph(placement: Placement) -> Graph[MySql]:
+    return build(
+        lambda opts: MySql(
+            "mysql",
+            MySqlArgs(
+                placement=placement,
+                network=network_in(placement, opts),
+                port=23306,
+                root_password=pulumi.Output.secret("my-secret"),
+            ),
+            opts=opts,
+        )
+    )
+
+
+def kafka_graph(placement: Placement) -> Graph[Kafka]:
+    return build(
+        lambda opts: Kafka(
+            "kafka",
+            KafkaArgs(placement=placement, network=network_in(placement, opts), port=29092, controller_port=29093),
+            opts=opts,
+        )
+    )
+
+
+def test_postgres_container_uses_pinned_image_and_loopback_port(docker_placement: Placement) -> None:
+    graph = postgres_graph(docker_placement)
+    assert graph.inputs_of(IMAGE)["name"] == docker_placement.toolchain.image("POSTGRES_IMAGE")
+    container = graph.inputs_of(CONTAINER)
+    assert container["ports"] == [{"internal": 5432, "external": 25432, "ip": "127.0.0.1"}]
+    assert container["volumes"][0]["containerPath"] == "/var/lib/postgresql/data"
+    assert container["networksAdvanced"] == [{"name": "cdcstack-unit", "aliases": ["postgres"]}]
+
+
+def test_postgres_container_runs_logical_wal_and_waits_for_pg_isready(docker_placement: Placement) -> None:
+    container = postgres_graph(docker_placement).inputs_of(CONTAINER)
+    command = container["command"]
+    assert "wal_level=logical" in command and "max_replication_slots=16" in command
+    assert container["healthcheck"]["tests"] == ["CMD-SHELL", "pg_isready -U postgres -d inventory"]
+    assert container["wait"] is True and container["waitTimeout"] == 180
+
+
+def test_postgres_credentials_stay_secret(docker_placement: Placement) -> None:
+    graph = postgres_graph(docker_placement)
+    envs, envs_secret = settle(graph.child(CONTAINER).props["envs"])
+    assert envs_secret and "POSTGRES_PASSWORD=pg-secret" in envs
+    dsn, dsn_secret = settle(graph.component.dsn)
+    assert dsn_secret and dsn == "postgresql://postgres:pg-secret@127.0.0.1:25432/inventory"
+    assert settle(graph.component.password) == ("pg-secret", True)
+
+
+def test_postgres_seed_waits_for_the_healthy_container(docker_placement: Placement) -> None:
+    graph = postgres_graph(docker_placement)
+    seed = graph.child(":SqlSeed")
+    assert [dependency._name for dependency in seed.opts.depends_on] == ["postgres-container"]
+    assert settle(seed.props["connection"])[1] is True
+    assert graph.inputs_of(":SqlSeed")["instance"] == "postgres-container-id"
+
+
+def test_mysql_container_is_real_mysql_with_row_binlog(docker_placement: Placement) -> None:
+    graph = mysql_graph(docker_placement)
+    assert graph.inputs_of(IMAGE)["name"].startswith("mysql:8")
+    container = graph.inputs_of(CONTAINER)
+    for flag in ("--binlog-format=ROW", "--binlog-row-image=FULL", "--server-id=1", "--log-bin=binlog"):
+        assert flag in container["command"]
+    assert container["ports"][0]["external"] == 23306 and container["ports"][0]["ip"] == "127.0.0.1"
+    assert "mysqladmin ping" in container["healthcheck"]["tests"][1]
+
+
+def test_mysql_root_password_stays_secret(docker_placement: Placement) -> None:
+    graph = mysql_graph(docker_placement)
+    envs, secret = settle(graph.child(CONTAINER).props["envs"])
+    assert secret and "MYSQL_ROOT_PASSWORD=my-secret" in envs
+    assert settle(graph.component.dsn) == ("mysql://root:my-secret@127.0.0.1:23306/inventory", True)
+
+
+def test_kafka_container_is_kraft_with_host_and_internal_listeners(docker_placement: Placement) -> None:
+    graph = kafka_graph(docker_placement)
+    assert graph.inputs_of(IMAGE)["name"] == docker_placement.toolchain.image("KAFKA_IMAGE")
+    envs = dict(entry.split("=", 1) for entry in graph.inputs_of(CONTAINER)["envs"])
+    assert envs["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert envs["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://127.0.0.1:29092,INTERNAL://kafka:19092"
+    assert envs["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert settle(graph.component.bootstrap_servers) == ("127.0.0.1:29092", False)
+    assert settle(graph.component.internal_bootstrap_servers)[0] == "kafka:19092"
+
+
+def test_docker_runtime_creates_the_stack_network(docker_placement: Placement) -> None:
+    graph = kafka_graph(docker_placement)
+    assert graph.inputs_of("docker:index/network:Network")["name"] == "cdcstack-unit"
+    container = graph.child(CONTAINER)
+    assert "network-bridge" in [dependency._name for dependency in container.opts.depends_on]
+
+
+@pytest.mark.parametrize("graph_of", [postgres_graph, mysql_graph, kafka_graph], ids=["postgres", "mysql", "kafka"])
+def test_every_docker_child_is_parented_to_its_component(docker_placement: Placement, graph_of) -> None:
+    graph = graph_of(docker_placement)
+    service_children = [child for child in graph.children if not child.name.startswith("network")]
+    assert {child.type_ for child in service_children} >= {CONTAINER, IMAGE, VOLUME}
+    for child in service_children:
+        assert child.opts.parent is graph.component, f"{child.name} is not parented to {graph.component._name}"
+        assert child.name.startswith(f"{graph.component._name}-")
+
+
+@pytest.mark.parametrize("graph_of", [postgres_graph, mysql_graph, kafka_graph], ids=["postgres", "mysql", "kafka"])
+def test_docker_runtime_starts_no_local_process(docker_placement: Placement, graph_of) -> None:
+    assert not [typ for typ in graph_of(docker_placement).types() if typ.endswith(":LocalService")]

@@ -1,0 +1,149 @@
+"""The process runtime's resource graph under Pulumi mocks: binaries, ports, health checks, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pulumi
+import pytest
+
+from components.kafka import Kafka, KafkaArgs
+from components.mysql import MySql, MySqlArgs, root_account_sql
+from components.network import StackNetwork, StackNetworkArgs
+from components.postgres import Postgres, PostgresArgs
+from components.runtime import Placement
+from providers.errors import MissingToolchainError
+from tests.support.pulumi_mocks import Graph, build, settle
+from toolchain.layout import Toolchain
+
+SERVICE = ":LocalService"
+SEED = ":SqlSeed"
+
+
+def network_in(placement: Placement, opts: pulumi.ResourceOptions) -> StackNetwork:
+    return StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
+
+
+def postgres_graph(placement: Placement) -> Graph[Postgres]:
+    return build(
+        lambda opts: Postgres(
+            "postgres",
+            PostgresArgs(placement=placement, network=network_in(placement, opts), port=25432, password=pulumi.Output.secret("pg-secret")),
+            opts=opts,
+        )
+    )
+
+
+def mysql_graph(placement: Placement) -> Graph[MySql]:
+    return build(
+        lambda opts: MySql(
+            "mysql",
+            MySqlArgs(placement=placement, network=network_in(placement, opts), port=23306, root_password=pulumi.Output.secret("my'secret")),
+            opts=opts,
+        )
+    )
+
+
+def kafka_graph(placement: Placement) -> Graph[Kafka]:
+    return build(
+        lambda opts: Kafka(
+            "kafka",
+            KafkaArgs(placement=placement, network=network_in(placement, opts), port=29092, controller_port=29093),
+            opts=opts,
+        )
+    )
+
+
+def test_postgres_process_runs_the_debian_server_with_logical_wal(process_placement: Placement) -> None:
+    service = postgres_graph(process_placement).inputs_of(SERVICE)
+    argv = service["argv"]
+    assert argv[0] == f"/usr/lib/postgresql/{process_placement.toolchain.versions['POSTGRES_MAJOR']}/bin/postgres"
+    for setting in ("wal_level=logical", "listen_addresses=127.0.0.1", "port=25432", "unix_socket_directories="):
+        assert setting in argv
+    assert service["ports"] == [25432] and service["host"] == "127.0.0.1"
+    assert service["workdir"] == str(process_placement.stack_dir / "services" / "postgres")
+
+
+def test_postgres_process_initialises_with_a_password_file_as_postgres_user(process_placement: Placement) -> None:
+    graph = postgres_graph(process_placement)
+    service = graph.inputs_of(SERVICE)
+    [initdb] = service["init"]
+    assert Path(initdb[0]).name == "initdb" and "--pwfile=superuser.password" in initdb
+    assert "--auth-host=scram-sha-256" in initdb
+    assert service["run_as"] == "postgres"
+    secret_files, secret = settle(graph.child(SERVICE).props["secret_files"])
+    assert secret and secret_files == {"superuser.password": "pg-secret"}
+
+
+def test_postgres_health_is_a_sql_ping_with_a_secret_dsn(process_placement: Placement) -> None:
+    graph = postgres_graph(process_placement)
+    health, secret = settle(graph.child(SERVICE).props["health"])
+    assert secret and health == {"kind": "postgres", "dsn": "postgresql://postgres:pg-secret@127.0.0.1:25432/postgres"}
+
+
+def test_postgres_seed_depends_on_the_service_and_reruns_per_instance(process_placement: Placement) -> None:
+    graph = postgres_graph(process_placement)
+    seed = graph.child(SEED)
+    assert [dependency._name for dependency in seed.opts.depends_on] == ["postgres-process"]
+    seed_inputs = graph.inputs_of(SEED)
+    assert seed_inputs["instance"] == "4242@0"
+    assert any("CREATE TABLE IF NOT EXISTS inventory.customers" in statement for statement in seed_inputs["statements"])
+    assert settle(seed.props["connection"])[0]["database"] == "inventory"
+
+
+def test_mysql_process_is_mariadb_with_row_binlog(process_placement: Placement) -> None:
+    service = mysql_graph(process_placement).inputs_of(SERVICE)
+    argv = service["argv"]
+    assert Path(argv[0]).name == "mariadbd" and argv[1] == "--no-defaults"
+    for flag in ("--binlog-format=ROW", "--binlog-row-image=FULL", "--server-id=1", "--bind-address=127.0.0.1", "--port=23306"):
+        assert flag in argv
+    assert Path(service["init"][0][0]).name == "mariadb-install-db"
+    assert service["run_as"] == "mysql"
+
+
+def test_mysql_root_account_sql_is_secret_and_quotes_the_password(process_placement: Placement) -> None:
+    graph = mysql_graph(process_placement)
+    files, secret = settle(graph.child(SERVICE).props["secret_files"])
+    assert secret and files == {"root-account.sql": root_account_sql("my'secret")}
+    assert "IDENTIFIED BY 'my''secret'" in files["root-account.sql"]
+    health, health_secret = settle(graph.child(SERVICE).props["health"])
+    assert health_secret and health["kind"] == "mysql" and health["password"] == "my'secret"
+
+
+def test_kafka_process_is_kraft_from_the_maven_jars(process_placement: Placement) -> None:
+    graph = kafka_graph(process_placement)
+    service = graph.inputs_of(SERVICE)
+    argv = service["argv"]
+    assert Path(argv[0]).name == "java" and argv[-2] == "kafka.Kafka"
+    assert argv[argv.index("-cp") + 1] == f"{process_placement.toolchain.kafka_lib_dir}/*"
+    assert service["ports"] == [29092, 29093]
+    assert settle(graph.child(SERVICE).props["health"]) == ({"kind": "kafka", "bootstrap_servers": "127.0.0.1:29092"}, True)
+    properties = service["files"]["server.properties"]
+    assert "listeners=PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093\n" in properties
+    assert "controller.quorum.voters=1@127.0.0.1:29093\n" in properties
+    assert service["init"][0][3:5] == ["kafka.tools.StorageTool", "format"]
+
+
+def test_kafka_without_jars_fails_with_the_command_to_run(tmp_path: Path, process_placement: Placement) -> None:
+    empty = Placement(
+        runtime=process_placement.runtime,
+        stack_dir=tmp_path,
+        toolchain=Toolchain(versions=process_placement.toolchain.versions, cache_dir=tmp_path / "no-toolchain"),
+    )
+    with pytest.raises(MissingToolchainError, match=r"Kafka broker jars are missing .* run `make toolchain`"):
+        Kafka("kafka", KafkaArgs(placement=empty, network=None, port=1, controller_port=2))  # type: ignore[arg-type]
+
+
+def test_process_runtime_creates_no_docker_resources(process_placement: Placement) -> None:
+    for graph in (postgres_graph(process_placement), mysql_graph(process_placement), kafka_graph(process_placement)):
+        assert not [typ for typ in graph.types() if typ.startswith("docker:")]
+
+
+@pytest.mark.parametrize("graph_of", [postgres_graph, mysql_graph, kafka_graph], ids=["postgres", "mysql", "kafka"])
+def test_every_process_child_is_parented_and_named_after_its_component(process_placement: Placement, graph_of) -> None:
+    graph = graph_of(process_placement)
+    service_children = [child for child in graph.children if not child.name.startswith("network")]
+    assert service_children
+    for child in service_children:
+        assert child.opts.parent is graph.component
+        assert child.name.startswith(f"{graph.component._name}-")
