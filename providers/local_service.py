@@ -13,6 +13,7 @@ Pulumi secrets; nothing secret is kept on the provider object, which Pulumi pick
 
 from __future__ import annotations
 
+import pwd
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -109,7 +110,7 @@ class LocalServiceProvider(ResourceProvider):
         run_as = news.get("run_as") or ""
         if run_as and run_as != UNKNOWN:
             try:
-                processes.account_for(run_as)
+                pwd.getpwnam(run_as)
             except KeyError:
                 failures.append(CheckFailure("run_as", f"{service}: system account {run_as!r} does not exist"))
         return CheckResult(news, failures)

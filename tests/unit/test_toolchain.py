@@ -1,0 +1,66 @@
+"""The pinned versions file, the Go replace copier and the seed splitter."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from components import seeds
+from toolchain.layout import PROJECT_ROOT, read_versions
+
+
+def test_versions_file_pins_every_service_artifact() -> None:
+    versions = read_versions()
+    assert versions["KAFKA_VERSION"].startswith("4.")
+    assert versions["APT_PACKAGES"] == "postgresql-15 mariadb-server"
+    assert versions["POSTGRES_MAJOR"] == "15"
+    assert all(versions[key].split(":")[1] for key in ("POSTGRES_IMAGE", "MYSQL_IMAGE", "KAFKA_IMAGE"))
+
+
+def test_the_pulumi_cli_is_built_at_the_python_sdk_version() -> None:
+    requirement = next(
+        line for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines() if line.startswith("pulumi==")
+    )
+    built = subprocess.run(
+        [str(PROJECT_ROOT / ".toolchain/pulumi/bin/pulumi"), "version"], capture_output=True, text=True, check=True
+    )
+    assert built.stdout.strip() == "v" + requirement.removeprefix("pulumi==")
+
+
+def test_go_replaces_copies_only_versioned_replacements() -> None:
+    module = {
+        "Replace": [
+            {"Old": {"Path": "github.com/pulumi/pulumi/sdk/v3"}, "New": {"Path": "../sdk"}},
+            {"Old": {"Path": "github.com/sergi/go-diff"}, "New": {"Path": "github.com/sergi/go-diff", "Version": "v1.1.0"}},
+            {"Old": {"Path": "golang.org/x/text", "Version": "v0.3.0"}, "New": {"Path": "golang.org/x/text", "Version": "v0.3.6"}},
+        ]
+    }
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "toolchain/go_replaces.py")],
+        input=json.dumps(module),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == [
+        "-replace=github.com/sergi/go-diff=github.com/sergi/go-diff@v1.1.0",
+        "-replace=golang.org/x/text@v0.3.0=golang.org/x/text@v0.3.6",
+    ]
+
+
+def test_seed_statements_split_without_comments_or_empty_statements() -> None:
+    postgres = seeds.statements("postgres_inventory")
+    assert postgres[0] == "CREATE SCHEMA IF NOT EXISTS inventory"
+    assert not any(statement.startswith("--") or not statement.strip() for statement in postgres)
+    assert sum(statement.startswith("CREATE TABLE") for statement in postgres) == 3
+    mysql = seeds.statements("mysql_inventory")
+    assert mysql[0] == "CREATE DATABASE IF NOT EXISTS inventory"
+    assert sum(statement.startswith("INSERT IGNORE") for statement in mysql) == 3
+
+
+def test_state_and_toolchain_dirs_are_git_ignored() -> None:
+    ignored = (PROJECT_ROOT / ".gitignore").read_text().splitlines()
+    assert {".toolchain/", ".cdcstack/", ".venv/"} <= set(ignored)
+    assert Path(PROJECT_ROOT / "toolchain/versions.env").is_file()
