@@ -4,7 +4,12 @@
   (data dir, log and pid under its work dir, listening on 127.0.0.1) and returns only once the
   service's own health check passes, or fails with the last log lines;
 - read: a dead process reads as gone, so `pulumi refresh` then `pulumi up` restarts it;
-- diff: any change of the spec replaces the service, stopping the old one first (same ports);
+- diff/update: a changed spec replaces the running process: the old one is stopped, then the new
+  one started as in create, on the same data dir (a changed init command starts from a fresh one).
+  Done in place rather than as a Pulumi replace because the engine keeps a failed
+  delete-before-replace as a pending replacement that refresh cannot clear, and a reverted config
+  would then leave the service stopped; an update that fails leaves the old outputs in state, which
+  `pulumi up --refresh` reads as gone and starts again;
 - delete: SIGTERM, SIGKILL after a grace period, waits for its ports; already stopped is success.
 
 The natural id is the service name. Secrets (health DSNs, password files) arrive as inputs and stay
@@ -21,7 +26,15 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pulumi
-from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider
+from pulumi.dynamic import (
+    CheckFailure,
+    CheckResult,
+    CreateResult,
+    DiffResult,
+    ReadResult,
+    ResourceProvider,
+    UpdateResult,
+)
 
 from providers import health, processes
 from providers.errors import (
@@ -117,14 +130,26 @@ class LocalServiceProvider(ResourceProvider):
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         changed = [key for key in SPEC_KEYS if olds.get(key) != news.get(key)]
+        # Only a new natural id is a new resource; any other change restarts the process in update.
         return DiffResult(
             changes=bool(changed),
-            replaces=changed,
-            stables=["service"] if "service" not in changed else [],
+            replaces=[key for key in changed if key == "service"],
+            stables=[] if "service" in changed else ["service"],
             delete_before_replace=True,
         )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(id_=props["service"], outs=self._start(props))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        self._stop(olds)
+        if olds["workdir"] != news["workdir"]:
+            shutil.rmtree(olds["workdir"], ignore_errors=True)
+        elif olds.get("init") != news.get("init"):
+            ServiceLayout(Path(news["workdir"])).init_marker.unlink(missing_ok=True)
+        return UpdateResult(outs=self._start(news))
+
+    def _start(self, props: dict[str, Any]) -> dict[str, Any]:
         service: str = props["service"]
         layout = ServiceLayout(Path(props["workdir"]))
         host: str = props["host"]
@@ -134,7 +159,7 @@ class LocalServiceProvider(ResourceProvider):
         if busy:
             raise PortInUseError(
                 f"{service}: port(s) {busy} on {host} already in use by another process; stop it, or give "
-                f"{service} other ports in Pulumi.<stack>.yaml. Nothing was started."
+                f"{service} other ports in Pulumi.<stack>.yaml. Nothing was started; after fixing it, run `make up` (it refreshes first)."
             )
 
         account = processes.account_for(props.get("run_as") or "")
@@ -161,17 +186,14 @@ class LocalServiceProvider(ResourceProvider):
                 _failure_text(service, f"stopped again, health check never passed ({unhealthy})", layout.log_file)
             ) from None
 
-        return CreateResult(
-            id_=service,
-            outs={
-                **props,
-                "pid": pid,
-                "log_path": str(layout.log_file),
-                "data_dir": str(layout.data_dir),
-                "instance": f"{pid}@{time.time():.3f}",
-                "healthy_after_seconds": round(seconds, 2),
-            },
-        )
+        return {
+            **props,
+            "pid": pid,
+            "log_path": str(layout.log_file),
+            "data_dir": str(layout.data_dir),
+            "instance": f"{pid}@{time.time():.3f}",
+            "healthy_after_seconds": round(seconds, 2),
+        }
 
     def _initialise(
         self,
@@ -211,6 +233,11 @@ class LocalServiceProvider(ResourceProvider):
         return ReadResult(id_, {**props, "pid": pid})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
+        self._stop(props)
+        shutil.rmtree(props["workdir"], ignore_errors=True)
+
+    def _stop(self, props: dict[str, Any]) -> None:
+        """Stops the process if it runs and waits for its ports; already stopped is fine."""
         service: str = props["service"]
         layout = ServiceLayout(Path(props["workdir"]))
         pid = processes.read_pid(layout.pid_file)
@@ -223,7 +250,7 @@ class LocalServiceProvider(ResourceProvider):
             raise ServiceStopError(
                 _failure_text(service, f"stopped, but port(s) {still_busy} are still taken", layout.log_file)
             )
-        shutil.rmtree(layout.workdir, ignore_errors=True)
+        layout.pid_file.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

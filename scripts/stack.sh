@@ -21,12 +21,12 @@ case "${1:-}" in
   up)
     started=$(date +%s)
     select_stack
-    pulumi up --yes --skip-preview --stack "$stack"
+    # Refresh first: a service that died (or a replacement that failed) reads as gone and is started again.
+    pulumi up --yes --skip-preview --refresh --stack "$stack"
     pulumi stack output --stack "$stack" --json
     echo "stack $stack is up ($(elapsed_since "$started"))"
     ;;
   ensure)
-    # Refresh first: a service that died since the last `up` reads as gone and is started again.
     started=$(date +%s)
     select_stack
     pulumi up --yes --skip-preview --refresh --stack "$stack" --suppress-outputs >/dev/null ||

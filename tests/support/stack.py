@@ -41,11 +41,17 @@ class PulumiCli:
 
     stack: str
 
-    def run(self, *args: str, check: bool = True, timeout: float = PULUMI_TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        check: bool = True,
+        timeout: float = PULUMI_TIMEOUT_SECONDS,
+        env: Mapping[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             ["pulumi", *args, "--stack", self.stack, "--non-interactive"],
             cwd=PROJECT_ROOT,
-            env=toolchain_env(),
+            env={**toolchain_env(), **(env or {})},
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -124,6 +130,21 @@ class StackOutputs:
         bootstrap = self[out.KAFKA_BOOTSTRAP]
         self.require_healthy("kafka", {"kind": "kafka", "bootstrap_servers": bootstrap})
         return bootstrap
+
+
+def processes_mentioning(path: Path) -> list[int]:
+    """Pids of live processes whose command line mentions `path` (a stack's state dir)."""
+    needle = str(path).encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
 
 
 def read_stack_outputs(stack: str | None = None) -> StackOutputs:

@@ -177,12 +177,49 @@ def test_diff_without_changes_reports_none(provider: LocalServiceProvider, start
     assert provider.diff("web", started, news).changes is False
 
 
-def test_config_change_replaces_the_service_stopping_the_old_one_first(
-    provider: LocalServiceProvider, started: dict[str, Any]
-) -> None:
+def test_a_config_change_is_an_in_place_update(provider: LocalServiceProvider, started: dict[str, Any]) -> None:
     news = http_service(Path(started["workdir"]), started["ports"][0], env={"CHANGED": "1"})
     result = provider.diff("web", started, news)
-    assert result.changes is True and result.replaces == ["env"] and result.delete_before_replace is True
+    assert result.changes is True and result.replaces == []
+
+
+def test_a_new_service_name_is_a_replacement_that_stops_the_old_one_first(
+    provider: LocalServiceProvider, started: dict[str, Any]
+) -> None:
+    news = http_service(Path(started["workdir"]), started["ports"][0], service="renamed")
+    result = provider.diff("web", started, news)
+    assert result.replaces == ["service"] and result.delete_before_replace is True
+
+
+def test_update_restarts_the_process_with_the_new_config_on_the_same_data(
+    provider: LocalServiceProvider, started: dict[str, Any]
+) -> None:
+    workdir = Path(started["workdir"])
+    (workdir / "data").mkdir(exist_ok=True)
+    (workdir / "data" / "kept.txt").write_text("survives a restart")
+    news = http_service(workdir, started["ports"][0], stop_timeout=3.0)
+    outs = provider.update("web", started, news).outs
+    try:
+        assert outs["pid"] != started["pid"] and not processes.is_running(started["pid"])
+        assert outs["stop_timeout"] == 3.0
+        assert (workdir / "data" / "kept.txt").read_text() == "survives a restart"
+        assert httpx.get(f"http://127.0.0.1:{started['ports'][0]}/").status_code == 200
+    finally:
+        started.update(outs)
+
+
+def test_a_failed_update_leaves_nothing_running_and_read_reports_it_gone(
+    provider: LocalServiceProvider, started: dict[str, Any]
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        busy = squatter.getsockname()[1]
+        news = http_service(Path(started["workdir"]), busy)
+        with pytest.raises(PortInUseError):
+            provider.update("web", started, news)
+    assert not processes.is_running(started["pid"])
+    assert provider.read("web", started).id is None
 
 
 def test_init_runs_once_and_files_are_private(provider: LocalServiceProvider, tmp_path: Path) -> None:
