@@ -1,0 +1,1 @@
+"""`make bench`: the figures issues ask for, printed as a table."""

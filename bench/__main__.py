@@ -1,0 +1,136 @@
+"""`make bench`: toolchain install time (cold and cached), `pulumi up` from nothing to healthy,
+a no-change `pulumi up`, `pulumi destroy`, and the resident memory of the running stack.
+
+Runs on a throwaway stack with its own ports, so the dev stack is left as it is.
+Set BENCH_COLD_TOOLCHAIN=0 to skip the cold toolchain build (about three minutes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.support.names import unique_name
+from tests.support.stack import PROJECT_ROOT, PulumiCli, processes_mentioning, toolchain_env
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.monotonic()
+    action()
+    return time.monotonic() - started
+
+
+def install_toolchain(env_overrides: dict[str, str]) -> None:
+    subprocess.run(
+        ["bash", "toolchain/install.sh"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env_overrides},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def cold_toolchain_seconds() -> float:
+    """A toolchain install into empty caches: fresh toolchain dir, venv and Go build and module caches.
+
+    Debian packages stay installed and Maven's and pip's download caches stay warm.
+    """
+    with tempfile.TemporaryDirectory(prefix="cdcstack-cold-") as scratch:
+        root = Path(scratch)
+        overrides = {
+            "CDCSTACK_TOOLCHAIN_DIR": str(root / "toolchain"),
+            "CDCSTACK_VENV": str(root / "venv"),
+            "GOCACHE": str(root / "go-build"),
+            "GOMODCACHE": str(root / "go-mod"),
+            "GOFLAGS": "-modcacherw",
+        }
+        try:
+            return timed(lambda: install_toolchain(overrides))
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for probe in sockets:
+        probe.bind(("127.0.0.1", 0))
+    ports = [probe.getsockname()[1] for probe in sockets]
+    for probe in sockets:
+        probe.close()
+    return ports
+
+
+def memory_kib(pids: list[int]) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) in KiB over pids; PSS splits shared pages, so it does not over-count."""
+    rss = pss = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+                elif line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss, pss
+
+
+def stack_figures() -> list[tuple[str, str]]:
+    cli = PulumiCli(unique_name("bench").replace("_", "-"))
+    cli.run("stack", "init")
+    try:
+        for key, port in zip(("postgresPort", "mysqlPort", "kafkaPort", "kafkaControllerPort"), free_ports(4)):
+            cli.config_set(key, str(port))
+        cli.config_set("runtime", "process")
+        cli.config_set("postgresPassword", "bench-postgres", secret=True)
+        cli.config_set("mysqlRootPassword", "bench-mysql", secret=True)
+        up_seconds = timed(cli.up)
+        no_change_seconds = timed(cli.up)
+        state_dir = Path(cli.outputs()["state_dir"])
+        rss, pss = memory_kib(processes_mentioning(state_dir) + child_pids(processes_mentioning(state_dir)))
+        destroy_seconds = timed(cli.destroy)
+    finally:
+        cli.destroy(check=False)
+        cli.run("stack", "rm", "--yes", "--force", check=False)
+    return [
+        ("pulumi up, nothing to healthy (process runtime)", f"{up_seconds:.1f} s"),
+        ("pulumi up, no changes", f"{no_change_seconds:.1f} s"),
+        ("pulumi destroy", f"{destroy_seconds:.1f} s"),
+        ("resident memory of the running stack (RSS sum)", f"{rss / 1024:.0f} MiB"),
+        ("resident memory of the running stack (PSS sum)", f"{pss / 1024:.0f} MiB"),
+    ]
+
+
+def child_pids(parents: list[int]) -> list[int]:
+    """Worker processes (Postgres backends) whose command lines do not name the state dir."""
+    children = []
+    for parent in parents:
+        try:
+            children += [int(pid) for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
+        except OSError:
+            continue
+    return [pid for pid in children if pid not in parents]
+
+
+def main() -> None:
+    toolchain_env()
+    figures: list[tuple[str, str]] = []
+    if os.environ.get("BENCH_COLD_TOOLCHAIN", "1") != "0":
+        figures.append(("make toolchain, cold (empty caches)", f"{cold_toolchain_seconds():.1f} s"))
+    figures.append(("make toolchain, cached", f"{timed(lambda: install_toolchain({})):.1f} s"))
+    figures += stack_figures()
+    width = max(len(name) for name, _ in figures)
+    print(f"{'figure'.ljust(width)}  value")
+    for name, value in figures:
+        print(f"{name.ljust(width)}  {value}")
+
+
+if __name__ == "__main__":
+    main()
