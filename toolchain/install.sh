@@ -47,9 +47,7 @@ install_apt_packages() {
   done
   if [ ${#missing[@]} -eq 0 ]; then echo cached; return; fi
   as_root apt-get update -qq >&2
-  # policy-rc.d keeps the packages' maintainer scripts from starting system-wide servers on
-  # the default ports; cdcstack runs its own instances.
-  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
   echo installed
 }
 
