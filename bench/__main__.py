@@ -42,7 +42,12 @@ def cold_toolchain_seconds() -> float:
     """
     with tempfile.TemporaryDirectory(prefix="cdcstack-cold-") as scratch:
         root = Path(scratch)
+        # Without the project's own toolchain on PATH, or the installer would reuse its pulumi.
+        path = os.pathsep.join(
+            entry for entry in os.environ["PATH"].split(os.pathsep) if not entry.startswith(str(PROJECT_ROOT))
+        )
         overrides = {
+            "PATH": path,
             "CDCSTACK_TOOLCHAIN_DIR": str(root / "toolchain"),
             "CDCSTACK_VENV": str(root / "venv"),
             "GOCACHE": str(root / "go-build"),

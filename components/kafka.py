@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components.docker_service import DockerServiceSpec, docker_service
+from components.jvm import LOG4J2_FILE, LOG4J2_PROPERTIES, jvm_argv, properties_text
 from components.network import StackNetwork
 from components.runtime import LOOPBACK, Placement, Runtime
 from providers.local_service import LocalService, LocalServiceArgs
@@ -34,25 +35,6 @@ BROKER_SETTINGS: dict[str, str] = {
     "auto.create.topics.enable": "true",
 }
 
-LOG4J2_PROPERTIES = """\
-property.logPattern = [%d] %p %m (%c)%n
-appender.stdout.type = Console
-appender.stdout.name = STDOUT
-appender.stdout.layout.type = PatternLayout
-appender.stdout.layout.pattern = ${logPattern}
-appender.stdout.filter.threshold.type = ThresholdFilter
-appender.stdout.filter.threshold.level = WARN
-appender.file.type = File
-appender.file.name = FILE
-appender.file.fileName = ${sys:kafka.logs.dir}/server.log
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = ${logPattern}
-rootLogger.level = INFO
-rootLogger.appenderRef.stdout.ref = STDOUT
-rootLogger.appenderRef.file.ref = FILE
-"""
-
-
 @dataclass(frozen=True)
 class KafkaArgs:
     placement: Placement
@@ -78,7 +60,7 @@ def server_properties(port: int, controller_port: int, log_dir: str) -> str:
         "log.dirs": log_dir,
         **BROKER_SETTINGS,
     }
-    return "".join(f"{key}={value}\n" for key, value in settings.items())
+    return properties_text(settings)
 
 
 class Kafka(pulumi.ComponentResource):
@@ -121,25 +103,14 @@ class Kafka(pulumi.ComponentResource):
             f"{name}-process",
             LocalServiceArgs(
                 service=name,
-                argv=[
-                    java,
-                    *HEAP,
-                    "-cp",
-                    classpath,
-                    f"-Dkafka.logs.dir={workdir}",
-                    f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}",
-                    # Kafka's own shutdown hook must finish logging before log4j's closes the appenders.
-                    "-Dlog4j2.shutdownHookEnabled=false",
-                    "kafka.Kafka",
-                    str(workdir / "server.properties"),
-                ],
+                argv=jvm_argv(java, HEAP, classpath, workdir, "kafka.Kafka", str(workdir / "server.properties")),
                 workdir=str(workdir),
                 ports=[args.port, args.controller_port],
                 health={"kind": "kafka", "bootstrap_servers": bootstrap},
                 init=[[java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", "server.properties"]],
                 files={
                     "server.properties": server_properties(args.port, args.controller_port, str(workdir / "data")),
-                    "log4j2.properties": LOG4J2_PROPERTIES,
+                    LOG4J2_FILE: LOG4J2_PROPERTIES,
                 },
                 start_timeout=90.0,
             ),

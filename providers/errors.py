@@ -49,3 +49,27 @@ class InitCommandError(TerminalError):
 
 class SeedError(TerminalError):
     """A database seed statement failed."""
+
+
+class ConnectUnavailableError(TransientError):
+    """The Kafka Connect worker's REST API did not answer (down, starting, or unreachable)."""
+
+
+class ConnectRebalanceError(TransientError):
+    """Connect answered 409: the worker group is rebalancing; retry shortly."""
+
+
+class ConnectorNotFoundError(TerminalError):
+    """Connect answered 404: no such connector (or task)."""
+
+
+class ConnectorConfigInvalidError(TerminalError):
+    """Connect rejected a connector config; the message carries Connect's own reasons."""
+
+
+class ConnectorFailedError(TerminalError):
+    """A connector or one of its tasks reached FAILED; the message carries its trace."""
+
+
+class ConnectorNotRunningError(TransientError):
+    """A connector did not reach RUNNING (with all its tasks) within its timeout."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Mapping
 
 HealthSpec = Mapping[str, Any]
-"""``{"kind": "tcp"|"postgres"|"mysql"|"kafka"|"http", ...}`` with the fields each kind needs."""
+"""``{"kind": "tcp"|"postgres"|"mysql"|"kafka"|"http"|"connect", ...}`` with the fields each kind needs."""
 
 PROBE_TIMEOUT_SECONDS = 3.0
 
@@ -83,12 +83,30 @@ def _probe_http(spec: HealthSpec) -> None:
         raise ProbeFailed(f"GET {spec['url']} answered {response.status_code}, expected {expected}")
 
 
+def _probe_connect(spec: HealthSpec) -> None:
+    """Kafka Connect is healthy once its REST API answers and lists the connector plugins it needs."""
+    import httpx
+
+    url = spec["url"].rstrip("/")
+    try:
+        response = httpx.get(f"{url}/connector-plugins", params={"connectorsOnly": "true"}, timeout=PROBE_TIMEOUT_SECONDS)
+    except httpx.HTTPError as error:
+        raise ProbeFailed(f"GET {url}/connector-plugins failed: {error!r}") from error
+    if response.status_code != 200:
+        raise ProbeFailed(f"GET {url}/connector-plugins answered {response.status_code}")
+    listed = {plugin["class"] for plugin in response.json()}
+    missing = sorted(set(spec.get("plugins", ())) - listed)
+    if missing:
+        raise ProbeFailed(f"Connect is up but does not list plugins {missing} (it lists {sorted(listed)})")
+
+
 _PROBES: dict[str, Callable[[HealthSpec], None]] = {
     "tcp": _probe_tcp,
     "postgres": _probe_postgres,
     "mysql": _probe_mysql,
     "kafka": _probe_kafka,
     "http": _probe_http,
+    "connect": _probe_connect,
 }
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -97,6 +115,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "mysql": ("host", "port", "user", "password"),
     "kafka": ("bootstrap_servers",),
     "http": ("url",),
+    "connect": ("url", "plugins"),
 }
 
 

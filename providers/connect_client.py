@@ -1,0 +1,180 @@
+"""A small client for the Kafka Connect REST API, mapping HTTP status to cdcstack's errors per call.
+
+Strict primitives (`put_config`, `delete`, …) raise on anything unexpected; the idempotent helpers
+the Pulumi provider needs (`delete_if_present`, `wait_running`) are layered over them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import quote
+
+import httpx
+
+from providers.errors import (
+    ConnectorConfigInvalidError,
+    ConnectorFailedError,
+    ConnectorNotFoundError,
+    ConnectorNotRunningError,
+    ConnectRebalanceError,
+    ConnectUnavailableError,
+)
+
+REQUEST_TIMEOUT_SECONDS = 15.0
+REBALANCE_RETRY_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ConnectorStatus:
+    """GET /connectors/{name}/status, reduced to what callers decide on."""
+
+    name: str
+    state: str
+    trace: str
+    """The connector's own trace when it FAILED."""
+    tasks: tuple[tuple[int, str, str], ...]
+    """(task id, state, trace or "") per task."""
+
+    @property
+    def running(self) -> bool:
+        return self.state == "RUNNING" and bool(self.tasks) and all(state == "RUNNING" for _, state, _ in self.tasks)
+
+    @property
+    def failure(self) -> str | None:
+        """What FAILED, with its trace, or None."""
+        if self.state == "FAILED":
+            return f"connector FAILED:\n{self.trace}"
+        for task_id, state, trace in self.tasks:
+            if state == "FAILED":
+                return f"task {task_id} FAILED:\n{trace}"
+        return None
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> ConnectorStatus:
+        connector = body.get("connector", {})
+        return cls(
+            name=body.get("name", ""),
+            state=connector.get("state", "UNASSIGNED"),
+            trace=connector.get("trace", ""),
+            tasks=tuple(
+                (int(task["id"]), task.get("state", "UNASSIGNED"), task.get("trace", "")) for task in body.get("tasks", [])
+            ),
+        )
+
+
+class ConnectClient:
+    """One Connect worker. `log_hint` (the worker's log path) is added to every error message."""
+
+    def __init__(self, url: str, log_hint: str = "", timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
+        self.url = url.rstrip("/")
+        self.log_hint = log_hint
+        self.timeout = timeout
+
+    def where(self) -> str:
+        return f"Kafka Connect at {self.url}" + (f" (log: {self.log_hint})" if self.log_hint else "")
+
+    def _request(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        deadline = time.monotonic() + REBALANCE_RETRY_SECONDS
+        while True:
+            try:
+                response = httpx.request(method, f"{self.url}{path}", json=body, timeout=self.timeout)
+            except httpx.HTTPError as error:
+                raise ConnectUnavailableError(f"{self.where()} did not answer {method} {path}: {error!r}") from error
+            if response.status_code != 409:
+                return response
+            # 409 means a rebalance is under way; it settles within seconds.
+            if time.monotonic() >= deadline:
+                raise ConnectRebalanceError(f"{self.where()} kept answering 409 (rebalancing) to {method} {path}")
+            time.sleep(0.5)
+
+    @staticmethod
+    def _message(response: httpx.Response) -> str:
+        try:
+            return str(response.json().get("message", response.text))
+        except ValueError:
+            return response.text
+
+    def _expect(self, response: httpx.Response, what: str, ok: tuple[int, ...] = (200,)) -> httpx.Response:
+        if response.status_code in ok:
+            return response
+        message = self._message(response)
+        if response.status_code == 404:
+            raise ConnectorNotFoundError(f"{what}: not found on {self.where()}: {message}")
+        if response.status_code in (400, 422):
+            raise ConnectorConfigInvalidError(f"{what}: {self.where()} rejected it: {message}")
+        raise ConnectUnavailableError(f"{what}: {self.where()} answered {response.status_code}: {message}")
+
+    def connectors(self) -> list[str]:
+        return self._expect(self._request("GET", "/connectors"), "list connectors").json()
+
+    def plugins(self) -> list[str]:
+        return [plugin["class"] for plugin in self._expect(self._request("GET", "/connector-plugins"), "list plugins").json()]
+
+    def get_config(self, name: str) -> dict[str, str]:
+        config = self._expect(self._request("GET", f"/connectors/{quote(name)}/config"), f"connector {name}").json()
+        config.pop("name", None)
+        return config
+
+    def put_config(self, name: str, config: Mapping[str, str]) -> None:
+        """Creates or updates (Connect's PUT is an upsert)."""
+        self._expect(self._request("PUT", f"/connectors/{quote(name)}/config", dict(config)), f"connector {name}", (200, 201))
+
+    def delete(self, name: str) -> None:
+        self._expect(self._request("DELETE", f"/connectors/{quote(name)}"), f"connector {name}", (200, 204))
+
+    def delete_if_present(self, name: str) -> bool:
+        """Idempotent delete: True if it existed."""
+        try:
+            self.delete(name)
+        except ConnectorNotFoundError:
+            return False
+        return True
+
+    def status(self, name: str) -> ConnectorStatus:
+        return ConnectorStatus.parse(
+            self._expect(self._request("GET", f"/connectors/{quote(name)}/status"), f"connector {name}").json()
+        )
+
+    def restart(self, name: str, include_tasks: bool = True, only_failed: bool = False) -> None:
+        query = f"?includeTasks={str(include_tasks).lower()}&onlyFailed={str(only_failed).lower()}"
+        self._expect(self._request("POST", f"/connectors/{quote(name)}/restart{query}"), f"restart {name}", (200, 202, 204))
+
+    def restart_task(self, name: str, task_id: int) -> None:
+        self._expect(self._request("POST", f"/connectors/{quote(name)}/tasks/{task_id}/restart"), f"restart {name}/{task_id}", (200, 202, 204))
+
+    def validate(self, config: Mapping[str, str]) -> list[str]:
+        """Connect's own messages for a config (empty when valid), from the plugin's validate endpoint."""
+        connector_class = config.get("connector.class", "")
+        if not connector_class:
+            return ["connector.class: missing"]
+        response = self._request("PUT", f"/connector-plugins/{quote(connector_class)}/config/validate", dict(config))
+        if response.status_code in (400, 404):
+            # An unknown connector class is answered with a message, not with a validation body.
+            return [f"connector.class: {self._message(response)}"]
+        body = self._expect(response, f"validate {connector_class}", (200,)).json()
+        errors = []
+        for entry in body.get("configs", []):
+            value = entry.get("value", {})
+            errors += [f"{value.get('name')}: {message}" for message in value.get("errors", [])]
+        return errors
+
+    def wait_running(self, name: str, timeout_seconds: float) -> ConnectorStatus:
+        """Waits until the connector and all its tasks are RUNNING; FAILED ends the wait at once."""
+        deadline = time.monotonic() + timeout_seconds
+        last = "no status yet"
+        while True:
+            try:
+                status = self.status(name)
+            except ConnectorNotFoundError:
+                status = None
+            if status is not None:
+                if status.failure:
+                    raise ConnectorFailedError(f"connector {name} on {self.where()}: {status.failure}")
+                if status.running:
+                    return status
+                last = f"connector {status.state}, tasks {[state for _, state, _ in status.tasks]}"
+            if time.monotonic() >= deadline:
+                raise ConnectorNotRunningError(f"connector {name} not RUNNING after {timeout_seconds:.0f}s ({last}) on {self.where()}")
+            time.sleep(0.25)
