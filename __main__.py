@@ -11,7 +11,9 @@ from pathlib import Path
 import pulumi
 
 import stack_outputs as out
+from components.change_capture import ChangeCapture, ChangeCaptureArgs
 from components.kafka import Kafka, KafkaArgs
+from components.kafka_connect import KafkaConnect, KafkaConnectArgs
 from components.mysql import MySql, MySqlArgs
 from components.network import StackNetwork, StackNetworkArgs
 from components.postgres import Postgres, PostgresArgs
@@ -33,6 +35,7 @@ ports = {
     "postgres": [config.get_int("postgresPort") or 25432],
     "mysql": [config.get_int("mysqlPort") or 23306],
     "kafka": [config.get_int("kafkaPort") or 29092, config.get_int("kafkaControllerPort") or 29093],
+    "connect": [config.get_int("connectPort") or 28083],
 }
 
 network = StackNetwork("network", StackNetworkArgs(placement=placement))
@@ -58,11 +61,20 @@ kafka = Kafka(
     "kafka",
     KafkaArgs(placement=placement, network=network, port=ports["kafka"][0], controller_port=ports["kafka"][1]),
 )
+connect = KafkaConnect(
+    "connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=ports["connect"][0])
+)
+change_capture = ChangeCapture(
+    "cdc", ChangeCaptureArgs(runtime=runtime, connect=connect, kafka=kafka, postgres=postgres, mysql=mysql)
+)
 
 pulumi.export(out.RUNTIME, runtime.value)
 pulumi.export(out.STATE_DIR, str(placement.stack_dir))
 pulumi.export(out.SERVICE_PORTS, ports)
-pulumi.export(out.SERVICE_LOGS, {"postgres": postgres.log_path, "mysql": mysql.log_path, "kafka": kafka.log_path})
+pulumi.export(
+    out.SERVICE_LOGS,
+    {"postgres": postgres.log_path, "mysql": mysql.log_path, "kafka": kafka.log_path, "connect": connect.log_path},
+)
 pulumi.export(out.POSTGRES_DSN, postgres.dsn)
 pulumi.export(out.POSTGRES_HOST, postgres.host)
 pulumi.export(out.POSTGRES_PORT, postgres.port)
@@ -70,3 +82,9 @@ pulumi.export(out.MYSQL_DSN, mysql.dsn)
 pulumi.export(out.MYSQL_HOST, mysql.host)
 pulumi.export(out.MYSQL_PORT, mysql.port)
 pulumi.export(out.KAFKA_BOOTSTRAP, kafka.bootstrap_servers)
+pulumi.export(out.CONNECT_URL, connect.url)
+pulumi.export(out.CONNECTOR_STATUS_URL, change_capture.status_url)
+pulumi.export(out.POSTGRES_CONNECTOR, change_capture.postgres_connector)
+pulumi.export(out.MYSQL_CONNECTOR, change_capture.mysql_connector)
+pulumi.export(out.POSTGRES_TOPIC_PREFIX, change_capture.postgres_topic_prefix)
+pulumi.export(out.MYSQL_TOPIC_PREFIX, change_capture.mysql_topic_prefix)

@@ -16,3 +16,11 @@ KAFKA_BOOTSTRAP = "kafka_bootstrap"
 
 SERVICE_PORTS = "service_ports"
 """{service: [ports]} of every service the stack runs, for the tests that check they are freed."""
+
+CONNECT_URL = "connect_url"
+CONNECTOR_STATUS_URL = "connector_status_url"
+"""GET it for every connector's and task's state (what monitoring alerts on)."""
+POSTGRES_CONNECTOR = "postgres_connector"
+MYSQL_CONNECTOR = "mysql_connector"
+POSTGRES_TOPIC_PREFIX = "postgres_topic_prefix"
+MYSQL_TOPIC_PREFIX = "mysql_topic_prefix"

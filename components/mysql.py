@@ -71,6 +71,9 @@ class MySql(pulumi.ComponentResource):
     dsn: pulumi.Output[str]
     log_path: pulumi.Output[str]
     ready: pulumi.Output[str]
+    internal_host: pulumi.Output[str]
+    """How other services of the stack reach it (a network alias on docker, loopback otherwise)."""
+    internal_port: pulumi.Output[int]
 
     def __init__(self, name: str, args: MySqlArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:MySql", name, None, opts)
@@ -105,6 +108,9 @@ class MySql(pulumi.ComponentResource):
             pulumi.Output.concat("mysql://", ROOT_USER, ":", args.root_password, f"@{LOOPBACK}:{args.port}/{args.database}")
         )
         self.log_path = log_path
+        on_docker = args.placement.runtime is Runtime.DOCKER
+        self.internal_host = pulumi.Output.from_input(name if on_docker else LOOPBACK)
+        self.internal_port = pulumi.Output.from_input(CONTAINER_PORT if on_docker else args.port)
         self.ready = seed.id
         self.register_outputs(
             {
@@ -116,6 +122,8 @@ class MySql(pulumi.ComponentResource):
                 "dsn": self.dsn,
                 "log_path": self.log_path,
                 "ready": self.ready,
+                "internal_host": self.internal_host,
+                "internal_port": self.internal_port,
             }
         )
 

@@ -64,6 +64,9 @@ class Postgres(pulumi.ComponentResource):
     dsn: pulumi.Output[str]
     log_path: pulumi.Output[str]
     ready: pulumi.Output[str]
+    internal_host: pulumi.Output[str]
+    """How other services of the stack reach it (a network alias on docker, loopback otherwise)."""
+    internal_port: pulumi.Output[int]
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:Postgres", name, None, opts)
@@ -95,6 +98,9 @@ class Postgres(pulumi.ComponentResource):
         self.password = pulumi.Output.secret(args.password)
         self.dsn = dsn(SUPERUSER, args.password, args.port, args.database)
         self.log_path = log_path
+        on_docker = args.placement.runtime is Runtime.DOCKER
+        self.internal_host = pulumi.Output.from_input(name if on_docker else LOOPBACK)
+        self.internal_port = pulumi.Output.from_input(CONTAINER_PORT if on_docker else args.port)
         # Resolves only once the seed ran: dependents wait on a healthy, seeded server.
         self.ready = seed.id
         self.register_outputs(
@@ -107,6 +113,8 @@ class Postgres(pulumi.ComponentResource):
                 "dsn": self.dsn,
                 "log_path": self.log_path,
                 "ready": self.ready,
+                "internal_host": self.internal_host,
+                "internal_port": self.internal_port,
             }
         )
 

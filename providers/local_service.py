@@ -273,7 +273,7 @@ class LocalServiceArgs:
     """Extra environment on top of PATH/HOME/JAVA_HOME."""
     init: Sequence[Sequence[str]] = ()
     """Commands run once, before the first start, in the work dir (initdb, storage format, …)."""
-    files: Mapping[str, str] = field(default_factory=dict)
+    files: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
     """Config files written (0600) into the work dir before every start."""
     secret_files: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
     """Like files, but secret (password files, init SQL with credentials)."""
@@ -303,7 +303,7 @@ class LocalService(pulumi.dynamic.Resource, module="cdcstack", name="LocalServic
             "ports": list(args.ports),
             "health": pulumi.Output.secret(args.health),
             "init": [list(command) for command in args.init],
-            "files": dict(args.files),
+            "files": args.files,
             "secret_files": pulumi.Output.secret(args.secret_files),
             "run_as": args.run_as,
             "start_timeout": args.start_timeout,

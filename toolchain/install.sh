@@ -135,9 +135,26 @@ install_maven_bundle() {
   echo installed
 }
 
+install_debezium_plugins() {
+  local dest="$CDCSTACK_TOOLCHAIN_DIR/debezium"
+  if [ -d "$dest/plugins" ] && stamp_matches debezium "$DEBEZIUM_VERSION"; then echo cached; return; fi
+  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch the Debezium plugins $DEBEZIUM_VERSION"
+  rm -rf "$dest" && mkdir -p "$dest/archives" "$dest/plugins"
+  # One folder per connector under the plugin path: Connect gives each its own class loader.
+  for connector in $DEBEZIUM_CONNECTORS; do
+    mvn -B -q dependency:copy -Dartifact="io.debezium:debezium-connector-$connector:$DEBEZIUM_VERSION:tar.gz:plugin" \
+      -DoutputDirectory="$dest/archives" >&2
+    tar -xzf "$dest/archives/debezium-connector-$connector-$DEBEZIUM_VERSION-plugin.tar.gz" -C "$dest/plugins"
+  done
+  write_stamp debezium "$DEBEZIUM_VERSION"
+  echo installed
+}
+
 piece "debian packages" "$APT_PACKAGES" install_apt_packages
 piece "python venv" "$(python3 --version | cut -d' ' -f2)" install_venv
 piece "pulumi cli + python host" "$PULUMI_VERSION" install_pulumi
 piece "kafka broker jars" "$KAFKA_VERSION" install_maven_bundle kafka "$KAFKA_VERSION" "$root/toolchain/maven/kafka.pom.xml"
+piece "kafka connect jars" "$KAFKA_VERSION" install_maven_bundle connect "$KAFKA_VERSION" "$root/toolchain/maven/connect.pom.xml"
+piece "debezium plugins" "$DEBEZIUM_VERSION" install_debezium_plugins
 
 column -t -s $'\t' -N PIECE,VERSION,STATUS,SECONDS "$report"

@@ -50,6 +50,14 @@ class Toolchain:
     def kafka_lib_dir(self) -> Path:
         return self.cache_dir / "kafka" / "lib"
 
+    @property
+    def connect_lib_dir(self) -> Path:
+        return self.cache_dir / "connect" / "lib"
+
+    @property
+    def debezium_plugin_dir(self) -> Path:
+        return self.cache_dir / "debezium" / "plugins"
+
     def image(self, key: str) -> str:
         return self.versions[key]
 
@@ -63,6 +71,12 @@ class Toolchain:
         if found is None:
             raise MissingToolchainError(f"{name} is not installed; run `make toolchain`")
         return found
+
+    def require_plugins(self, folder: Path, what: str) -> Path:
+        """A Connect plugin path: one sub-folder of jars per plugin."""
+        if not folder.is_dir() or not any(folder.glob("*/*.jar")):
+            raise MissingToolchainError(f"{what} connector plugins are missing from {folder}; run `make toolchain`")
+        return folder
 
     def require_jars(self, folder: Path, what: str) -> Path:
         if not folder.is_dir() or not any(folder.glob("*.jar")):

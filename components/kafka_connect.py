@@ -1,0 +1,155 @@
+"""`KafkaConnect`: a distributed Kafka Connect worker with the Debezium connector plugins.
+
+Healthy means its REST API answers and lists the Debezium connectors the stack uses; the connectors
+themselves are `DebeziumConnector` resources registered on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+
+from components.docker_service import DockerServiceSpec, docker_service
+from components.jvm import LOG4J2_FILE, LOG4J2_PROPERTIES, jvm_argv, properties_text
+from components.kafka import Kafka
+from components.network import StackNetwork
+from components.runtime import LOOPBACK, Placement, Runtime
+from providers.local_service import LocalService, LocalServiceArgs
+
+CONTAINER_PORT = 8083
+HEAP = ["-Xms128m", "-Xmx512m"]
+GROUP_ID = "cdcstack-connect"
+INTERNAL_TOPICS = {"config": "connect-configs", "offset": "connect-offsets", "status": "connect-status"}
+
+POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
+MYSQL_CONNECTOR = "io.debezium.connector.mysql.MySqlConnector"
+MARIADB_CONNECTOR = "io.debezium.connector.mariadb.MariaDbConnector"
+DEBEZIUM_CONNECTORS = (POSTGRES_CONNECTOR, MYSQL_CONNECTOR, MARIADB_CONNECTOR)
+
+# Shared by both runtimes: JSON with schemas (typed events), single-replica internal topics, and
+# short flush/commit intervals so a test never waits long for offsets.
+WORKER_SETTINGS: dict[str, str] = {
+    "group.id": GROUP_ID,
+    "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+    "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+    "key.converter.schemas.enable": "true",
+    "value.converter.schemas.enable": "true",
+    "config.storage.topic": INTERNAL_TOPICS["config"],
+    "offset.storage.topic": INTERNAL_TOPICS["offset"],
+    "status.storage.topic": INTERNAL_TOPICS["status"],
+    "config.storage.replication.factor": "1",
+    "offset.storage.replication.factor": "1",
+    "status.storage.replication.factor": "1",
+    "offset.flush.interval.ms": "1000",
+    "producer.linger.ms": "0",
+    "topic.creation.enable": "true",
+}
+
+
+@dataclass(frozen=True)
+class KafkaConnectArgs:
+    placement: Placement
+    """Runtime, state dir and toolchain of the stack."""
+    network: StackNetwork
+    """The stack's network."""
+    kafka: Kafka
+    """The broker it stores configs, offsets and status in; the worker starts after it is healthy."""
+    port: int
+    """REST port on 127.0.0.1."""
+    plugins: Sequence[str] = DEBEZIUM_CONNECTORS
+    """Connector classes the worker must list to count as healthy."""
+
+
+class KafkaConnect(pulumi.ComponentResource):
+    """A Kafka Connect worker (distributed mode, one node) with Debezium's connectors."""
+
+    url: pulumi.Output[str]
+    log_path: pulumi.Output[str]
+    ready: pulumi.Output[str]
+
+    def __init__(self, name: str, args: KafkaConnectArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cdcstack:components:KafkaConnect", name, None, opts)
+        url = f"http://{LOOPBACK}:{args.port}"
+        if args.placement.runtime is Runtime.PROCESS:
+            worker = self._process_worker(name, args, url)
+            self.log_path = worker.log_path
+            self.ready = worker.instance
+        else:
+            container = self._docker_worker(name, args)
+            self.log_path = container.name.apply(lambda container_name: f"docker logs {container_name}")
+            self.ready = container.id
+        self.url = pulumi.Output.from_input(url)
+        self.register_outputs({"url": self.url, "log_path": self.log_path, "ready": self.ready})
+
+    def _process_worker(self, name: str, args: KafkaConnectArgs, url: str) -> LocalService:
+        toolchain = args.placement.toolchain
+        workdir = args.placement.service_dir(name)
+        classpath = f"{toolchain.require_jars(toolchain.connect_lib_dir, 'Kafka Connect')}/*"
+        settings = {
+            **WORKER_SETTINGS,
+            "listeners": url,
+            "rest.advertised.host.name": LOOPBACK,
+            "rest.advertised.port": str(args.port),
+            "plugin.path": str(toolchain.require_plugins(toolchain.debezium_plugin_dir, "Debezium")),
+            # Reads each plugin's service manifests instead of scanning every class: seconds, not minutes.
+            "plugin.discovery": "service_load",
+        }
+        return LocalService(
+            f"{name}-process",
+            LocalServiceArgs(
+                service=name,
+                argv=jvm_argv(
+                    toolchain.executable("java"),
+                    HEAP,
+                    classpath,
+                    workdir,
+                    "org.apache.kafka.connect.cli.ConnectDistributed",
+                    str(workdir / "connect-distributed.properties"),
+                ),
+                workdir=str(workdir),
+                ports=[args.port],
+                health={"kind": "connect", "url": url, "plugins": list(args.plugins)},
+                files=args.kafka.bootstrap_servers.apply(
+                    lambda bootstrap: {
+                        "connect-distributed.properties": properties_text({"bootstrap.servers": bootstrap, **settings}),
+                        LOG4J2_FILE: LOG4J2_PROPERTIES,
+                    }
+                ),
+                start_timeout=120.0,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kafka]),
+        )
+
+    def _docker_worker(self, name: str, args: KafkaConnectArgs) -> pulumi.Resource:
+        envs = args.kafka.internal_bootstrap_servers.apply(
+            lambda bootstrap: [
+                f"BOOTSTRAP_SERVERS={bootstrap}",
+                f"GROUP_ID={GROUP_ID}",
+                f"CONFIG_STORAGE_TOPIC={INTERNAL_TOPICS['config']}",
+                f"OFFSET_STORAGE_TOPIC={INTERNAL_TOPICS['offset']}",
+                f"STATUS_STORAGE_TOPIC={INTERNAL_TOPICS['status']}",
+                "CONFIG_STORAGE_REPLICATION_FACTOR=1",
+                "OFFSET_STORAGE_REPLICATION_FACTOR=1",
+                "STATUS_STORAGE_REPLICATION_FACTOR=1",
+                f"HEAP_OPTS={' '.join(HEAP)}",
+                "CONNECT_OFFSET_FLUSH_INTERVAL_MS=1000",
+                "CONNECT_PRODUCER_LINGER_MS=0",
+            ]
+        )
+        return docker_service(
+            self,
+            name,
+            args.network,
+            DockerServiceSpec(
+                service=name,
+                image=args.placement.toolchain.image("DEBEZIUM_CONNECT_IMAGE"),
+                ports={CONTAINER_PORT: args.port},
+                health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}/connectors >/dev/null"],
+                volume_path="/kafka/data",
+                envs=envs,
+                memory_mb=1024,
+                extra_depends_on=(args.kafka,),
+            ),
+        )

@@ -1,0 +1,1 @@
+"""cdcstack's pipeline library: Debezium decoding, consistency checks, lag probe. No Pulumi here."""
