@@ -20,9 +20,12 @@ from providers.debezium_connector import DebeziumConnector, DebeziumConnectorArg
 MYSQL_SERVER_ID = "184054"
 """The connector's replication client id; must differ from the server's own server_id."""
 
-# Shared by both sources: exact decimals, every operation, and topics created as the tables appear.
+# Shared by both sources: exact decimals, every operation, topics created as the tables appear,
+# and a short poll with no producer linger: about 10 ms of CDC lag instead of about 300 ms.
 COMMON_SETTINGS: dict[str, str] = {
     "tasks.max": "1",
+    "poll.interval.ms": "10",
+    "producer.override.linger.ms": "0",
     "snapshot.mode": "initial",
     "decimal.handling.mode": "precise",
     "tombstones.on.delete": "true",

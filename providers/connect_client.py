@@ -144,18 +144,19 @@ class ConnectClient:
     def restart_task(self, name: str, task_id: int) -> None:
         self._expect(self._request("POST", f"/connectors/{quote(name)}/tasks/{task_id}/restart"), f"restart {name}/{task_id}", (200, 202, 204))
 
-    def validate(self, config: Mapping[str, str]) -> list[str]:
-        """Connect's own messages for a config (empty when valid), from the plugin's validate endpoint."""
+    def validate(self, name: str, config: Mapping[str, str]) -> list[str]:
+        """Connect's own messages for connector `name`'s config (empty when valid)."""
         connector_class = config.get("connector.class", "")
         if not connector_class:
             return ["connector.class: missing"]
-        response = self._request("PUT", f"/connector-plugins/{quote(connector_class)}/config/validate", dict(config))
+        body = {**config, "name": name}
+        response = self._request("PUT", f"/connector-plugins/{quote(connector_class)}/config/validate", body)
         if response.status_code in (400, 404):
             # An unknown connector class is answered with a message, not with a validation body.
             return [f"connector.class: {self._message(response)}"]
-        body = self._expect(response, f"validate {connector_class}", (200,)).json()
+        result = self._expect(response, f"validate {connector_class}", (200,)).json()
         errors = []
-        for entry in body.get("configs", []):
+        for entry in result.get("configs", []):
             value = entry.get("value", {})
             errors += [f"{value.get('name')}: {message}" for message in value.get("errors", [])]
         return errors

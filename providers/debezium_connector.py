@@ -56,7 +56,7 @@ class DebeziumConnectorProvider(ResourceProvider):
         if "connector.class" not in config:
             return CheckResult(news, [CheckFailure("config", f"connector {name}: config has no connector.class")])
         try:
-            problems = _client(news).validate(config)
+            problems = _client(news).validate(name, config)
         except ConnectUnavailableError:
             return CheckResult(news, [])
         return CheckResult(news, [CheckFailure("config", f"connector {name}: {problem}") for problem in problems])
@@ -73,7 +73,7 @@ class DebeziumConnectorProvider(ResourceProvider):
     def _register(self, props: dict[str, Any], remove_on_failure: bool) -> dict[str, Any]:
         client = _client(props)
         name, config = props["name"], props["config"]
-        problems = client.validate(config)
+        problems = client.validate(name, config)
         if problems:
             raise ConnectorConfigInvalidError(
                 f"connector {name} rejected by {client.where()}:\n" + "\n".join(f"  - {p}" for p in problems)
