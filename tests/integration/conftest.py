@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import psycopg
@@ -10,6 +11,8 @@ import pymysql
 import pytest
 from confluent_kafka.admin import AdminClient
 
+import stack_outputs as out
+from tests.support.cdc import CapturedTable, captured_mysql_table, captured_postgres_table
 from tests.support.stack import StackOutputs
 
 
@@ -34,3 +37,31 @@ def mysql(mysql_settings: dict[str, Any]) -> Iterator[pymysql.connections.Connec
 @pytest.fixture(scope="session")
 def kafka_admin(stack: StackOutputs) -> AdminClient:
     return AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+
+
+@pytest.fixture
+def postgres_capture(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient):
+    """Makes tables in Postgres' captured `inventory` schema; each is dropped with its topic afterwards."""
+    stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
+    with ExitStack() as tables:
+
+        def create(columns_sql: str) -> CapturedTable:
+            return tables.enter_context(
+                captured_postgres_table(pg, kafka_admin, stack.kafka_bootstrap, stack[out.POSTGRES_TOPIC_PREFIX], columns_sql)
+            )
+
+        yield create
+
+
+@pytest.fixture
+def mysql_capture(stack: StackOutputs, mysql: pymysql.connections.Connection, kafka_admin: AdminClient):
+    """Makes tables in MySQL's captured `inventory` database; each is dropped with its topic afterwards."""
+    stack.require_connector_running(stack[out.MYSQL_CONNECTOR])
+    with ExitStack() as tables:
+
+        def create(columns_sql: str) -> CapturedTable:
+            return tables.enter_context(
+                captured_mysql_table(mysql, kafka_admin, stack.kafka_bootstrap, stack[out.MYSQL_TOPIC_PREFIX], columns_sql)
+            )
+
+        yield create

@@ -132,6 +132,29 @@ class StackOutputs:
         return bootstrap
 
 
+    @property
+    def connect_url(self) -> str:
+        url = self[out.CONNECT_URL]
+        self.require_healthy("connect", {"kind": "connect", "url": url, "plugins": []})
+        return url
+
+    def require_connector_running(self, name: str) -> None:
+        """Fails naming the fix unless connector `name` and all its tasks are RUNNING."""
+        from providers.connect_client import ConnectClient
+        from providers.errors import CdcstackError
+
+        client = ConnectClient(self.connect_url, log_hint=self.log_of("connect"))
+        try:
+            status = client.status(name)
+        except CdcstackError as error:
+            pytest.fail(f"connector {name} of stack {self.name} is missing ({error}); run `make up`")
+        if not status.running:
+            pytest.fail(
+                f"connector {name} is {status.state} with tasks {[state for _, state, _ in status.tasks]}"
+                f" ({status.failure or 'not running'}); run `make up`. Worker log: {self.log_of('connect')}"
+            )
+
+
 def processes_mentioning(path: Path) -> list[int]:
     """Pids of live processes whose command line mentions `path` (a stack's state dir)."""
     needle = str(path).encode()
