@@ -151,9 +151,12 @@ class ConnectClient:
             return ["connector.class: missing"]
         body = {**config, "name": name}
         response = self._request("PUT", f"/connector-plugins/{quote(connector_class)}/config/validate", body)
-        if response.status_code in (400, 404):
-            # An unknown connector class is answered with a message, not with a validation body.
-            return [f"connector.class: {self._message(response)}"]
+        message = self._message(response)
+        if response.status_code in (400, 404) or "Failed to find any class" in message:
+            # An unknown class is answered with a message (and a 500), not with a validation body;
+            # its list of every plugin's descriptor is long, so name the connectors instead.
+            reason = message.split(", available connectors are")[0]
+            return [f"connector.class: {reason}; this worker has {sorted(self.plugins())}"]
         result = self._expect(response, f"validate {connector_class}", (200,)).json()
         errors = []
         for entry in result.get("configs", []):

@@ -1,6 +1,7 @@
 """`DebeziumConnector`: a Kafka Connect connector as a Pulumi resource.
 
 - check: validates the config against the worker (Connect's own messages) when the worker answers;
+  create also refuses a `table.include.list` that matches no table (Debezium would capture nothing);
   on a first `pulumi up` the worker does not exist yet during preview, so create validates again;
 - create: registers with `PUT /connectors/{name}/config` (an upsert, so a connector that already
   exists is adopted, never a conflict) and returns once the connector and every task are RUNNING;
@@ -31,6 +32,7 @@ from pulumi.dynamic import (
 )
 
 from providers.connect_client import ConnectClient
+from providers.source_tables import unmatched_include_patterns
 from providers.errors import ConnectorConfigInvalidError, ConnectUnavailableError, TerminalError
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -74,6 +76,10 @@ class DebeziumConnectorProvider(ResourceProvider):
         client = _client(props)
         name, config = props["name"], props["config"]
         problems = client.validate(name, config)
+        problems += [
+            f"table.include.list: {pattern!r} matches no table in the source database"
+            for pattern in unmatched_include_patterns(config)
+        ]
         if problems:
             raise ConnectorConfigInvalidError(
                 f"connector {name} rejected by {client.where()}:\n" + "\n".join(f"  - {p}" for p in problems)

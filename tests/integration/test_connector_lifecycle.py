@@ -1,0 +1,203 @@
+"""A Debezium connector's life cycle through Pulumi (Automation API, inline program) on the live worker.
+
+The tests run in file order on one throwaway stack that declares one connector of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from pulumi import automation as auto
+
+from providers.connect_client import ConnectClient
+from providers.debezium_connector import DebeziumConnector, DebeziumConnectorArgs
+from tests.support.cdc import EventReader, delete_topic, ensure_topic
+from tests.support.connectors import drop_slot_and_publication, postgres_config
+from tests.support.names import unique_name
+from tests.support.stack import StackOutputs, toolchain_env
+
+PROJECT = "cdcstack-connector-tests"
+
+
+@dataclass
+class DeclaredConnector:
+    """The throwaway stack and the one connector it declares (its config is what the next `up` applies)."""
+
+    name: str
+    table: str
+    topic: str
+    password: str
+    config: dict[str, str]
+    client: ConnectClient
+    stack: auto.Stack = field(init=False)
+
+    def program(self) -> None:
+        DebeziumConnector(
+            "connector",
+            DebeziumConnectorArgs(name=self.name, connect_url=self.client.url, config=dict(self.config), running_timeout=60.0),
+        )
+
+    def workspace_options(self) -> auto.LocalWorkspaceOptions:
+        env = toolchain_env()
+        return auto.LocalWorkspaceOptions(
+            env_vars=env,
+            secrets_provider="passphrase",
+            project_settings=auto.ProjectSettings(
+                name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=env["PULUMI_BACKEND_URL"])
+            ),
+        )
+
+    def new_stack(self, stack_name: str) -> auto.Stack:
+        return auto.create_stack(stack_name, project_name=PROJECT, program=self.program, opts=self.workspace_options())
+
+
+@pytest.fixture(scope="module")
+def declared(stack: StackOutputs, kafka_admin) -> Iterator[DeclaredConnector]:
+    name = unique_name("lifecycle")
+    table = f"inventory.{name}"
+    with psycopg.connect(stack.postgres_dsn, autocommit=True) as pg:
+        pg.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, note text NOT NULL)")
+        pg.execute(f"INSERT INTO {table} SELECT n, 'seed ' || n FROM generate_series(1, 10) AS n")
+    config = postgres_config(stack, topic_prefix=name, slot=name, tables=table.replace(".", r"\."))
+    topic = f"{name}.{table}"
+    ensure_topic(kafka_admin, topic)
+    declared = DeclaredConnector(name, table, topic, config["database.password"], config, ConnectClient(stack.connect_url, stack.log_of("connect")))
+    declared.stack = declared.new_stack(unique_name("connectors").replace("_", "-"))
+    try:
+        yield declared
+    finally:
+        declared.stack.destroy()
+        declared.stack.workspace.remove_stack(declared.stack.name)
+        declared.client.delete_if_present(name)
+        drop_slot_and_publication(stack.postgres_dsn, name)
+        with psycopg.connect(stack.postgres_dsn, autocommit=True) as pg:
+            pg.execute(f"DROP TABLE IF EXISTS {table}")
+        delete_topic(kafka_admin, topic)
+
+
+def changes_of(result: Any) -> dict[str, int]:
+    return {kind: count for kind, count in (result.summary.resource_changes or {}).items() if kind != "same"}
+
+
+def test_pulumi_up_registers_the_connector_running(declared: DeclaredConnector) -> None:
+    result = declared.stack.up()
+    assert changes_of(result) == {"create": 2}
+    status = declared.client.status(declared.name)
+    assert status.running and status.state == "RUNNING"
+    listed = httpx.get(f"{declared.client.url}/connectors", params={"expand": "status"}, timeout=10).json()
+    assert listed[declared.name]["status"]["connector"]["state"] == "RUNNING"
+
+
+def test_a_second_up_changes_nothing(declared: DeclaredConnector) -> None:
+    assert changes_of(declared.stack.up()) == {}
+
+
+def test_registering_the_same_connector_again_adopts_it(declared: DeclaredConnector) -> None:
+    """FR-020: a connector that already exists is taken over, not a conflict."""
+    second = declared.new_stack(unique_name("adopter").replace("_", "-"))
+    try:
+        assert changes_of(second.up()) == {"create": 2}
+        assert declared.client.status(declared.name).running
+    finally:
+        # Forget the adopted connector without deleting it: it still belongs to the first stack.
+        subprocess.run(
+            ["pulumi", "stack", "rm", "--force", "--yes", "--stack", second.name],
+            cwd=second.workspace.work_dir,
+            env=toolchain_env(),
+            capture_output=True,
+            check=True,
+        )
+
+
+def test_a_config_change_updates_the_connector_in_place(declared: DeclaredConnector) -> None:
+    declared.config["heartbeat.interval.ms"] = "7000"
+    assert changes_of(declared.stack.up()) == {"update": 1}
+    assert declared.client.get_config(declared.name)["heartbeat.interval.ms"] == "7000"
+    assert declared.client.status(declared.name).running
+
+
+def test_a_config_changed_behind_pulumis_back_is_found_and_put_back(declared: DeclaredConnector) -> None:
+    declared.client.put_config(declared.name, {**declared.config, "heartbeat.interval.ms": "1234"})
+    refresh = declared.stack.refresh()
+    assert changes_of(refresh) == {"update": 1}
+    assert declared.stack.preview().change_summary.get("update") == 1
+    declared.stack.up()
+    assert declared.client.get_config(declared.name)["heartbeat.interval.ms"] == "7000"
+
+
+def test_a_connector_deleted_behind_pulumis_back_is_found_and_recreated(declared: DeclaredConnector) -> None:
+    declared.client.delete(declared.name)
+    assert changes_of(declared.stack.refresh()) == {"delete": 1}
+    assert changes_of(declared.stack.up()) == {"create": 1}
+    assert declared.client.status(declared.name).running
+
+
+def test_a_broken_config_fails_up_with_connects_message_and_keeps_the_old_one(declared: DeclaredConnector) -> None:
+    declared.config["database.password"] = "wrong-password"
+    try:
+        with pytest.raises(auto.CommandError, match="password authentication failed"):
+            declared.stack.up()
+    finally:
+        declared.config["database.password"] = declared.password
+    assert declared.client.get_config(declared.name)["database.password"] == declared.password
+    assert declared.client.status(declared.name).running
+
+
+def test_passwords_never_appear_in_plain_state(declared: DeclaredConnector) -> None:
+    # The checkpoint file itself: the Automation API's export_stack decrypts secrets for display.
+    backend = Path(toolchain_env()["PULUMI_BACKEND_URL"].removeprefix("file://"))
+    checkpoint = (backend / ".pulumi" / "stacks" / PROJECT / f"{declared.stack.name}.json").read_text()
+    assert declared.name in checkpoint
+    assert declared.password not in checkpoint
+    assert '"ciphertext"' in checkpoint
+
+
+def test_connector_and_task_restarts_lose_no_change(stack: StackOutputs, declared: DeclaredConnector) -> None:
+    declared.stack.up()
+    stop = threading.Event()
+    inserted: list[int] = []
+
+    def write_continuously() -> None:
+        with psycopg.connect(stack.postgres_dsn, autocommit=True) as pg:
+            next_id = 1000
+            while not stop.is_set() and next_id < 1400:
+                pg.execute(f"INSERT INTO {declared.table} VALUES (%s, %s)", [next_id, f"during restarts {next_id}"])
+                inserted.append(next_id)
+                next_id += 1
+                stop.wait(0.01)
+
+    writer = threading.Thread(target=write_continuously)
+    writer.start()
+    try:
+        declared.client.restart(declared.name, include_tasks=True)
+        declared.client.wait_running(declared.name, 60)
+        declared.client.restart_task(declared.name, 0)
+        declared.client.wait_running(declared.name, 60)
+    finally:
+        stop.set()
+        writer.join(30)
+    reader = EventReader(stack.kafka_bootstrap, declared.topic)
+    try:
+        expected = set(range(1, 11)) | set(inserted)
+        reader.wait_until(
+            lambda events: expected <= {e.after["id"] for e in events if getattr(e, "after", None)},
+            f"all {len(expected)} rows",
+        )
+    finally:
+        reader.close()
+    assert len(inserted) > 20, "the writer should have been busy across both restarts"
+
+
+def test_destroy_removes_the_connector_and_a_second_destroy_succeeds(declared: DeclaredConnector) -> None:
+    declared.stack.destroy()
+    assert declared.name not in declared.client.connectors()
+    declared.stack.destroy()

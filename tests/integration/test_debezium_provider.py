@@ -1,0 +1,171 @@
+"""`DebeziumConnectorProvider` driven directly against the live Connect worker (no mock, no Pulumi engine)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+
+import stack_outputs as out
+from components.change_capture import mysql_source_config
+from components.kafka_connect import MARIADB_CONNECTOR
+from providers.connect_client import ConnectClient
+from providers.debezium_connector import DebeziumConnectorProvider
+from providers.errors import ConnectorConfigInvalidError, ConnectorFailedError, ConnectUnavailableError
+from tests.support.connectors import drop_slot_and_publication, postgres_config
+from tests.support.names import unique_name
+from tests.support.stack import StackOutputs
+
+
+@dataclass
+class OwnedConnector:
+    name: str
+    props: dict[str, Any]
+    client: ConnectClient
+
+
+@pytest.fixture
+def provider() -> DebeziumConnectorProvider:
+    return DebeziumConnectorProvider()
+
+
+@pytest.fixture
+def owned(stack: StackOutputs, pg: psycopg.Connection) -> Iterator[OwnedConnector]:
+    """Props for a Postgres connector of this test's own on a table of its own; all removed afterwards."""
+    name = unique_name("provider_test")
+    table = f"inventory.{name}"
+    pg.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, note text)")
+    pg.execute(f"INSERT INTO {table} VALUES (1, 'one'), (2, 'two')")
+    client = ConnectClient(stack.connect_url, stack.log_of("connect"))
+    props = {
+        "name": name,
+        "connect_url": stack.connect_url,
+        "config": postgres_config(stack, topic_prefix=name, slot=name, tables=table.replace(".", r"\.")),
+        "worker_log": stack.log_of("connect"),
+        "running_timeout": 60.0,
+    }
+    try:
+        yield OwnedConnector(name, props, client)
+    finally:
+        client.delete_if_present(name)
+        drop_slot_and_publication(stack.postgres_dsn, name)
+        pg.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def test_create_returns_once_the_connector_and_its_task_run(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
+    result = provider.create(owned.props)
+    assert result.id == owned.name
+    assert (result.outs["state"], result.outs["task_count"]) == ("RUNNING", 1)
+    assert owned.client.status(owned.name).running
+    assert owned.name in owned.client.connectors()
+
+
+def test_create_adopts_a_connector_that_already_exists(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
+    owned.client.put_config(owned.name, {**owned.props["config"], "poll.interval.ms": "500"})
+    result = provider.create(owned.props)
+    assert result.outs["state"] == "RUNNING"
+    assert owned.client.get_config(owned.name)["poll.interval.ms"] == owned.props["config"]["poll.interval.ms"]
+
+
+def test_wrong_credentials_fail_with_connects_message_and_register_nothing(
+    provider: DebeziumConnectorProvider, owned: OwnedConnector
+) -> None:
+    props = {**owned.props, "config": {**owned.props["config"], "database.password": "not-the-password"}}
+    with pytest.raises(ConnectorConfigInvalidError, match="password authentication failed"):
+        provider.create(props)
+    assert owned.name not in owned.client.connectors()
+
+
+def test_an_unknown_connector_class_fails_with_connects_message(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
+    props = {**owned.props, "config": {**owned.props["config"], "connector.class": "io.debezium.connector.NoSuchConnector"}}
+    with pytest.raises(ConnectorConfigInvalidError, match="connector.class: .*NoSuchConnector"):
+        provider.create(props)
+    assert owned.name not in owned.client.connectors()
+
+
+def test_an_include_list_matching_no_table_fails_early(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
+    props = {**owned.props, "config": {**owned.props["config"], "table.include.list": r"inventory\.no_such_table"}}
+    with pytest.raises(ConnectorConfigInvalidError, match=r"'inventory\\\\.no_such_table' matches no table"):
+        provider.create(props)
+    assert owned.name not in owned.client.connectors()
+
+
+def test_a_failed_task_is_an_error_with_its_trace_and_is_removed(
+    provider: DebeziumConnectorProvider, stack: StackOutputs, owned: OwnedConnector
+) -> None:
+    mysql = stack.mysql
+    config = mysql_source_config(
+        MARIADB_CONNECTOR, "127.0.0.1", mysql["port"], mysql["user"], mysql["password"], "inventory", owned.name,
+        stack.kafka_bootstrap,
+    )
+    # Without schema history settings validation passes, but the task fails as soon as it starts.
+    for key in ("schema.history.internal.kafka.bootstrap.servers", "schema.history.internal.kafka.topic"):
+        config.pop(key)
+    config["database.server.id"] = "184999"
+    if stack[out.RUNTIME] != "process":
+        config["connector.class"] = "io.debezium.connector.mysql.MySqlConnector"
+    with pytest.raises(ConnectorFailedError, match="task 0 FAILED") as failure:
+        provider.create({**owned.props, "config": config})
+    assert "SchemaHistory" in str(failure.value)
+    assert owned.name not in owned.client.connectors()
+
+
+def test_update_changes_the_live_config_in_place(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
+    created = provider.create(owned.props).outs
+    news = {**owned.props, "config": {**owned.props["config"], "heartbeat.interval.ms": "5000"}}
+    assert provider.diff(owned.name, created, news).replaces == []
+    updated = provider.update(owned.name, created, news).outs
+    assert updated["state"] == "RUNNING"
+    assert owned.client.get_config(owned.name)["heartbeat.interval.ms"] == "5000"
+
+
+def test_delete_removes_it_and_deleting_again_succeeds(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
+    created = provider.create(owned.props).outs
+    provider.delete(owned.name, created)
+    assert owned.name not in owned.client.connectors()
+    provider.delete(owned.name, created)
+
+
+def test_read_reports_drift_made_behind_pulumis_back(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
+    created = provider.create(owned.props).outs
+    owned.client.put_config(owned.name, {**owned.props["config"], "poll.interval.ms": "750"})
+    live = provider.read(owned.name, created)
+    assert live.id == owned.name and live.outs["config"]["poll.interval.ms"] == "750"
+    assert provider.diff(owned.name, live.outs, owned.props).changes is True
+
+
+def test_read_reports_a_connector_deleted_behind_pulumis_back_as_gone(
+    provider: DebeziumConnectorProvider, owned: OwnedConnector
+) -> None:
+    created = provider.create(owned.props).outs
+    owned.client.delete(owned.name)
+    assert provider.read(owned.name, created).id is None
+
+
+def test_diff_has_no_side_effects(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
+    created = provider.create(owned.props).outs
+    news = {**owned.props, "config": {**owned.props["config"], "poll.interval.ms": "999"}}
+    assert provider.diff(owned.name, created, news).changes is True
+    assert provider.diff(owned.name, created, owned.props).changes is False
+    assert owned.client.get_config(owned.name)["poll.interval.ms"] == owned.props["config"]["poll.interval.ms"]
+
+
+def test_check_reports_connects_own_messages(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
+    bad = {**owned.props, "config": {**owned.props["config"], "database.port": "1"}}
+    [failure] = provider.check({}, bad).failures
+    assert failure.property == "config" and "database.hostname" in failure.reason and "refused" in failure.reason
+    assert provider.check({}, owned.props).failures == []
+
+
+def test_connect_down_fails_create_naming_the_worker_and_its_log(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    props = {**owned.props, "connect_url": f"http://127.0.0.1:{closed}"}
+    with pytest.raises(ConnectUnavailableError, match=rf"Kafka Connect at http://127.0.0.1:{closed} \(log: .*\) did not answer"):
+        provider.create(props)
+    assert provider.check({}, props).failures == [], "check defers validation while the worker is not up yet"
