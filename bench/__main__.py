@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.support.names import unique_name
-from tests.support.stack import PROJECT_ROOT, PulumiCli, processes_mentioning, toolchain_env
+from tests.support.stack import PROJECT_ROOT, init_throwaway_stack, processes_mentioning, remove_throwaway_stack, toolchain_env
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -60,18 +59,6 @@ def cold_toolchain_seconds() -> float:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def free_ports(count: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    for probe in sockets:
-        probe.bind(("127.0.0.1", 0))
-    ports = [probe.getsockname()[1] for probe in sockets]
-    for probe in sockets:
-        probe.close()
-    return ports
-
-
 def memory_kib(pids: list[int]) -> tuple[int, int]:
     """(sum of RSS, sum of PSS) in KiB over pids; PSS splits shared pages, so it does not over-count."""
     rss = pss = 0
@@ -88,22 +75,15 @@ def memory_kib(pids: list[int]) -> tuple[int, int]:
 
 
 def stack_figures() -> list[tuple[str, str]]:
-    cli = PulumiCli(unique_name("bench").replace("_", "-"))
-    cli.run("stack", "init")
+    cli, _ = init_throwaway_stack("bench", "bench-postgres", "bench-mysql")
     try:
-        for key, port in zip(("postgresPort", "mysqlPort", "kafkaPort", "kafkaControllerPort"), free_ports(4)):
-            cli.config_set(key, str(port))
-        cli.config_set("runtime", "process")
-        cli.config_set("postgresPassword", "bench-postgres", secret=True)
-        cli.config_set("mysqlRootPassword", "bench-mysql", secret=True)
         up_seconds = timed(cli.up)
         no_change_seconds = timed(cli.up)
         state_dir = Path(cli.outputs()["state_dir"])
         rss, pss = memory_kib(processes_mentioning(state_dir) + child_pids(processes_mentioning(state_dir)))
         destroy_seconds = timed(cli.destroy)
     finally:
-        cli.destroy(check=False)
-        cli.run("stack", "rm", "--yes", "--force", check=False)
+        remove_throwaway_stack(cli)
     return [
         ("pulumi up, nothing to healthy (process runtime)", f"{up_seconds:.1f} s"),
         ("pulumi up, no changes", f"{no_change_seconds:.1f} s"),

@@ -33,7 +33,7 @@ from pulumi.dynamic import (
 
 from providers.connect_client import ConnectClient
 from providers.source_tables import unmatched_include_patterns
-from providers.errors import ConnectorConfigInvalidError, ConnectUnavailableError, TerminalError
+from providers.errors import ConnectorConfigInvalidError, ConnectUnavailableError, TerminalError, TransientError
 
 UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 DEFAULT_RUNNING_TIMEOUT_SECONDS = 120.0
@@ -101,10 +101,16 @@ class DebeziumConnectorProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = _client(props)
-        if id_ not in client.connectors():
-            return ReadResult(None, {})
-        status = client.status(id_)
-        return ReadResult(id_, {**props, "config": client.get_config(id_), "state": status.state, "task_count": len(status.tasks)})
+        try:
+            if id_ not in client.connectors():
+                return ReadResult(None, {})
+            status = client.status(id_)
+            live_config = client.get_config(id_)
+        except TransientError:
+            # A worker that cannot answer (its broker down, say) tells nothing about drift: keep the
+            # recorded state so the rest of the refresh, and the `up` that repairs the broker, go on.
+            return ReadResult(id_, props)
+        return ReadResult(id_, {**props, "config": live_config, "state": status.state, "task_count": len(status.tasks)})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         _client(props).delete_if_present(id_)

@@ -169,3 +169,14 @@ def test_connect_down_fails_create_naming_the_worker_and_its_log(provider: Debez
     with pytest.raises(ConnectUnavailableError, match=rf"Kafka Connect at http://127.0.0.1:{closed} \(log: .*\) did not answer"):
         provider.create(props)
     assert provider.check({}, props).failures == [], "check defers validation while the worker is not up yet"
+
+
+def test_read_keeps_the_recorded_state_while_the_worker_cannot_answer(
+    provider: DebeziumConnectorProvider, owned: OwnedConnector
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    props = {**owned.props, "connect_url": f"http://127.0.0.1:{closed}", "state": "RUNNING"}
+    result = provider.read(owned.name, props)
+    assert result.id == owned.name and result.outs == props

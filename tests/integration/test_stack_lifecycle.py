@@ -19,22 +19,7 @@ import pytest
 
 import stack_outputs as out
 from providers import health, processes
-from tests.support.names import unique_name
-from tests.support.stack import PulumiCli, processes_mentioning
-
-PORT_KEYS = ("postgresPort", "mysqlPort", "kafkaPort", "kafkaControllerPort")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
-
+from tests.support.stack import PulumiCli, init_throwaway_stack, processes_mentioning, remove_throwaway_stack
 
 @dataclass
 class ThrowawayStack:
@@ -62,20 +47,12 @@ class ThrowawayStack:
 
 @pytest.fixture(scope="module")
 def throwaway() -> Iterator[ThrowawayStack]:
-    cli = PulumiCli(unique_name("itest").replace("_", "-"))
-    cli.run("stack", "init")
+    cli, ports = init_throwaway_stack("itest", "throwaway-postgres", "throwaway-mysql")
     try:
-        ports = dict(zip(PORT_KEYS, free_ports(len(PORT_KEYS))))
-        cli.config_set("runtime", "process")
-        for key, port in ports.items():
-            cli.config_set(key, str(port))
-        cli.config_set("postgresPassword", "throwaway-postgres", secret=True)
-        cli.config_set("mysqlRootPassword", "throwaway-mysql", secret=True)
         cli.up()
         yield ThrowawayStack(cli, ports, cli.outputs())
     finally:
-        cli.destroy(check=False)
-        cli.run("stack", "rm", "--yes", "--force", check=False)
+        remove_throwaway_stack(cli)
 
 
 def test_up_brings_every_service_up_healthy(throwaway: ThrowawayStack) -> None:
@@ -155,7 +132,7 @@ def test_a_port_in_use_fails_up_clearly_and_starts_nothing_on_it(throwaway: Thro
 
 
 def test_destroy_leaves_no_process_and_frees_every_port(throwaway: ThrowawayStack) -> None:
-    pids = [throwaway.pid_of(service) for service in ("postgres", "mysql", "kafka")]
+    pids = [throwaway.pid_of(service) for service in ("postgres", "mysql", "kafka", "connect")]
     throwaway.cli.destroy()
     assert [pid for pid in pids if processes.is_running(pid)] == []
     assert processes_mentioning(throwaway.state_dir) == []

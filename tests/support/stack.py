@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pytest
 
 import stack_outputs as out
 from providers import health
+from tests.support.names import unique_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STACK = "dev"
@@ -153,6 +155,40 @@ class StackOutputs:
                 f"connector {name} is {status.state} with tasks {[state for _, state, _ in status.tasks]}"
                 f" ({status.failure or 'not running'}); run `make up`. Worker log: {self.log_of('connect')}"
             )
+
+
+PORT_CONFIG_KEYS = ("postgresPort", "mysqlPort", "kafkaPort", "kafkaControllerPort", "connectPort")
+"""Every port a stack's config sets; a throwaway stack gets free ones for all of them."""
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports free right now on 127.0.0.1 (held together while choosing, so they are distinct)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for probe in sockets:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+def init_throwaway_stack(prefix: str, postgres_password: str, mysql_password: str) -> tuple[PulumiCli, dict[str, int]]:
+    """A new stack of this project on the process runtime with free ports; the caller destroys and removes it."""
+    cli = PulumiCli(unique_name(prefix).replace("_", "-"))
+    cli.run("stack", "init")
+    ports = dict(zip(PORT_CONFIG_KEYS, free_ports(len(PORT_CONFIG_KEYS))))
+    cli.config_set("runtime", "process")
+    for key, port in ports.items():
+        cli.config_set(key, str(port))
+    cli.config_set("postgresPassword", postgres_password, secret=True)
+    cli.config_set("mysqlRootPassword", mysql_password, secret=True)
+    return cli, ports
+
+
+def remove_throwaway_stack(cli: PulumiCli) -> None:
+    cli.destroy(check=False)
+    cli.run("stack", "rm", "--yes", "--force", check=False)
 
 
 def processes_mentioning(path: Path) -> list[int]:
