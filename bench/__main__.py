@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import cdc
 from tests.support.stack import PROJECT_ROOT, init_throwaway_stack, processes_mentioning, remove_throwaway_stack, toolchain_env
 
 
@@ -79,17 +80,31 @@ def stack_figures() -> list[tuple[str, str]]:
     try:
         up_seconds = timed(cli.up)
         no_change_seconds = timed(cli.up)
-        state_dir = Path(cli.outputs()["state_dir"])
+        outputs = cli.outputs()
+        state_dir = Path(outputs["state_dir"])
         rss, pss = memory_kib(processes_mentioning(state_dir) + child_pids(processes_mentioning(state_dir)))
+        cdc_figures = [("kafka connect worker, launch to healthy", f"{cdc.worker_start_seconds(cli):.1f} s")]
+        rate, seconds = cdc.snapshot_rows_per_second(outputs)
+        cdc_figures.append((f"snapshot of {cdc.SNAPSHOT_ROWS:,} rows (postgres)", f"{rate:,.0f} rows/s ({seconds:.1f} s)"))
+        for changes_per_second, duration in ((100, 20), (1000, 10)):
+            report = cdc.streaming_lag(outputs, changes_per_second, duration)
+            cdc_figures.append(
+                (
+                    f"streaming lag at {changes_per_second}/s (achieved {report.achieved_rate:.0f}/s, {report.expected} changes)",
+                    f"p50 {report.percentile(0.5):.0f} ms, p95 {report.percentile(0.95):.0f} ms, "
+                    f"p99 {report.percentile(0.99):.0f} ms, arrived {len(report.samples_ms)}",
+                )
+            )
         destroy_seconds = timed(cli.destroy)
     finally:
         remove_throwaway_stack(cli)
     return [
-        ("pulumi up, nothing to healthy (process runtime)", f"{up_seconds:.1f} s"),
+        ("pulumi up, nothing to healthy and connectors RUNNING (process runtime)", f"{up_seconds:.1f} s"),
         ("pulumi up, no changes", f"{no_change_seconds:.1f} s"),
         ("pulumi destroy", f"{destroy_seconds:.1f} s"),
         ("resident memory of the running stack (RSS sum)", f"{rss / 1024:.0f} MiB"),
         ("resident memory of the running stack (PSS sum)", f"{pss / 1024:.0f} MiB"),
+        *cdc_figures,
     ]
 
 

@@ -7,6 +7,7 @@ commit time as Debezium reports it (`source.ts_ms`): both read off this machine'
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from pipelines.debezium import ChangeEvent, decode_message
 class LagReport:
     samples_ms: tuple[float, ...]
     expected: int
+    achieved_rate: float = 0.0
+    """Changes committed per second, start of the run to its last event."""
 
     @staticmethod
     def _percentile(ordered: list[float], fraction: float) -> float:
@@ -36,7 +39,7 @@ class LagReport:
 
     def describe(self) -> str:
         return (
-            f"{len(self.samples_ms)}/{self.expected} changes: p50={self.percentile(0.50):.0f} ms "
+            f"{len(self.samples_ms)}/{self.expected} changes at {self.achieved_rate:.0f}/s: p50={self.percentile(0.50):.0f} ms "
             f"p95={self.percentile(0.95):.0f} ms p99={self.percentile(0.99):.0f} ms max={max(self.samples_ms, default=math.inf):.0f} ms"
         )
 
@@ -51,23 +54,30 @@ def measure_lag(
 ) -> LagReport:
     """Commits `count` markers at `rate_per_second` (each its own transaction) while consuming.
 
-    `consumer` must already be subscribed to the marker table's topic; `marker_of` picks the marker
-    id out of a change event (None for events that are not this run's markers).
+    A writer thread paces the commits, so a slow poll never delays them. `consumer` must already be
+    subscribed to the marker table's topic; `marker_of` picks the marker id out of a change event
+    (None for events that are not this run's markers).
     """
+    writer_errors: list[BaseException] = []
+    started = time.monotonic()
+
+    def write() -> None:
+        try:
+            for marker in range(count):
+                delay = started + marker / rate_per_second - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                commit_marker(marker)
+        except BaseException as error:  # surfaced to the caller below
+            writer_errors.append(error)
+
+    writer = threading.Thread(target=write, name="lag-probe-writer", daemon=True)
+    writer.start()
     pending = set(range(count))
     samples: list[float] = []
-    interval = 1.0 / rate_per_second
-    next_commit = time.monotonic()
-    committed = 0
-    deadline = time.monotonic() + timeout_seconds + count * interval
-    while pending and time.monotonic() < deadline:
-        now = time.monotonic()
-        if committed < count and now >= next_commit:
-            commit_marker(committed)
-            committed += 1
-            next_commit += interval
-        wait = max(0.0, min(next_commit - time.monotonic(), 0.05)) if committed < count else 0.2
-        message = consumer.poll(wait)
+    deadline = started + count / rate_per_second + timeout_seconds
+    while pending and time.monotonic() < deadline and not writer_errors:
+        message = consumer.poll(0.1)
         if message is None:
             continue
         if message.error():
@@ -77,4 +87,7 @@ def measure_lag(
         if marker in pending:
             pending.discard(marker)
             samples.append(float(message.timestamp()[1] - event.source.ts_ms))
-    return LagReport(tuple(samples), count)
+    writer.join(timeout_seconds)
+    if writer_errors:
+        raise writer_errors[0]
+    return LagReport(tuple(samples), count, achieved_rate=count / max(time.monotonic() - started, 1e-9))
