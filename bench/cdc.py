@@ -20,6 +20,7 @@ from tests.support.names import unique_name
 from tests.support.stack import PulumiCli
 
 SNAPSHOT_ROWS = 100_000
+BENCH_SCHEMA = "bench"
 
 
 def worker_start_seconds(cli: PulumiCli) -> float:
@@ -37,12 +38,13 @@ def snapshot_rows_per_second(outputs: dict[str, Any]) -> tuple[float, float]:
     dsn = outputs[out.POSTGRES_DSN]
     client = ConnectClient(outputs[out.CONNECT_URL])
     admin = AdminClient({"bootstrap.servers": outputs[out.KAFKA_BOOTSTRAP]})
-    topic = f"{name}.inventory.{name}"
+    # Outside the `inventory` schema, so the stack's own connector does not stream the same rows.
+    table = f"{BENCH_SCHEMA}.{name}"
+    topic = f"{name}.{table}"
     with psycopg.connect(dsn, autocommit=True) as pg:
-        pg.execute(f"CREATE TABLE inventory.{name} (id int PRIMARY KEY, name text, amount numeric(10,2), at timestamptz)")
-        pg.execute(
-            f"INSERT INTO inventory.{name} SELECT n, 'row ' || n, n / 100.0, now() FROM generate_series(1, {SNAPSHOT_ROWS}) n"
-        )
+        pg.execute(f"CREATE SCHEMA IF NOT EXISTS {BENCH_SCHEMA}")
+        pg.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name text, amount numeric(10,2), at timestamptz)")
+        pg.execute(f"INSERT INTO {table} SELECT n, 'row ' || n, n / 100.0, now() FROM generate_series(1, {SNAPSHOT_ROWS}) n")
     ensure_topic(admin, topic)
     # Counted, not decoded: the figure is the pipeline's, not this process's JSON parsing.
     consumer = Consumer({"bootstrap.servers": outputs[out.KAFKA_BOOTSTRAP], "group.id": name, "auto.offset.reset": "earliest"})
@@ -51,7 +53,9 @@ def snapshot_rows_per_second(outputs: dict[str, Any]) -> tuple[float, float]:
     config = postgres_source_config(
         "127.0.0.1", int(url["port"]), url["user"], url["password"], url["dbname"], name, name
     )
-    config.update({"table.include.list": rf"inventory\.{name}", "publication.autocreate.mode": "filtered"})
+    config.update(
+        {"schema.include.list": BENCH_SCHEMA, "table.include.list": rf"{BENCH_SCHEMA}\.{name}", "publication.autocreate.mode": "filtered"}
+    )
     try:
         started = time.monotonic()
         client.put_config(name, config)
@@ -66,7 +70,7 @@ def snapshot_rows_per_second(outputs: dict[str, Any]) -> tuple[float, float]:
         client.delete_if_present(name)
         drop_slot_and_publication(dsn, name)
         with psycopg.connect(dsn, autocommit=True) as pg:
-            pg.execute(f"DROP TABLE IF EXISTS inventory.{name}")
+            pg.execute(f"DROP SCHEMA IF EXISTS {BENCH_SCHEMA} CASCADE")
         delete_topic(admin, topic)
     return SNAPSHOT_ROWS / seconds, seconds
 

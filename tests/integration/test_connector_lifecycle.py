@@ -5,7 +5,6 @@ The tests run in file order on one throwaway stack that declares one connector o
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 from collections.abc import Iterator

@@ -2,63 +2,15 @@
 
 from __future__ import annotations
 
-import pulumi
 import pytest
 
-from components.kafka import Kafka, KafkaArgs
-from components.mysql import MySql, MySqlArgs
-from components.network import StackNetwork, StackNetworkArgs
-from components.postgres import Postgres, PostgresArgs
 from components.runtime import Placement
-from tests.support.pulumi_mocks import Graph, build, settle
+from tests.support.pulumi_mocks import settle
+from tests.support.stack_graphs import kafka_graph, mysql_graph, postgres_graph
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
 VOLUME = "docker:index/volume:Volume"
-
-
-def network_in(placement: Placement, opts: pulumi.ResourceOptions) -> StackNetwork:
-    return StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
-
-
-def postgres_graph(placement: Placement) -> Graph[Postgres]:
-    return build(
-        lambda opts: Postgres(
-            "postgres",
-            PostgresArgs(
-                placement=placement,
-                network=network_in(placement, opts),
-                port=25432,
-                password=pulumi.Output.secret("pg-secret"),
-            ),
-            opts=opts,
-        )
-    )
-
-
-def mysql_graph(placement: Placement) -> Graph[MySql]:
-    return build(
-        lambda opts: MySql(
-            "mysql",
-            MySqlArgs(
-                placement=placement,
-                network=network_in(placement, opts),
-                port=23306,
-                root_password=pulumi.Output.secret("my-secret"),
-            ),
-            opts=opts,
-        )
-    )
-
-
-def kafka_graph(placement: Placement) -> Graph[Kafka]:
-    return build(
-        lambda opts: Kafka(
-            "kafka",
-            KafkaArgs(placement=placement, network=network_in(placement, opts), port=29092, controller_port=29093),
-            opts=opts,
-        )
-    )
 
 
 def test_postgres_container_uses_pinned_image_and_loopback_port(docker_placement: Placement) -> None:
@@ -108,8 +60,8 @@ def test_mysql_container_is_real_mysql_with_row_binlog(docker_placement: Placeme
 def test_mysql_root_password_stays_secret(docker_placement: Placement) -> None:
     graph = mysql_graph(docker_placement)
     envs, secret = settle(graph.child(CONTAINER).props["envs"])
-    assert secret and "MYSQL_ROOT_PASSWORD=my-secret" in envs
-    assert settle(graph.component.dsn) == ("mysql://root:my-secret@127.0.0.1:23306/inventory", True)
+    assert secret and "MYSQL_ROOT_PASSWORD=my'secret" in envs
+    assert settle(graph.component.dsn) == ("mysql://root:my'secret@127.0.0.1:23306/inventory", True)
 
 
 def test_kafka_container_is_kraft_with_host_and_internal_listeners(docker_placement: Placement) -> None:

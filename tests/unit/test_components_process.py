@@ -4,54 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pulumi
 import pytest
 
 from components.kafka import Kafka, KafkaArgs
-from components.mysql import MySql, MySqlArgs, root_account_sql
-from components.network import StackNetwork, StackNetworkArgs
-from components.postgres import Postgres, PostgresArgs
+from components.mysql import root_account_sql
 from components.runtime import Placement
 from providers.errors import MissingToolchainError
-from tests.support.pulumi_mocks import Graph, build, settle
+from tests.support.pulumi_mocks import settle
+from tests.support.stack_graphs import kafka_graph, mysql_graph, postgres_graph
 from toolchain.layout import Toolchain
 
 SERVICE = ":LocalService"
 SEED = ":SqlSeed"
-
-
-def network_in(placement: Placement, opts: pulumi.ResourceOptions) -> StackNetwork:
-    return StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
-
-
-def postgres_graph(placement: Placement) -> Graph[Postgres]:
-    return build(
-        lambda opts: Postgres(
-            "postgres",
-            PostgresArgs(placement=placement, network=network_in(placement, opts), port=25432, password=pulumi.Output.secret("pg-secret")),
-            opts=opts,
-        )
-    )
-
-
-def mysql_graph(placement: Placement) -> Graph[MySql]:
-    return build(
-        lambda opts: MySql(
-            "mysql",
-            MySqlArgs(placement=placement, network=network_in(placement, opts), port=23306, root_password=pulumi.Output.secret("my'secret")),
-            opts=opts,
-        )
-    )
-
-
-def kafka_graph(placement: Placement) -> Graph[Kafka]:
-    return build(
-        lambda opts: Kafka(
-            "kafka",
-            KafkaArgs(placement=placement, network=network_in(placement, opts), port=29092, controller_port=29093),
-            opts=opts,
-        )
-    )
 
 
 def test_postgres_process_runs_the_debian_server_with_logical_wal(process_placement: Placement) -> None:
