@@ -12,6 +12,7 @@ from pathlib import Path
 import pulumi
 
 from components import seeds
+from components.database import SqlDatabase
 from components.docker_service import DockerServiceSpec, docker_service
 from components.network import StackNetwork
 from components.runtime import LOOPBACK, Placement, Runtime
@@ -60,20 +61,8 @@ def root_account_sql(password: str) -> str:
     )
 
 
-class MySql(pulumi.ComponentResource):
+class MySql(SqlDatabase):
     """A MySQL-protocol server with binlog_format=ROW and binlog_row_image=FULL."""
-
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
-    database: pulumi.Output[str]
-    user: pulumi.Output[str]
-    password: pulumi.Output[str]
-    dsn: pulumi.Output[str]
-    log_path: pulumi.Output[str]
-    ready: pulumi.Output[str]
-    internal_host: pulumi.Output[str]
-    """How other services of the stack reach it (a network alias on docker, loopback otherwise)."""
-    internal_port: pulumi.Output[int]
 
     def __init__(self, name: str, args: MySqlArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:MySql", name, None, opts)
@@ -99,32 +88,20 @@ class MySql(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
         )
 
-        self.host = pulumi.Output.from_input(LOOPBACK)
-        self.port = pulumi.Output.from_input(args.port)
-        self.database = pulumi.Output.from_input(args.database)
-        self.user = pulumi.Output.from_input(ROOT_USER)
-        self.password = pulumi.Output.secret(args.root_password)
-        self.dsn = pulumi.Output.secret(
-            pulumi.Output.concat("mysql://", ROOT_USER, ":", args.root_password, f"@{LOOPBACK}:{args.port}/{args.database}")
-        )
-        self.log_path = log_path
-        on_docker = args.placement.runtime is Runtime.DOCKER
-        self.internal_host = pulumi.Output.from_input(name if on_docker else LOOPBACK)
-        self.internal_port = pulumi.Output.from_input(CONTAINER_PORT if on_docker else args.port)
-        self.ready = seed.id
-        self.register_outputs(
-            {
-                "host": self.host,
-                "port": self.port,
-                "database": self.database,
-                "user": self.user,
-                "password": self.password,
-                "dsn": self.dsn,
-                "log_path": self.log_path,
-                "ready": self.ready,
-                "internal_host": self.internal_host,
-                "internal_port": self.internal_port,
-            }
+        self._publish(
+            args.placement.runtime,
+            args.port,
+            CONTAINER_PORT,
+            args.database,
+            ROOT_USER,
+            args.root_password,
+            pulumi.Output.secret(
+                pulumi.Output.concat(
+                    "mysql://", ROOT_USER, ":", args.root_password, f"@{LOOPBACK}:{args.port}/{args.database}"
+                )
+            ),
+            log_path,
+            seed.id,
         )
 
     def _process_server(

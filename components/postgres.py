@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pulumi
 
 from components import seeds
+from components.database import SqlDatabase
 from components.docker_service import DockerServiceSpec, docker_service
 from components.network import StackNetwork
 from components.runtime import LOOPBACK, Placement, Runtime
@@ -53,20 +54,8 @@ def dsn(user: str, password: pulumi.Input[str], port: int, database: str) -> pul
     )
 
 
-class Postgres(pulumi.ComponentResource):
+class Postgres(SqlDatabase):
     """PostgreSQL with wal_level=logical, seeded with the `inventory` sample schema."""
-
-    host: pulumi.Output[str]
-    port: pulumi.Output[int]
-    database: pulumi.Output[str]
-    user: pulumi.Output[str]
-    password: pulumi.Output[str]
-    dsn: pulumi.Output[str]
-    log_path: pulumi.Output[str]
-    ready: pulumi.Output[str]
-    internal_host: pulumi.Output[str]
-    """How other services of the stack reach it (a network alias on docker, loopback otherwise)."""
-    internal_port: pulumi.Output[int]
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:Postgres", name, None, opts)
@@ -91,31 +80,16 @@ class Postgres(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
         )
 
-        self.host = pulumi.Output.from_input(LOOPBACK)
-        self.port = pulumi.Output.from_input(args.port)
-        self.database = pulumi.Output.from_input(args.database)
-        self.user = pulumi.Output.from_input(SUPERUSER)
-        self.password = pulumi.Output.secret(args.password)
-        self.dsn = dsn(SUPERUSER, args.password, args.port, args.database)
-        self.log_path = log_path
-        on_docker = args.placement.runtime is Runtime.DOCKER
-        self.internal_host = pulumi.Output.from_input(name if on_docker else LOOPBACK)
-        self.internal_port = pulumi.Output.from_input(CONTAINER_PORT if on_docker else args.port)
-        # Resolves only once the seed ran: dependents wait on a healthy, seeded server.
-        self.ready = seed.id
-        self.register_outputs(
-            {
-                "host": self.host,
-                "port": self.port,
-                "database": self.database,
-                "user": self.user,
-                "password": self.password,
-                "dsn": self.dsn,
-                "log_path": self.log_path,
-                "ready": self.ready,
-                "internal_host": self.internal_host,
-                "internal_port": self.internal_port,
-            }
+        self._publish(
+            args.placement.runtime,
+            args.port,
+            CONTAINER_PORT,
+            args.database,
+            SUPERUSER,
+            args.password,
+            dsn(SUPERUSER, args.password, args.port, args.database),
+            log_path,
+            seed.id,
         )
 
     def _process_server(

@@ -32,10 +32,10 @@ from pulumi.dynamic import (
 )
 
 from providers.connect_client import ConnectClient
+from providers.preview import is_known
 from providers.source_tables import unmatched_include_patterns
 from providers.errors import ConnectorConfigInvalidError, ConnectUnavailableError, TerminalError, TransientError
 
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 DEFAULT_RUNNING_TIMEOUT_SECONDS = 120.0
 
 
@@ -43,17 +43,11 @@ def _client(props: Mapping[str, Any]) -> ConnectClient:
     return ConnectClient(props["connect_url"], log_hint=props.get("worker_log", ""))
 
 
-def _known(value: Any) -> bool:
-    if isinstance(value, Mapping):
-        return all(_known(item) for item in value.values())
-    return value != UNKNOWN
-
-
 class DebeziumConnectorProvider(ResourceProvider):
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         name = news.get("name", "?")
         config = news.get("config") or {}
-        if not _known(config) or not _known(news.get("connect_url")):
+        if not is_known(config) or not is_known(news.get("connect_url")):
             return CheckResult(news, [])
         if "connector.class" not in config:
             return CheckResult(news, [CheckFailure("config", f"connector {name}: config has no connector.class")])

@@ -37,6 +37,7 @@ from pulumi.dynamic import (
 )
 
 from providers import health, processes
+from providers.preview import UNKNOWN, is_known
 from providers.errors import (
     InitCommandError,
     PortInUseError,
@@ -44,9 +45,6 @@ from providers.errors import (
     ServiceStopError,
     ServiceUnhealthyError,
 )
-
-UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-"""What an input not known until apply looks like to a dynamic provider during preview."""
 
 SPEC_KEYS = (
     "service",
@@ -118,7 +116,7 @@ class LocalServiceProvider(ResourceProvider):
             if port != UNKNOWN and not (isinstance(port, (int, float)) and 0 < int(port) < 65536):
                 failures.append(CheckFailure("ports", f"{service}: {port!r} is not a TCP port number"))
         health_spec = news.get("health")
-        if isinstance(health_spec, dict) and UNKNOWN not in health_spec.values():
+        if isinstance(health_spec, dict) and is_known(health_spec):
             failures.extend(CheckFailure("health", f"{service}: {problem}") for problem in health.spec_problems(health_spec))
         run_as = news.get("run_as") or ""
         if run_as and run_as != UNKNOWN:

@@ -131,6 +131,11 @@ def resolve_executable(name: str, env_path: str | None = None) -> str | None:
     return shutil.which(name, path=env_path)
 
 
+def _identity(account: pwd.struct_passwd | None) -> dict[str, int | None]:
+    """Popen's user/group arguments for running as `account` (None: as ourselves)."""
+    return {"user": account.pw_uid if account else None, "group": account.pw_gid if account else None}
+
+
 def run_once(
     argv: Sequence[str], cwd: Path, env: Mapping[str, str], account: pwd.struct_passwd | None, timeout_seconds: float
 ) -> subprocess.CompletedProcess[str]:
@@ -138,8 +143,7 @@ def run_once(
         list(argv),
         cwd=cwd,
         env=dict(env),
-        user=account.pw_uid if account else None,
-        group=account.pw_gid if account else None,
+        **_identity(account),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -157,8 +161,7 @@ def spawn_detached(
             list(argv),
             cwd=cwd,
             env=dict(env),
-            user=account.pw_uid if account else None,
-            group=account.pw_gid if account else None,
+            **_identity(account),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

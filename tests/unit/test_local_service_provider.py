@@ -16,7 +16,8 @@ import pytest
 
 from providers import processes
 from providers.errors import InitCommandError, PortInUseError, ServiceExitedError, ServiceUnhealthyError
-from providers.local_service import UNKNOWN, LocalServiceProvider
+from providers.local_service import LocalServiceProvider
+from providers.preview import UNKNOWN
 
 
 def free_port() -> int:
