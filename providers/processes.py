@@ -79,7 +79,8 @@ def is_running(pid: int, executable: str | None = None) -> bool:
         first_arg = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
     except OSError:
         return False
-    return Path(first_arg).name == Path(executable).name
+    # The command line reads empty for a moment while a process execs: alive, not yet identifiable.
+    return not first_arg or Path(first_arg).name == Path(executable).name
 
 
 def read_pid(pid_file: Path) -> int | None:

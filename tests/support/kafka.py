@@ -27,6 +27,15 @@ def owned_topic(admin: AdminClient, prefix: str, partitions: int = 1) -> Iterato
         admin.delete_topics([topic])[topic].result(ADMIN_TIMEOUT_SECONDS)
 
 
+def wait_for_topic_listed(admin: AdminClient, topic: str, listed: bool, timeout_seconds: float = 15.0) -> None:
+    """Topic creation and deletion reach the metadata a client sees asynchronously: poll, within a bound."""
+    deadline = time.monotonic() + timeout_seconds
+    while (topic in admin.list_topics(timeout=10).topics) != listed:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"kafka: topic {topic} still {'missing from' if listed else 'in'} metadata after {timeout_seconds}s")
+        time.sleep(0.2)
+
+
 def consume_exactly(bootstrap: str, topic: str, count: int, timeout_seconds: float = 30.0) -> list[Message]:
     """Reads `count` messages from the start of `topic`; fails naming how many arrived by the deadline."""
     consumer = Consumer(
