@@ -50,6 +50,7 @@ SPEC_KEYS = (
     "service",
     "argv",
     "env",
+    "secret_env",
     "workdir",
     "host",
     "ports",
@@ -127,7 +128,8 @@ class LocalServiceProvider(ResourceProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in SPEC_KEYS if olds.get(key) != news.get(key)]
+        # `or None`: an empty value and a missing one (a key older state lacks) are the same spec.
+        changed = [key for key in SPEC_KEYS if (olds.get(key) or None) != (news.get(key) or None)]
         # Only a new natural id is a new resource; any other change restarts the process in update.
         return DiffResult(
             changes=bool(changed),
@@ -161,7 +163,7 @@ class LocalServiceProvider(ResourceProvider):
             )
 
         account = processes.account_for(props.get("run_as") or "")
-        env = processes.service_env(props.get("env") or {})
+        env = processes.service_env({**(props.get("env") or {}), **(props.get("secret_env") or {})})
         layout.workdir.mkdir(parents=True, exist_ok=True)
         self._initialise(service, layout, props, env, account)
 
@@ -269,6 +271,8 @@ class LocalServiceArgs:
     """The address it listens on (loopback only)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment on top of PATH/HOME/JAVA_HOME."""
+    secret_env: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
+    """Like env, but secret (credentials the service reads from its environment)."""
     init: Sequence[Sequence[str]] = ()
     """Commands run once, before the first start, in the work dir (initdb, storage format, …)."""
     files: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
@@ -296,6 +300,7 @@ class LocalService(pulumi.dynamic.Resource, module="cdcstack", name="LocalServic
             "service": args.service,
             "argv": list(args.argv),
             "env": dict(args.env),
+            "secret_env": pulumi.Output.secret(args.secret_env),
             "workdir": args.workdir,
             "host": args.host,
             "ports": list(args.ports),
@@ -312,6 +317,6 @@ class LocalService(pulumi.dynamic.Resource, module="cdcstack", name="LocalServic
             "instance": None,
         }
         opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["health", "secret_files"])
+            opts, pulumi.ResourceOptions(additional_secret_outputs=["health", "secret_files", "secret_env"])
         )
         super().__init__(LocalServiceProvider(), name, props, opts)

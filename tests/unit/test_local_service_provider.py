@@ -38,6 +38,7 @@ def http_service(workdir: Path, port: int, **overrides: Any) -> dict[str, Any]:
         "init": [],
         "files": {},
         "secret_files": {},
+        "secret_env": {},
         "run_as": "",
         "start_timeout": 20.0,
         "stop_timeout": 5.0,
@@ -260,13 +261,16 @@ def test_env_reaches_the_service(provider: LocalServiceProvider, tmp_path: Path)
         "import os, http.server\n"
         "class H(http.server.BaseHTTPRequestHandler):\n"
         "    def do_GET(self):\n"
-        "        self.send_response(200); self.end_headers(); self.wfile.write(os.environ['GREETING'].encode())\n"
+        "        self.send_response(200); self.end_headers()\n"
+        "        self.wfile.write((os.environ['GREETING'] + '/' + os.environ['TOKEN']).encode())\n"
         f"http.server.HTTPServer(('127.0.0.1', {port}), H).serve_forever()\n"
     )
-    spec = http_service(tmp_path / "web", port, argv=[sys.executable, "-c", echo_env], env={"GREETING": "hello cdc"})
+    spec = http_service(
+        tmp_path / "web", port, argv=[sys.executable, "-c", echo_env], env={"GREETING": "hello cdc"}, secret_env={"TOKEN": "s3cr3t"}
+    )
     outs = provider.create(spec).outs
     try:
-        assert httpx.get(f"http://127.0.0.1:{port}/").text == "hello cdc"
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "hello cdc/s3cr3t"
     finally:
         provider.delete("web", outs)
 
