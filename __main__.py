@@ -12,10 +12,12 @@ import pulumi
 
 import stack_outputs as out
 from components.change_capture import ChangeCapture, ChangeCaptureArgs
+from components.iceberg_catalog import IcebergRestCatalog, IcebergRestCatalogArgs
 from components.kafka import Kafka, KafkaArgs
 from components.kafka_connect import KafkaConnect, KafkaConnectArgs
 from components.mysql import MySql, MySqlArgs
 from components.network import StackNetwork, StackNetworkArgs
+from components.object_store import ObjectStore, ObjectStoreArgs
 from components.postgres import Postgres, PostgresArgs
 from components.runtime import Placement, resolve_runtime
 from toolchain.layout import PROJECT_ROOT, Toolchain
@@ -36,6 +38,8 @@ ports = {
     "mysql": [config.get_int("mysqlPort") or 23306],
     "kafka": [config.get_int("kafkaPort") or 29092, config.get_int("kafkaControllerPort") or 29093],
     "connect": [config.get_int("connectPort") or 28083],
+    "object_store": [config.get_int("objectStorePort") or 29000],
+    "iceberg_catalog": [config.get_int("icebergCatalogPort") or 28181],
 }
 
 network = StackNetwork("network", StackNetworkArgs(placement=placement))
@@ -67,13 +71,40 @@ connect = KafkaConnect(
 change_capture = ChangeCapture(
     "cdc", ChangeCaptureArgs(runtime=runtime, connect=connect, kafka=kafka, postgres=postgres, mysql=mysql)
 )
+object_store = ObjectStore(
+    "object-store",
+    ObjectStoreArgs(
+        placement=placement,
+        network=network,
+        port=ports["object_store"][0],
+        access_key_id=config.get("objectStoreAccessKey") or "cdcstack",
+        secret_access_key=config.require_secret("objectStoreSecretKey"),
+    ),
+)
+iceberg_catalog = IcebergRestCatalog(
+    "iceberg-catalog",
+    IcebergRestCatalogArgs(
+        placement=placement,
+        network=network,
+        store=object_store,
+        port=ports["iceberg_catalog"][0],
+        persistent=config.get_bool("icebergCatalogPersistent") is not False,
+    ),
+)
 
 pulumi.export(out.RUNTIME, runtime.value)
 pulumi.export(out.STATE_DIR, str(placement.stack_dir))
 pulumi.export(out.SERVICE_PORTS, ports)
 pulumi.export(
     out.SERVICE_LOGS,
-    {"postgres": postgres.log_path, "mysql": mysql.log_path, "kafka": kafka.log_path, "connect": connect.log_path},
+    {
+        "postgres": postgres.log_path,
+        "mysql": mysql.log_path,
+        "kafka": kafka.log_path,
+        "connect": connect.log_path,
+        "object-store": object_store.log_path,
+        "iceberg-catalog": iceberg_catalog.log_path,
+    },
 )
 pulumi.export(out.POSTGRES_DSN, postgres.dsn)
 pulumi.export(out.POSTGRES_HOST, postgres.host)
@@ -88,3 +119,10 @@ pulumi.export(out.POSTGRES_CONNECTOR, change_capture.postgres_connector)
 pulumi.export(out.MYSQL_CONNECTOR, change_capture.mysql_connector)
 pulumi.export(out.POSTGRES_TOPIC_PREFIX, change_capture.postgres_topic_prefix)
 pulumi.export(out.MYSQL_TOPIC_PREFIX, change_capture.mysql_topic_prefix)
+pulumi.export(out.S3_ENDPOINT, object_store.endpoint)
+pulumi.export(out.S3_ACCESS_KEY_ID, object_store.access_key_id)
+pulumi.export(out.S3_SECRET_ACCESS_KEY, object_store.secret_access_key)
+pulumi.export(out.S3_REGION, object_store.region)
+pulumi.export(out.WAREHOUSE, object_store.warehouse)
+pulumi.export(out.ICEBERG_CATALOG_URI, iceberg_catalog.uri)
+pulumi.export(out.ICEBERG_CATALOG_PROPERTIES, iceberg_catalog.catalog_properties)

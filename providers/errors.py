@@ -73,3 +73,7 @@ class ConnectorFailedError(TerminalError):
 
 class ConnectorNotRunningError(TransientError):
     """A connector did not reach RUNNING (with all its tasks) within its timeout."""
+
+
+class ObjectStoreError(TerminalError):
+    """The S3-compatible object store refused an operation (full, read-only, bad credentials)."""

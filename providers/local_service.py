@@ -269,7 +269,7 @@ class LocalServiceArgs:
     """A :mod:`providers.health` spec; kept secret since it may carry a DSN with a password."""
     host: str = "127.0.0.1"
     """The address it listens on (loopback only)."""
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
     """Extra environment on top of PATH/HOME/JAVA_HOME."""
     secret_env: pulumi.Input[Mapping[str, str]] = field(default_factory=dict)
     """Like env, but secret (credentials the service reads from its environment)."""
@@ -299,7 +299,7 @@ class LocalService(pulumi.dynamic.Resource, module="cdcstack", name="LocalServic
         props = {
             "service": args.service,
             "argv": list(args.argv),
-            "env": dict(args.env),
+            "env": args.env,
             "secret_env": pulumi.Output.secret(args.secret_env),
             "workdir": args.workdir,
             "host": args.host,

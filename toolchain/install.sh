@@ -127,9 +127,13 @@ install_maven_bundle() {
   if [ -d "$dest/lib" ] && stamp_matches "$name" "$version"; then echo cached; return; fi
   command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch $name $version"
   rm -rf "$dest" && mkdir -p "$dest"
-  sed -e "s/@KAFKA_VERSION@/$KAFKA_VERSION/g" -e "s/@SCALA_BINARY_VERSION@/$SCALA_BINARY_VERSION/g" \
-    -e "s/@LOG4J_VERSION@/$LOG4J_VERSION/g" "$pom_template" >"$dest/pom.xml"
-  mvn -B -q -f "$dest/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+  local substitutions=()
+  for key in KAFKA_VERSION SCALA_BINARY_VERSION LOG4J_VERSION ICEBERG_VERSION AWS_SDK_VERSION JETTY_VERSION \
+    SQLITE_JDBC_VERSION SLF4J_VERSION; do
+    substitutions+=(-e "s/@$key@/${!key}/g")
+  done
+  sed "${substitutions[@]}" "$pom_template" >"$dest/pom.xml"
+  mvn -B -q -f "$dest/pom.xml" "$MAVEN_DEPENDENCY_PLUGIN:copy-dependencies" -DincludeScope=runtime \
     -DoutputDirectory="$dest/lib" >&2
   write_stamp "$name" "$version"
   echo installed
@@ -150,11 +154,38 @@ install_debezium_plugins() {
   echo installed
 }
 
+install_versitygw() {
+  local bin="$CDCSTACK_TOOLCHAIN_DIR/versitygw/bin"
+  if [ -x "$bin/versitygw" ] && stamp_matches versitygw "$VERSITYGW_VERSION"; then echo cached; return; fi
+  command -v go >/dev/null || die "Go is needed to build the S3 gateway $VERSITYGW_VERSION (none found on PATH)"
+  rm -rf "$bin" && mkdir -p "$bin"
+  # Its go.mod has no replace directives, so a plain `go install` at the pinned version works.
+  GOTOOLCHAIN=local GOFLAGS= GOBIN="$bin" go install -trimpath -ldflags='-s -w' \
+    "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2
+  write_stamp versitygw "$VERSITYGW_VERSION"
+  echo installed
+}
+
+install_iceberg_rest() {
+  local dest="$CDCSTACK_TOOLCHAIN_DIR/iceberg-rest"
+  if [ -d "$dest/classes" ] && stamp_matches iceberg-rest-launcher "$ICEBERG_VERSION-$(sha256sum "$root/toolchain/iceberg/LocalRestCatalogServer.java" | cut -c1-12)"; then
+    echo cached
+    return
+  fi
+  install_maven_bundle iceberg-rest "$ICEBERG_VERSION" "$root/toolchain/maven/iceberg-rest.pom.xml" >/dev/null
+  rm -rf "$dest/classes" && mkdir -p "$dest/classes"
+  javac --release 17 -cp "$dest/lib/*" -d "$dest/classes" "$root/toolchain/iceberg/LocalRestCatalogServer.java" >&2
+  write_stamp iceberg-rest-launcher "$ICEBERG_VERSION-$(sha256sum "$root/toolchain/iceberg/LocalRestCatalogServer.java" | cut -c1-12)"
+  echo installed
+}
+
 piece "debian packages" "$APT_PACKAGES" install_apt_packages
 piece "python venv" "$(python3 --version | cut -d' ' -f2)" install_venv
 piece "pulumi cli + python host" "$PULUMI_VERSION" install_pulumi
+piece "s3 gateway (versitygw)" "$VERSITYGW_VERSION" install_versitygw
 piece "kafka broker jars" "$KAFKA_VERSION" install_maven_bundle kafka "$KAFKA_VERSION" "$root/toolchain/maven/kafka.pom.xml"
 piece "kafka connect jars" "$KAFKA_VERSION" install_maven_bundle connect "$KAFKA_VERSION" "$root/toolchain/maven/connect.pom.xml"
 piece "debezium plugins" "$DEBEZIUM_VERSION" install_debezium_plugins
+piece "iceberg rest catalog" "$ICEBERG_VERSION" install_iceberg_rest
 
 column -t -s $'\t' -N PIECE,VERSION,STATUS,SECONDS "$report"

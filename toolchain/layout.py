@@ -58,6 +58,18 @@ class Toolchain:
     def debezium_plugin_dir(self) -> Path:
         return self.cache_dir / "debezium" / "plugins"
 
+    @property
+    def versitygw_bin_dir(self) -> Path:
+        return self.cache_dir / "versitygw" / "bin"
+
+    @property
+    def iceberg_rest_lib_dir(self) -> Path:
+        return self.cache_dir / "iceberg-rest" / "lib"
+
+    @property
+    def iceberg_rest_classes_dir(self) -> Path:
+        return self.cache_dir / "iceberg-rest" / "classes"
+
     def image(self, key: str) -> str:
         return self.versions[key]
 

@@ -29,6 +29,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["image_id"] = f"sha256:{args.name}"
         if args.typ.endswith(":LocalService"):
             outputs.update(pid=4242, log_path=f"{args.inputs['workdir']}/service.log", instance="4242@0")
+        if args.typ.endswith(":S3Bucket"):
+            # Buckets are known by their natural id, the bucket name.
+            return args.inputs["bucket"], outputs
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:

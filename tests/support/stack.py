@@ -140,6 +140,20 @@ class StackOutputs:
         self.require_healthy("connect", {"kind": "connect", "url": url, "plugins": []})
         return url
 
+    def s3_client(self) -> Any:
+        """A boto3 client for the stack's object store, checked healthy first."""
+        from providers.s3_bucket import s3_client
+
+        endpoint = self[out.S3_ENDPOINT]
+        self.require_healthy("object-store", {"kind": "http", "url": f"{endpoint}/health"})
+        return s3_client(endpoint, self[out.S3_ACCESS_KEY_ID], self[out.S3_SECRET_ACCESS_KEY], self[out.S3_REGION])
+
+    @property
+    def iceberg_catalog_properties(self) -> dict[str, str]:
+        properties = dict(self[out.ICEBERG_CATALOG_PROPERTIES])
+        self.require_healthy("iceberg-catalog", {"kind": "http", "url": f"{properties['uri']}/v1/config"})
+        return properties
+
     def require_connector_running(self, name: str) -> None:
         """Fails naming the fix unless connector `name` and all its tasks are RUNNING."""
         from providers.connect_client import ConnectClient
@@ -157,7 +171,15 @@ class StackOutputs:
             )
 
 
-PORT_CONFIG_KEYS = ("postgresPort", "mysqlPort", "kafkaPort", "kafkaControllerPort", "connectPort")
+PORT_CONFIG_KEYS = (
+    "postgresPort",
+    "mysqlPort",
+    "kafkaPort",
+    "kafkaControllerPort",
+    "connectPort",
+    "objectStorePort",
+    "icebergCatalogPort",
+)
 """Every port a stack's config sets; a throwaway stack gets free ones for all of them."""
 
 
@@ -183,6 +205,7 @@ def init_throwaway_stack(prefix: str, postgres_password: str, mysql_password: st
         cli.config_set(key, str(port))
     cli.config_set("postgresPassword", postgres_password, secret=True)
     cli.config_set("mysqlRootPassword", mysql_password, secret=True)
+    cli.config_set("objectStoreSecretKey", f"{postgres_password}-s3", secret=True)
     return cli, ports
 
 

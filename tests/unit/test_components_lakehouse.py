@@ -1,0 +1,93 @@
+"""ObjectStore and IcebergRestCatalog under Pulumi mocks, for both runtimes."""
+
+from __future__ import annotations
+
+import pulumi
+import pytest
+
+from components.iceberg_catalog import IcebergRestCatalog, IcebergRestCatalogArgs
+from components.network import StackNetwork, StackNetworkArgs
+from components.object_store import ObjectStore, ObjectStoreArgs
+from components.runtime import Placement
+from tests.support.pulumi_mocks import Graph, build, settle
+
+S3_SECRET = "s3-secret"
+
+
+def lakehouse_graph(placement: Placement, persistent: bool = True) -> Graph[IcebergRestCatalog]:
+    def stack(opts: pulumi.ResourceOptions) -> IcebergRestCatalog:
+        network = StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
+        store = ObjectStore(
+            "object-store",
+            ObjectStoreArgs(
+                placement=placement, network=network, port=29000, access_key_id="cdcstack", secret_access_key=pulumi.Output.secret(S3_SECRET)
+            ),
+            opts=opts,
+        )
+        return IcebergRestCatalog(
+            "iceberg-catalog",
+            IcebergRestCatalogArgs(placement=placement, network=network, store=store, port=28181, persistent=persistent),
+            opts=opts,
+        )
+
+    return build(stack)
+
+
+def child(graph: Graph, name: str):
+    [match] = [entry for entry in graph.children if entry.name == name]
+    return match
+
+
+def test_process_store_is_the_s3_gateway_on_loopback_with_a_secret_root_key(process_placement: Placement) -> None:
+    graph = lakehouse_graph(process_placement)
+    store = child(graph, "object-store-process")
+    argv = settle(store.props["argv"])[0]
+    assert argv[0].endswith("/versitygw") and argv[1:3] == ["--port", "127.0.0.1:29000"] and "posix" in argv
+    assert settle(store.props["secret_env"]) == ({"ROOT_ACCESS_KEY_ID": "cdcstack", "ROOT_SECRET_ACCESS_KEY": S3_SECRET}, True)
+    assert settle(store.props["health"])[0] == {"kind": "http", "url": "http://127.0.0.1:29000/health"}
+
+
+def test_the_warehouse_bucket_is_a_resource_waiting_for_the_store(process_placement: Placement) -> None:
+    graph = lakehouse_graph(process_placement)
+    bucket = child(graph, "object-store-bucket-warehouse")
+    assert settle(bucket.props["bucket"])[0] == "warehouse"
+    assert [dependency._name for dependency in bucket.opts.depends_on] == ["object-store-process"]
+    assert settle(bucket.props["credentials"])[1] is True
+
+
+@pytest.mark.parametrize(("persistent", "uri_suffix"), [(True, "/data/catalog.db"), (False, "::memory:")])
+def test_process_catalog_keeps_metadata_in_sqlite_unless_told_not_to(
+    process_placement: Placement, persistent: bool, uri_suffix: str
+) -> None:
+    catalog = child(lakehouse_graph(process_placement, persistent), "iceberg-catalog-process")
+    env = settle(catalog.props["env"])[0]
+    assert env["CATALOG_URI"].endswith(uri_suffix)
+    assert env["CATALOG_WAREHOUSE"] == "s3://warehouse/" and env["CATALOG_S3_ENDPOINT"] == "http://127.0.0.1:29000"
+    assert env["CATALOG_REST_HOST"] == "127.0.0.1" and env["CATALOG_REST_PORT"] == "28181"
+    assert "CATALOG_S3_SECRET__ACCESS__KEY" not in env
+    assert settle(catalog.props["secret_env"]) == ({"CATALOG_S3_SECRET__ACCESS__KEY": S3_SECRET}, True)
+
+
+def test_catalog_properties_are_what_pyiceberg_needs_and_secret(process_placement: Placement) -> None:
+    properties, secret = settle(lakehouse_graph(process_placement).component.catalog_properties)
+    assert secret
+    assert properties == {
+        "uri": "http://127.0.0.1:28181",
+        "warehouse": "s3://warehouse/",
+        "s3.endpoint": "http://127.0.0.1:29000",
+        "s3.access-key-id": "cdcstack",
+        "s3.secret-access-key": S3_SECRET,
+        "s3.region": "us-east-1",
+        "s3.force-virtual-addressing": "false",
+    }
+
+
+def test_docker_runtime_runs_minio_and_the_rest_fixture_image(docker_placement: Placement) -> None:
+    graph = lakehouse_graph(docker_placement)
+    images = {args.name: args.inputs["name"] for args in graph.mocks.registered if args.typ.endswith("remoteImage:RemoteImage")}
+    assert images == {
+        "object-store-image": docker_placement.toolchain.image("MINIO_IMAGE"),
+        "iceberg-catalog-image": docker_placement.toolchain.image("ICEBERG_REST_IMAGE"),
+    }
+    envs, secret = settle(child(graph, "iceberg-catalog-container").props["envs"])
+    assert secret and "CATALOG_S3_ENDPOINT=http://object-store:9000" in envs and f"CATALOG_S3_SECRET__ACCESS__KEY={S3_SECRET}" in envs
