@@ -62,6 +62,10 @@ class ChangeEvent:
     partition: int = -1
     offset: int = -1
     headers: dict[str, bytes] = field(default_factory=dict)
+    row_schema: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The Connect schema of the before/after struct: column types for sinks that create tables."""
+    key_columns: tuple[str, ...] = ()
+    """The source primary key's columns, from the record key."""
 
     @property
     def row(self) -> dict[str, Any] | None:
@@ -204,6 +208,8 @@ def decode(
         partition=partition,
         offset=offset,
         headers=dict(headers or []),
+        row_schema=dict(_field_schema(schema, "after") or _field_schema(schema, "before")),
+        key_columns=tuple(key) if isinstance(key, dict) else (),
     )
 
 

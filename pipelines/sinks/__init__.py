@@ -1,0 +1,1 @@
+"""One module per destination: `iceberg` (and, with the Delta story, `delta`)."""
