@@ -170,10 +170,15 @@ def key_filter(keys: Iterable[tuple[Any, ...]], key_columns: Sequence[str]) -> B
     return clauses[0] if len(clauses) == 1 else Or(*clauses)
 
 
+def sink_offsets_of(snapshot: Any) -> str | None:
+    """The offsets a sink commit recorded in a snapshot's summary (JSON text), or None."""
+    return snapshot.summary.additional_properties.get(OFFSETS_PROPERTY) if snapshot.summary else None
+
+
 def committed_offsets(table: Table) -> dict[str, int]:
     """{"topic:partition": next offset} recorded by the table's latest sink commit (empty if none)."""
     for snapshot in reversed(table.snapshots()):
-        recorded = snapshot.summary.additional_properties.get(OFFSETS_PROPERTY) if snapshot.summary else None
+        recorded = sink_offsets_of(snapshot)
         if recorded:
             return json.loads(recorded)
     return {}

@@ -14,7 +14,7 @@ from typing import Any
 from pyiceberg.table import Table
 
 from pipelines.consistency import RowDiff, compare_rows
-from pipelines.sinks.iceberg import OFFSETS_PROPERTY
+from pipelines.sinks.iceberg import sink_offsets_of
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,9 @@ def sink_commits(table: Table) -> list[SinkCommit]:
     """The table's snapshots that carry sink offsets, oldest first (one per committed batch)."""
     commits = []
     for snapshot in table.snapshots():
-        summary = snapshot.summary
-        recorded = summary.additional_properties.get(OFFSETS_PROPERTY) if summary else None
+        recorded = sink_offsets_of(snapshot)
         if recorded:
-            commits.append(SinkCommit(snapshot.snapshot_id, snapshot.timestamp_ms, summary.operation.value, json.loads(recorded)))
+            commits.append(SinkCommit(snapshot.snapshot_id, snapshot.timestamp_ms, snapshot.summary.operation.value, json.loads(recorded)))
     return _last_per_commit(commits)
 
 

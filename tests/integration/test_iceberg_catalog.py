@@ -16,7 +16,7 @@ from pyiceberg.types import LongType, NestedField, StringType
 
 import stack_outputs as out
 from providers import processes
-from tests.support.names import unique_name
+from tests.support.iceberg import catalog_of, owned_namespace
 from tests.support.stack import PulumiCli, StackOutputs
 
 SCHEMA = Schema(
@@ -33,18 +33,13 @@ def rows(*pairs: tuple[int, str]) -> pa.Table:
 
 @pytest.fixture
 def catalog(stack: StackOutputs) -> Catalog:
-    return load_catalog("cdcstack", **stack.iceberg_catalog_properties)
+    return catalog_of(stack)
 
 
 @pytest.fixture
 def namespace(catalog: Catalog) -> Iterator[str]:
-    """A namespace of this test's own; its tables and itself are dropped afterwards."""
-    name = unique_name("test")
-    catalog.create_namespace(name)
-    yield name
-    for identifier in catalog.list_tables(name):
-        catalog.purge_table(identifier)
-    catalog.drop_namespace(name)
+    with owned_namespace(catalog) as name:
+        yield name
 
 
 def test_the_catalog_answers_its_config_endpoint(stack: StackOutputs) -> None:

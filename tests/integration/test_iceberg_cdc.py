@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import psycopg
 import pytest
-from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.catalog import Catalog
 
 from pipelines.consistency import compare_rows
 from pipelines.sinks.iceberg import IcebergCdcSink, IcebergTableWriter, committed_offsets
 from tests.support.cdc import CapturedTable
+from tests.support.iceberg import catalog_of, owned_namespace
 from tests.support.names import unique_name
 from tests.support.stack import StackOutputs
 
@@ -33,13 +34,9 @@ class IcebergTarget:
 
 @pytest.fixture
 def target(stack: StackOutputs) -> Iterator[IcebergTarget]:
-    """An Iceberg namespace of this test's own; purged afterwards."""
-    catalog = load_catalog("cdcstack", **stack.iceberg_catalog_properties)
-    namespace = unique_name("cdc")
-    yield IcebergTarget(catalog, f"{namespace}.items", namespace)
-    for identifier in catalog.list_tables(namespace):
-        catalog.purge_table(identifier)
-    catalog.drop_namespace(namespace)
+    catalog = catalog_of(stack)
+    with owned_namespace(catalog, "cdc") as namespace:
+        yield IcebergTarget(catalog, f"{namespace}.items", namespace)
 
 
 def source_rows(pg: psycopg.Connection, table: CapturedTable) -> list[dict]:

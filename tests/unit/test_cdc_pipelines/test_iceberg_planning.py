@@ -8,10 +8,9 @@ import pytest
 from pyiceberg.expressions import In, Or
 from pyiceberg.types import DateType, DecimalType, IntegerType, LongType, StringType, TimestamptzType
 
-from pipelines.debezium import ChangeEvent, SourcePosition
 from pipelines.sinks.iceberg import TerminalSinkError, iceberg_type, key_filter, plan_batch, schema_from_event
+from tests.support.iceberg import change
 
-SOURCE = SourcePosition(connector="postgresql", database="inventory", table="t", schema="inventory", ts_ms=0, snapshot=False)
 ROW_SCHEMA = {
     "fields": [
         {"field": "id", "type": "int32", "optional": False},
@@ -25,8 +24,8 @@ ROW_SCHEMA = {
 }
 
 
-def event(op: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> ChangeEvent:
-    return ChangeEvent(op=op, key=None, before=before, after=after, source=SOURCE, ts_ms=0, row_schema=ROW_SCHEMA, key_columns=("id",))
+def event(op: str, before: dict[str, Any] | None, after: dict[str, Any] | None):
+    return change(op, before, after, row_schema=ROW_SCHEMA)
 
 
 def test_the_last_change_of_each_key_wins() -> None:
