@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import requests
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In, Or
@@ -250,6 +251,14 @@ class IcebergTableWriter:
                     raise TransientSinkError(f"{self.identifier}: commit kept conflicting: {conflict}") from conflict
                 time.sleep(self.backoff_seconds * 2**attempt)
                 table = self.catalog.load_table(self.identifier)
+            except requests.RequestException as unreachable:
+                # Before OSError: requests' errors are OSErrors too, but these are the catalog's.
+                raise TransientSinkError(f"{self.identifier}: the Iceberg catalog did not answer: {unreachable}") from unreachable
+            except OSError as storage:
+                # pyarrow's S3 errors: the data files could not be written, so nothing was committed.
+                raise TerminalSinkError(
+                    f"{self.identifier}: the object store refused the batch's data files, nothing was committed: {storage}"
+                ) from storage
         return len(rows)
 
 

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.catalog import Catalog
 
 from pipelines.debezium import ChangeEvent, SourcePosition
+from pipelines.sinks.iceberg_catalog import load_rest_catalog
 from tests.support.names import unique_name
 from tests.support.stack import StackOutputs
 
@@ -24,7 +25,8 @@ ITEM_SCHEMA = {
 
 
 def catalog_of(stack: StackOutputs) -> Catalog:
-    return load_catalog("cdcstack", **stack.iceberg_catalog_properties)
+    """The stack's catalog, every request bounded by a timeout."""
+    return load_rest_catalog(stack.iceberg_catalog_properties)
 
 
 @contextmanager
