@@ -118,3 +118,25 @@ def test_a_column_added_at_the_source_is_added_to_the_iceberg_table(
         {"id": 1, "name": "before", "qty": 1, "colour": None},
         {"id": 2, "name": "after", "qty": 2, "colour": "red"},
     ]
+
+
+def test_mysql_changes_land_in_iceberg_equal_to_the_source(
+    stack: StackOutputs, mysql, mysql_capture, target: IcebergTarget
+) -> None:
+    table = mysql_capture("id int PRIMARY KEY, name varchar(64) NOT NULL, qty int NOT NULL")
+    with mysql.cursor() as cursor:
+        cursor.executemany(f"INSERT INTO {table.qualified} VALUES (%s, %s, %s)", [(n, f"item {n}", n % 5) for n in range(1, 101)])
+        cursor.execute(f"UPDATE {table.qualified} SET qty = 99 WHERE id <= 10")
+        cursor.execute(f"DELETE FROM {table.qualified} WHERE id > 90")
+    table.reader.wait_for_changes(120)
+    sink = sink_for(stack, table, target, unique_name("sink"))
+    try:
+        sink.run_until(lambda: sink.applied_events >= 120, timeout_seconds=120)
+    finally:
+        sink.close()
+    with mysql.cursor() as cursor:
+        cursor.execute(f"SELECT id, name, qty FROM {table.qualified}")
+        source = [dict(zip(("id", "name", "qty"), row)) for row in cursor.fetchall()]
+    diff = compare_rows(source, target.rows(), ["id"])
+    assert diff.equal, diff.summary()
+    assert len(source) == 90
