@@ -1,10 +1,20 @@
-"""Suite-wide wiring: no skips, markers by folder, and the live stack's outputs."""
+"""Suite-wide wiring: no skips, markers by folder, the live stack's outputs and connections to its services
+(each checked healthy first: a service that is down fails the test with what to run, never skips it)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
+import psycopg
+import pymysql
 import pytest
+from confluent_kafka.admin import AdminClient
+
+import stack_outputs as out
+from tests.support.cdc import CapturedTable, captured_mysql_table, captured_postgres_table
 
 from tests.support.stack import StackOutputs, read_stack_outputs
 
@@ -26,3 +36,54 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def stack() -> StackOutputs:
     """The live stack's outputs; fails (never skips) with what to run when the stack is not up."""
     return read_stack_outputs()
+
+
+@pytest.fixture
+def pg(stack: StackOutputs) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(stack.postgres_dsn, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def mysql_settings(stack: StackOutputs) -> dict[str, Any]:
+    return stack.mysql
+
+
+@pytest.fixture
+def mysql(mysql_settings: dict[str, Any]) -> Iterator[pymysql.connections.Connection]:
+    connection = pymysql.connect(**mysql_settings, autocommit=True)
+    with connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(stack: StackOutputs) -> AdminClient:
+    return AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+
+
+@pytest.fixture
+def postgres_capture(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient):
+    """Makes tables in Postgres' captured `inventory` schema; each is dropped with its topic afterwards."""
+    stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
+    with ExitStack() as tables:
+
+        def create(columns_sql: str) -> CapturedTable:
+            return tables.enter_context(
+                captured_postgres_table(pg, kafka_admin, stack.kafka_bootstrap, stack[out.POSTGRES_TOPIC_PREFIX], columns_sql)
+            )
+
+        yield create
+
+
+@pytest.fixture
+def mysql_capture(stack: StackOutputs, mysql: pymysql.connections.Connection, kafka_admin: AdminClient):
+    """Makes tables in MySQL's captured `inventory` database; each is dropped with its topic afterwards."""
+    stack.require_connector_running(stack[out.MYSQL_CONNECTOR])
+    with ExitStack() as tables:
+
+        def create(columns_sql: str) -> CapturedTable:
+            return tables.enter_context(
+                captured_mysql_table(mysql, kafka_admin, stack.kafka_bootstrap, stack[out.MYSQL_TOPIC_PREFIX], columns_sql)
+            )
+
+        yield create
