@@ -140,3 +140,46 @@ def test_mysql_changes_land_in_iceberg_equal_to_the_source(
     diff = compare_rows(source, target.rows(), ["id"])
     assert diff.equal, diff.summary()
     assert len(source) == 90
+
+
+def test_postgres_column_types_arrive_in_iceberg_unchanged(
+    stack: StackOutputs, pg: psycopg.Connection, postgres_capture, target: IcebergTarget
+) -> None:
+    import datetime as dt
+    import decimal
+
+    table = postgres_capture("id bigint PRIMARY KEY, price numeric(12,4), born date, seen_tz timestamptz, active boolean, note text")
+    row = {
+        "id": 9_000_000_000,
+        "price": decimal.Decimal("12345678.9012"),
+        "born": dt.date(1999, 12, 31),
+        "seen_tz": dt.datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=dt.timezone.utc),
+        "active": True,
+        "note": "naïve café",
+    }
+    pg.execute(f"INSERT INTO {table.qualified} ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})", list(row.values()))
+    table.reader.wait_for_changes(1)
+    sink = sink_for(stack, table, target, unique_name("sink"))
+    try:
+        sink.run_until(lambda: sink.applied_events >= 1, timeout_seconds=60)
+    finally:
+        sink.close()
+    assert target.rows() == [row]
+
+
+def test_a_truncate_at_the_source_empties_the_iceberg_table(
+    stack: StackOutputs, pg: psycopg.Connection, postgres_capture, target: IcebergTarget
+) -> None:
+    table = postgres_capture(ITEMS)
+    pg.execute(f"INSERT INTO {table.qualified} SELECT n, 'n' || n, n FROM generate_series(1, 30) n")
+    table.reader.wait_for_changes(30)
+    sink = sink_for(stack, table, target, unique_name("sink"))
+    try:
+        sink.run_until(lambda: sink.applied_events >= 30, timeout_seconds=60)
+        assert len(target.rows()) == 30
+        pg.execute(f"TRUNCATE {table.qualified}")
+        pg.execute(f"INSERT INTO {table.qualified} VALUES (99, 'after truncate', 1)")
+        sink.run_until(lambda: sink.applied_events >= 32, timeout_seconds=60)
+    finally:
+        sink.close()
+    assert target.rows() == [{"id": 99, "name": "after truncate", "qty": 1}]

@@ -95,3 +95,24 @@ def test_a_store_refusing_writes_fails_the_batch_clearly_and_commits_nothing(
     table = catalog.load_table(writer.identifier)
     assert len(table.snapshots()) == snapshots
     assert table.scan().to_arrow().to_pylist() == [{"id": 1, "name": "kept", "qty": 1}]
+
+
+def test_a_catalog_stopped_through_the_stack_fails_writes_fast_and_is_restored(
+    stack: StackOutputs, writer: IcebergTableWriter
+) -> None:
+    from providers import processes
+    from tests.support.stack import PulumiCli
+
+    writer.apply([change("c", after={"id": 1, "name": "a", "qty": 1})], {"t:0": 1})
+    pid = processes.read_pid(stack.state_dir / "services" / "iceberg-catalog" / "service.pid")
+    assert pid is not None, "the catalog has no pid file: run `make up`"
+    processes.stop_process(pid, grace_seconds=10)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransientSinkError, match="Iceberg catalog did not answer"):
+            writer.apply([change("c", after={"id": 2, "name": "b", "qty": 2})], {"t:0": 2})
+        assert time.monotonic() - started < 15
+    finally:
+        PulumiCli(stack.name).up("--refresh")
+    restored = load_rest_catalog(stack.iceberg_catalog_properties).load_table(writer.identifier)
+    assert restored.scan().to_arrow().to_pylist() == [{"id": 1, "name": "a", "qty": 1}]

@@ -72,3 +72,21 @@ def test_an_unmappable_column_type_is_a_terminal_error() -> None:
 def test_key_filters_use_in_for_one_column_and_or_for_several() -> None:
     assert key_filter([(1,), (2,)], ["id"]) == In("id", [1, 2])
     assert isinstance(key_filter([(1, "a"), (2, "b")], ["id", "region"]), Or)
+
+
+def test_binlog_and_postgres_column_types_map_to_iceberg_types() -> None:
+    from pyiceberg.types import BinaryType, BooleanType, DoubleType, FloatType, TimestampType, TimeType
+
+    expected = {
+        ("int16", None): IntegerType(),
+        ("float32", None): FloatType(),
+        ("float64", None): DoubleType(),
+        ("boolean", None): BooleanType(),
+        ("bytes", None): BinaryType(),
+        ("string", "io.debezium.data.Json"): StringType(),
+        ("string", "io.debezium.data.Uuid"): StringType(),
+        ("int64", "io.debezium.time.MicroTimestamp"): TimestampType(),
+        ("int64", "io.debezium.time.MicroTime"): TimeType(),
+    }
+    for (kind, name), iceberg in expected.items():
+        assert iceberg_type({"field": "c", "type": kind, "name": name}) == iceberg, (kind, name)

@@ -63,3 +63,15 @@ def test_table_files_live_in_the_warehouse_bucket(stack: StackOutputs, writer: I
     prefix = location.removeprefix("s3://warehouse/")
     keys = [item["Key"] for item in stack.s3_client().list_objects_v2(Bucket="warehouse", Prefix=prefix)["Contents"]]
     assert any(key.endswith(".parquet") for key in keys) and any(key.endswith(".metadata.json") for key in keys)
+
+
+def test_namespaces_list_their_tables_and_drop_once_empty(catalog: Catalog) -> None:
+    namespace = unique_name("ns")
+    catalog.create_namespace(namespace)
+    writer = IcebergTableWriter(catalog, f"{namespace}.one")
+    writer.apply([change("c", after={"id": 1, "name": "a", "qty": 1})], {"t:0": 1})
+    assert (namespace,) in catalog.list_namespaces()
+    assert catalog.list_tables(namespace) == [(namespace, "one")]
+    catalog.purge_table(f"{namespace}.one")
+    catalog.drop_namespace(namespace)
+    assert (namespace,) not in catalog.list_namespaces()
