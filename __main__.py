@@ -6,6 +6,7 @@ The only place that reads Pulumi config; components get their values through typ
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pulumi
@@ -13,6 +14,7 @@ import pulumi
 import stack_outputs as out
 from components.change_capture import ChangeCapture, ChangeCaptureArgs
 from components.iceberg_catalog import IcebergRestCatalog, IcebergRestCatalogArgs
+from components.iceberg_sink_job import IcebergSinkJob, IcebergSinkJobArgs
 from components.kafka import Kafka, KafkaArgs
 from components.kafka_connect import KafkaConnect, KafkaConnectArgs
 from components.mysql import MySql, MySqlArgs
@@ -40,6 +42,7 @@ ports = {
     "connect": [config.get_int("connectPort") or 28083],
     "object_store": [config.get_int("objectStorePort") or 29000],
     "iceberg_catalog": [config.get_int("icebergCatalogPort") or 28181],
+    "iceberg_sink": [config.get_int("icebergSinkPort") or 28190],
 }
 
 network = StackNetwork("network", StackNetworkArgs(placement=placement))
@@ -91,6 +94,17 @@ iceberg_catalog = IcebergRestCatalog(
         persistent=config.get_bool("icebergCatalogPersistent") is not False,
     ),
 )
+iceberg_sink = IcebergSinkJob(
+    "iceberg-sink",
+    IcebergSinkJobArgs(
+        placement=placement,
+        python=sys.executable,
+        kafka=kafka,
+        change_capture=change_capture,
+        catalog=iceberg_catalog,
+        port=ports["iceberg_sink"][0],
+    ),
+)
 
 pulumi.export(out.RUNTIME, runtime.value)
 pulumi.export(out.STATE_DIR, str(placement.stack_dir))
@@ -104,6 +118,7 @@ pulumi.export(
         "connect": connect.log_path,
         "object-store": object_store.log_path,
         "iceberg-catalog": iceberg_catalog.log_path,
+        "iceberg-sink": iceberg_sink.log_path,
     },
 )
 pulumi.export(out.POSTGRES_DSN, postgres.dsn)
@@ -126,3 +141,5 @@ pulumi.export(out.S3_REGION, object_store.region)
 pulumi.export(out.WAREHOUSE, object_store.warehouse)
 pulumi.export(out.ICEBERG_CATALOG_URI, iceberg_catalog.uri)
 pulumi.export(out.ICEBERG_CATALOG_PROPERTIES, iceberg_catalog.catalog_properties)
+pulumi.export(out.ICEBERG_SINK_HEALTH_URL, iceberg_sink.health_url)
+pulumi.export(out.ICEBERG_SINK_NAMESPACE, iceberg_sink.namespace)

@@ -259,7 +259,7 @@ class LocalServiceArgs:
 
     service: str
     """Natural id: unique per stack (also the folder name under the stack's services dir)."""
-    argv: Sequence[pulumi.Input[str]]
+    argv: pulumi.Input[Sequence[str]]
     """The service's foreground command; its first element must be an executable."""
     workdir: str
     """Holds data/, service.log and service.pid."""
@@ -298,7 +298,7 @@ class LocalService(pulumi.dynamic.Resource, module="cdcstack", name="LocalServic
     def __init__(self, name: str, args: LocalServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props = {
             "service": args.service,
-            "argv": list(args.argv),
+            "argv": args.argv if isinstance(args.argv, pulumi.Output) else list(args.argv),
             "env": args.env,
             "secret_env": pulumi.Output.secret(args.secret_env),
             "workdir": args.workdir,

@@ -7,8 +7,12 @@ from typing import Any
 
 import pymysql
 import pytest
+from confluent_kafka.admin import AdminClient
 
+import stack_outputs as out
+from tests.support.cdc import delete_topic
 from tests.support.names import unique_name
+from tests.support.stack import StackOutputs
 
 
 def variables(connection: pymysql.connections.Connection, *names: str) -> dict[str, str]:
@@ -18,13 +22,15 @@ def variables(connection: pymysql.connections.Connection, *names: str) -> dict[s
 
 
 @pytest.fixture
-def scratch_table(mysql: pymysql.connections.Connection) -> Iterator[str]:
+def scratch_table(stack: StackOutputs, mysql: pymysql.connections.Connection, kafka_admin: AdminClient) -> Iterator[str]:
     table = unique_name("binlog")
     with mysql.cursor() as cursor:
         cursor.execute(f"CREATE TABLE inventory.{table} (id int PRIMARY KEY, name varchar(64) NOT NULL, amount decimal(10,2))")
     yield table
     with mysql.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS inventory.{table}")
+    # The stack's connector captures `inventory`: its topic for this table is the test's too.
+    delete_topic(kafka_admin, f"{stack[out.MYSQL_TOPIC_PREFIX]}.inventory.{table}")
 
 
 def binlog_events_since(connection: pymysql.connections.Connection, position: tuple[str, int]) -> list[tuple[str, str]]:

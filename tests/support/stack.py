@@ -179,6 +179,7 @@ PORT_CONFIG_KEYS = (
     "connectPort",
     "objectStorePort",
     "icebergCatalogPort",
+    "icebergSinkPort",
 )
 """Every port a stack's config sets; a throwaway stack gets free ones for all of them."""
 
