@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cdc
+from bench import cdc, iceberg
 from tests.support.stack import PROJECT_ROOT, init_throwaway_stack, processes_mentioning, remove_throwaway_stack, toolchain_env
 
 
@@ -96,6 +96,18 @@ def stack_figures() -> list[tuple[str, str]]:
         # After the lag runs: the snapshot's 100k-row insert would otherwise leave WAL to decode behind them.
         rate, seconds = cdc.snapshot_rows_per_second(outputs)
         cdc_figures.append((f"snapshot of {cdc.SNAPSHOT_ROWS:,} rows (postgres)", f"{rate:,.0f} rows/s ({seconds:.1f} s)"))
+        suite_seconds, suite_summary = iceberg.spec_suite_seconds(cli.stack)
+        cdc_figures.append(("Iceberg suite (the spec's command)", f"{suite_seconds:.1f} s ({suite_summary})"))
+        io = iceberg.write_and_read_seconds(outputs)
+        cdc_figures += [
+            (f"iceberg: write {iceberg.ROWS:,} CDC rows as append", f"{io['append']:.2f} s"),
+            (f"iceberg: write {iceberg.ROWS:,} CDC rows as upsert", f"{io['upsert']:.2f} s"),
+            (f"iceberg: read back {iceberg.ROWS:,} rows", f"{io['read']:.2f} s"),
+        ]
+        lag = iceberg.commit_to_iceberg_lag(outputs)
+        cdc_figures.append(
+            ("source commit -> visible in Iceberg (200 changes at 50/s)", f"p50 {lag.percentile(0.5):.0f} ms, p95 {lag.percentile(0.95):.0f} ms, {len(lag.samples_ms)} of {lag.expected}")
+        )
         destroy_seconds = timed(cli.destroy)
     finally:
         remove_throwaway_stack(cli)
