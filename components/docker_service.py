@@ -40,6 +40,11 @@ class DockerServiceSpec:
     """Services that must be healthy first."""
 
 
+def docker_log_hint(container: docker.Container) -> pulumi.Output[str]:
+    """Where a container's log is read (the docker runtime's counterpart of a service's log path)."""
+    return container.name.apply(lambda container_name: f"docker logs {container_name}")
+
+
 def docker_service(
     component: pulumi.ComponentResource, name: str, network: StackNetwork, spec: DockerServiceSpec
 ) -> docker.Container:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.docker_service import DockerServiceSpec, docker_service
+from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
 from components.network import StackNetwork
 from components.object_store import ObjectStore
 from components.runtime import LOOPBACK, Placement, Runtime
@@ -72,7 +72,7 @@ class IcebergRestCatalog(pulumi.ComponentResource):
             self.log_path = server.log_path
         else:
             server = self._docker_catalog(name, args)
-            self.log_path = server.name.apply(lambda container_name: f"docker logs {container_name}")
+            self.log_path = docker_log_hint(server)
         self.uri = pulumi.Output.from_input(uri)
         self.warehouse = store.warehouse
         self.catalog_properties = pulumi.Output.secret(

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.docker_service import DockerServiceSpec, docker_service
+from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
 from components.jvm import LOG4J2_FILE, LOG4J2_PROPERTIES, jvm_argv, properties_text
 from components.network import StackNetwork
 from components.runtime import LOOPBACK, Placement, Runtime
@@ -81,7 +81,7 @@ class Kafka(pulumi.ComponentResource):
             self.internal_bootstrap_servers = pulumi.Output.from_input(bootstrap)
         else:
             container = self._docker_broker(name, args)
-            self.log_path = container.name.apply(lambda container_name: f"docker logs {container_name}")
+            self.log_path = docker_log_hint(container)
             self.ready = container.id
             self.internal_bootstrap_servers = pulumi.Output.from_input(f"{name}:{INTERNAL_PORT}")
         self.bootstrap_servers = pulumi.Output.from_input(bootstrap)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.docker_service import DockerServiceSpec, docker_service
+from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
 from components.jvm import LOG4J2_FILE, LOG4J2_PROPERTIES, jvm_argv, properties_text
 from components.kafka import Kafka
 from components.network import StackNetwork
@@ -78,7 +78,7 @@ class KafkaConnect(pulumi.ComponentResource):
             self.ready = worker.instance
         else:
             container = self._docker_worker(name, args)
-            self.log_path = container.name.apply(lambda container_name: f"docker logs {container_name}")
+            self.log_path = docker_log_hint(container)
             self.ready = container.id
         self.url = pulumi.Output.from_input(url)
         self.register_outputs({"url": self.url, "log_path": self.log_path, "ready": self.ready})

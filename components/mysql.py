@@ -13,7 +13,7 @@ import pulumi
 
 from components import seeds
 from components.database import SqlDatabase
-from components.docker_service import DockerServiceSpec, docker_service
+from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
 from components.network import StackNetwork
 from components.runtime import LOOPBACK, Placement, Runtime
 from providers.local_service import LocalService, LocalServiceArgs
@@ -170,4 +170,4 @@ class MySql(SqlDatabase):
                 memory_mb=1024,
             ),
         )
-        return container, container.id, container.name.apply(lambda container_name: f"docker logs {container_name}")
+        return container, container.id, docker_log_hint(container)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components.docker_service import DockerServiceSpec, docker_service
+from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
 from components.network import StackNetwork
 from components.runtime import LOOPBACK, Placement, Runtime
 from providers.local_service import LocalService, LocalServiceArgs
@@ -60,7 +60,7 @@ class ObjectStore(pulumi.ComponentResource):
             self.internal_endpoint = pulumi.Output.from_input(endpoint)
         else:
             server = self._docker_store(name, args)
-            self.log_path = server.name.apply(lambda container_name: f"docker logs {container_name}")
+            self.log_path = docker_log_hint(server)
             self.internal_endpoint = pulumi.Output.from_input(f"http://{name}:{CONTAINER_PORT}")
 
         credentials = pulumi.Output.secret(
