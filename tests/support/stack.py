@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 
 import stack_outputs as out
-from providers import health
+from providers import health, processes
 from tests.support.names import unique_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -211,8 +212,15 @@ def init_throwaway_stack(prefix: str, postgres_password: str, mysql_password: st
 
 
 def remove_throwaway_stack(cli: PulumiCli) -> None:
-    cli.destroy(check=False)
+    """Destroys and removes a throwaway stack; no process of it may outlive its state."""
+    if cli.destroy(check=False).returncode != 0:
+        # A service that died or a worker that hangs can fail the plain destroy: refresh first.
+        cli.run("destroy", "--yes", "--skip-preview", "--refresh", check=False)
+    stack_dir = Path(toolchain_env()["CDCSTACK_STATE_DIR"]) / "stacks" / cli.stack
+    for pid in processes_mentioning(stack_dir):
+        processes.stop_process(pid, grace_seconds=10)
     cli.run("stack", "rm", "--yes", "--force", check=False)
+    shutil.rmtree(stack_dir, ignore_errors=True)
 
 
 def processes_mentioning(path: Path) -> list[int]:
