@@ -177,6 +177,8 @@ class LocalServiceProvider(ResourceProvider):
                 still_running=lambda: processes.is_running(pid, executable),
             )
         except ChildProcessError as exited:
+            # Seen as gone; stopping it anyway makes sure nothing outlives a failed start.
+            processes.stop_process(pid, float(props["stop_timeout"]))
             layout.pid_file.unlink(missing_ok=True)
             raise ServiceExitedError(_failure_text(service, f"exited during start-up ({exited})", layout.log_file)) from None
         except health.ProbeFailed as unhealthy:
