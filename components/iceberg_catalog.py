@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pulumi
 
 from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
-from components.network import StackNetwork
+from components.network import ServiceArgs
 from components.object_store import ObjectStore
-from components.runtime import LOOPBACK, Placement, Runtime
+from components.runtime import LOOPBACK, Runtime
 from providers.local_service import LocalService, LocalServiceArgs
 
 CONTAINER_PORT = 8181
@@ -25,15 +25,9 @@ CATALOG_DB = "data/catalog.db"
 
 
 @dataclass(frozen=True)
-class IcebergRestCatalogArgs:
-    placement: Placement
-    """Runtime, state dir and toolchain of the stack."""
-    network: StackNetwork
-    """The stack's network."""
+class IcebergRestCatalogArgs(ServiceArgs):
     store: ObjectStore
     """Holds the warehouse; the catalog starts once its buckets exist."""
-    port: int
-    """REST port on 127.0.0.1."""
     persistent: bool = True
     """Keep catalog metadata across restarts (SQLite in the data dir); False keeps it in memory."""
 

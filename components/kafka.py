@@ -8,8 +8,8 @@ import pulumi
 
 from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
 from components.jvm import LOG4J2_FILE, LOG4J2_PROPERTIES, jvm_argv, properties_text
-from components.network import StackNetwork
-from components.runtime import LOOPBACK, Placement, Runtime
+from components.network import ServiceArgs
+from components.runtime import LOOPBACK, Runtime
 from providers.local_service import LocalService, LocalServiceArgs
 
 # Any fixed base64 UUID works for a single-node cluster; fixing it keeps restarts on the same data dir valid.
@@ -36,13 +36,7 @@ BROKER_SETTINGS: dict[str, str] = {
 }
 
 @dataclass(frozen=True)
-class KafkaArgs:
-    placement: Placement
-    """Runtime, state dir and toolchain of the stack."""
-    network: StackNetwork
-    """The stack's network."""
-    port: int
-    """Broker port on 127.0.0.1 (the bootstrap server)."""
+class KafkaArgs(ServiceArgs):
     controller_port: int
     """KRaft controller port on 127.0.0.1 (process runtime)."""
 

@@ -14,8 +14,8 @@ import pulumi
 from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
 from components.jvm import LOG4J2_FILE, LOG4J2_PROPERTIES, jvm_argv, properties_text
 from components.kafka import Kafka
-from components.network import StackNetwork
-from components.runtime import LOOPBACK, Placement, Runtime
+from components.network import ServiceArgs
+from components.runtime import LOOPBACK, Runtime
 from providers.local_service import LocalService, LocalServiceArgs
 
 CONTAINER_PORT = 8083
@@ -49,15 +49,9 @@ WORKER_SETTINGS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class KafkaConnectArgs:
-    placement: Placement
-    """Runtime, state dir and toolchain of the stack."""
-    network: StackNetwork
-    """The stack's network."""
+class KafkaConnectArgs(ServiceArgs):
     kafka: Kafka
     """The broker it stores configs, offsets and status in; the worker starts after it is healthy."""
-    port: int
-    """REST port on 127.0.0.1."""
     plugins: Sequence[str] = DEBEZIUM_CONNECTORS
     """Connector classes the worker must list to count as healthy."""
 

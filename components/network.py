@@ -42,3 +42,15 @@ class StackNetwork(pulumi.ComponentResource):
     def dependency(self) -> list[pulumi.Resource]:
         """What a service must wait for before it can join the network."""
         return [self.docker_network] if self.docker_network is not None else []
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    """What every service component's Args start with."""
+
+    placement: Placement
+    """Runtime, state dir and toolchain of the stack."""
+    network: StackNetwork
+    """The stack's network."""
+    port: int
+    """The service's main port on 127.0.0.1."""

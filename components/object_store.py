@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pulumi
 
 from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
-from components.network import StackNetwork
-from components.runtime import LOOPBACK, Placement, Runtime
+from components.network import ServiceArgs
+from components.runtime import LOOPBACK, Runtime
 from providers.local_service import LocalService, LocalServiceArgs
 from providers.s3_bucket import S3Bucket, S3BucketArgs
 
@@ -23,13 +23,7 @@ HEALTH_PATH = "/health"
 
 
 @dataclass(frozen=True)
-class ObjectStoreArgs:
-    placement: Placement
-    """Runtime, state dir and toolchain of the stack."""
-    network: StackNetwork
-    """The stack's network."""
-    port: int
-    """S3 API port on 127.0.0.1."""
+class ObjectStoreArgs(ServiceArgs):
     access_key_id: str
     """Root access key."""
     secret_access_key: pulumi.Input[str]

@@ -9,8 +9,8 @@ import pulumi
 from components import seeds
 from components.database import SqlDatabase
 from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
-from components.network import StackNetwork
-from components.runtime import LOOPBACK, Placement, Runtime
+from components.network import ServiceArgs
+from components.runtime import LOOPBACK, Runtime
 from providers.local_service import LocalService, LocalServiceArgs
 from providers.sql_seed import SqlSeed, SqlSeedArgs
 
@@ -34,13 +34,7 @@ SERVER_SETTINGS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class PostgresArgs:
-    placement: Placement
-    """Runtime, state dir and toolchain of the stack."""
-    network: StackNetwork
-    """The stack's network."""
-    port: int
-    """Host port, on 127.0.0.1."""
+class PostgresArgs(ServiceArgs):
     password: pulumi.Input[str]
     """Superuser password (a Pulumi secret)."""
     database: str = "inventory"
