@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 import pulumi
 
+from components import seeds
 from components.runtime import LOOPBACK, Runtime
+from providers.sql_seed import SqlSeed, SqlSeedArgs
 
 
 class SqlDatabase(pulumi.ComponentResource):
@@ -22,6 +26,26 @@ class SqlDatabase(pulumi.ComponentResource):
     internal_host: pulumi.Output[str]
     """How other services of the stack reach it (a network alias on docker, loopback otherwise)."""
     internal_port: pulumi.Output[int]
+
+    def _seed(
+        self,
+        engine: str,
+        connection: pulumi.Input[Mapping[str, Any]],
+        instance: pulumi.Input[str],
+        server: pulumi.Resource,
+    ) -> SqlSeed:
+        """The `<engine>_inventory` seed, run once the server is healthy and again per new instance."""
+        return SqlSeed(
+            f"{self._name}-seed",
+            SqlSeedArgs(
+                seed=f"{self._name}-inventory",
+                engine=engine,
+                connection=connection,
+                statements=seeds.statements(f"{engine}_inventory"),
+                instance=instance,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
+        )
 
     def _publish(
         self,

@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pulumi
 
-from components import seeds
 from components.database import SqlDatabase
 from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
 from components.network import ServiceArgs
 from components.runtime import LOOPBACK, Runtime
 from providers.local_service import LocalService, LocalServiceArgs
-from providers.sql_seed import SqlSeed, SqlSeedArgs
 
 CONTAINER_PORT = 3306
 # mariadbd lives outside a non-root PATH.
@@ -70,16 +68,11 @@ class MySql(SqlDatabase):
         else:
             server, instance, log_path = self._docker_server(name, args)
 
-        seed = SqlSeed(
-            f"{name}-seed",
-            SqlSeedArgs(
-                seed=f"{name}-inventory",
-                engine="mysql",
-                connection=connection,
-                statements=seeds.statements("mysql_inventory"),
-                instance=instance,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
+        seed = self._seed(
+            "mysql",
+            connection,
+            instance,
+            server,
         )
 
         self._publish(

@@ -6,13 +6,11 @@ from dataclasses import dataclass
 
 import pulumi
 
-from components import seeds
 from components.database import SqlDatabase
 from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
 from components.network import ServiceArgs
 from components.runtime import LOOPBACK, Runtime
 from providers.local_service import LocalService, LocalServiceArgs
-from providers.sql_seed import SqlSeed, SqlSeedArgs
 
 CONTAINER_PORT = 5432
 SUPERUSER = "postgres"
@@ -60,18 +58,13 @@ class Postgres(SqlDatabase):
         else:
             server, instance, log_path = self._docker_server(name, args)
 
-        seed = SqlSeed(
-            f"{name}-seed",
-            SqlSeedArgs(
-                seed=f"{name}-inventory",
-                engine="postgres",
-                connection=pulumi.Output.all(admin_dsn, dsn(SUPERUSER, args.password, args.port, args.database)).apply(
-                    lambda dsns: {"maintenance_dsn": dsns[0], "dsn": dsns[1], "database": args.database}
-                ),
-                statements=seeds.statements("postgres_inventory"),
-                instance=instance,
+        seed = self._seed(
+            "postgres",
+            pulumi.Output.all(admin_dsn, dsn(SUPERUSER, args.password, args.port, args.database)).apply(
+                lambda dsns: {"maintenance_dsn": dsns[0], "dsn": dsns[1], "database": args.database}
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
+            instance,
+            server,
         )
 
         self._publish(
