@@ -3,14 +3,23 @@
 - create: checks its ports are free, runs one-time init commands, starts the process detached
   (data dir, log and pid under its work dir, listening on 127.0.0.1) and returns only once the
   service's own health check passes, or fails with the last log lines;
-- read: a dead process reads as gone, so `pulumi refresh` then `pulumi up` restarts it;
+- restart "always" (the default): the process is started under :mod:`providers.supervisor`, which
+  starts it again with backoff whenever it exits on its own and counts the restarts (`restarts`
+  output, and a line in the service log each time); the pid file then holds the supervisor's pid.
+  A child that exits before its first health check passes still fails the start. Restart "never"
+  runs the command itself, as before;
+- read: a dead process (for "always": a dead supervisor) reads as gone, so `pulumi refresh` then
+  `pulumi up` restarts it. A child left running by a killed supervisor is stopped before the next
+  start, so it cannot hold the ports. Read reports the restart mode the process really runs under,
+  so a process started before supervision existed is restarted under it by the next `make up`;
 - diff/update: a changed spec replaces the running process: the old one is stopped, then the new
   one started as in create, on the same data dir (a changed init command starts from a fresh one).
   Done in place rather than as a Pulumi replace because the engine keeps a failed
   delete-before-replace as a pending replacement that refresh cannot clear, and a reverted config
   would then leave the service stopped; an update that fails leaves the old outputs in state, which
   `pulumi up --refresh` reads as gone and starts again;
-- delete: SIGTERM, SIGKILL after a grace period, waits for its ports; already stopped is success.
+- delete: SIGTERM to the process group (supervisor and child), SIGKILL after a grace period, waits
+  for its ports; already stopped is success.
 
 The natural id is the service name. Secrets (health DSNs, password files) arrive as inputs and stay
 Pulumi secrets; nothing secret is kept on the provider object, which Pulumi pickles into state.
@@ -18,6 +27,7 @@ Pulumi secrets; nothing secret is kept on the provider object, which Pulumi pick
 
 from __future__ import annotations
 
+import functools
 import pwd
 import shutil
 import time
@@ -36,7 +46,7 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from providers import health, processes
+from providers import health, processes, supervisor
 from providers.preview import UNKNOWN, is_known
 from providers.errors import (
     InitCommandError,
@@ -61,7 +71,11 @@ SPEC_KEYS = (
     "run_as",
     "start_timeout",
     "stop_timeout",
+    "restart",
 )
+RESTART_POLICIES = ("always", "never")
+SPEC_DEFAULTS: dict[str, Any] = {"restart": "always"}
+"""What a key an older state lacks meant then, so that state diffs as unchanged against the default."""
 INIT_MARKER = ".initialized"
 INIT_TIMEOUT_SECONDS = 300.0
 
@@ -88,9 +102,59 @@ class ServiceLayout:
     def init_marker(self) -> Path:
         return self.workdir / INIT_MARKER
 
+    @property
+    def supervisor_state(self) -> Path:
+        return self.workdir / "supervisor.json"
+
 
 def _failure_text(service: str, expected: str, log_file: Path) -> str:
     return f"{service}: {expected}. Log: {log_file}\n--- last lines ---\n{processes.log_tail(log_file)}"
+
+
+def _spec_value(props: Mapping[str, Any], key: str) -> Any:
+    # `or`: an empty value and a missing one (a key older state lacks) are the same spec.
+    return props.get(key) or SPEC_DEFAULTS.get(key)
+
+
+def _running(layout: ServiceLayout, executable: str) -> tuple[int, bool] | None:
+    """The pid in the pid file while it runs, and whether it is a supervisor (else the service itself).
+
+    Told apart by the supervisor's state file (only a supervised start leaves one), not by the
+    inputs: a state written before supervision existed has a service pid there whatever the restart
+    input now says. A supervisor is recognised by its whole command line, not just its Python.
+    """
+    pid = processes.read_pid(layout.pid_file)
+    if pid is None:
+        return None
+    if layout.supervisor_state.exists():
+        return (pid, True) if supervisor.is_supervising(pid, layout.supervisor_state) else None
+    return (pid, False) if processes.is_running(pid, executable) else None
+
+
+def _first_child_alive(pid: int, layout: ServiceLayout) -> bool:
+    """During start-up: the supervisor runs and its first child has not exited (a restart is a failed start)."""
+    if not supervisor.is_supervising(pid, layout.supervisor_state):
+        return False
+    state = supervisor.read_state(layout.supervisor_state)
+    if state is None or (state.child_pid is None and state.last_exit_at is None):
+        return True
+    return state.restarts == 0 and supervisor.live_child(state) is not None
+
+
+def _stop_running(pid: int, supervised: bool, layout: ServiceLayout, stop_timeout: float) -> None:
+    """Stops the process group; for a supervisor, then also a child that left its group (setsid)."""
+    processes.stop_process(pid, stop_timeout)
+    state = supervisor.read_state(layout.supervisor_state) if supervised else None
+    child = supervisor.live_child(state) if state else None
+    if child is not None:
+        processes.stop_process(child, stop_timeout)
+
+
+def _stop_orphan(layout: ServiceLayout, stop_timeout: float) -> None:
+    """Stops a child whose supervisor was killed (it still holds the ports), with whatever it started."""
+    state = supervisor.orphan(layout.supervisor_state)
+    if state is not None and state.child_pid is not None:
+        processes.stop_process(state.child_pid, stop_timeout, group=state.supervisor_pid)
 
 
 class LocalServiceProvider(ResourceProvider):
@@ -119,6 +183,11 @@ class LocalServiceProvider(ResourceProvider):
         health_spec = news.get("health")
         if isinstance(health_spec, dict) and is_known(health_spec):
             failures.extend(CheckFailure("health", f"{service}: {problem}") for problem in health.spec_problems(health_spec))
+        restart = _spec_value(news, "restart")
+        if restart != UNKNOWN and restart not in RESTART_POLICIES:
+            failures.append(
+                CheckFailure("restart", f"{service}: restart {restart!r} is not one of {', '.join(RESTART_POLICIES)}")
+            )
         run_as = news.get("run_as") or ""
         if run_as and run_as != UNKNOWN:
             try:
@@ -128,8 +197,7 @@ class LocalServiceProvider(ResourceProvider):
         return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # `or None`: an empty value and a missing one (a key older state lacks) are the same spec.
-        changed = [key for key in SPEC_KEYS if (olds.get(key) or None) != (news.get(key) or None)]
+        changed = [key for key in SPEC_KEYS if _spec_value(olds, key) != _spec_value(news, key)]
         # Only a new natural id is a new resource; any other change restarts the process in update.
         return DiffResult(
             changes=bool(changed),
@@ -154,7 +222,9 @@ class LocalServiceProvider(ResourceProvider):
         layout = ServiceLayout(Path(props["workdir"]))
         host: str = props["host"]
         ports = [int(port) for port in props["ports"]]
+        stop_timeout = float(props["stop_timeout"])
 
+        _stop_orphan(layout, stop_timeout)
         busy = processes.busy_ports(host, ports)
         if busy:
             raise PortInUseError(
@@ -167,30 +237,38 @@ class LocalServiceProvider(ResourceProvider):
         layout.workdir.mkdir(parents=True, exist_ok=True)
         self._initialise(service, layout, props, env, account)
 
-        pid = processes.spawn_detached(props["argv"], layout.workdir, env, layout.log_file, account)
-        layout.pid_file.write_text(f"{pid}\n")
+        supervised = _spec_value(props, "restart") == "always"
         executable = props["argv"][0]
+        layout.supervisor_state.unlink(missing_ok=True)
+        if supervised:
+            # The supervisor runs as us and drops to the account for the child only: the account
+            # may not be able to execute the venv's Python at all.
+            argv = supervisor.command(service, props["argv"], layout.supervisor_state, account.pw_name if account else "")
+            pid = processes.spawn_detached(argv, layout.workdir, env, layout.log_file, None)
+            still_running = functools.partial(_first_child_alive, pid, layout)
+        else:
+            pid = processes.spawn_detached(props["argv"], layout.workdir, env, layout.log_file, account)
+            still_running = functools.partial(processes.is_running, pid, executable)
+        layout.pid_file.write_text(f"{pid}\n")
         try:
-            seconds = health.wait_until_healthy(
-                props["health"],
-                float(props["start_timeout"]),
-                still_running=lambda: processes.is_running(pid, executable),
-            )
+            seconds = health.wait_until_healthy(props["health"], float(props["start_timeout"]), still_running=still_running)
         except ChildProcessError as exited:
             # Seen as gone; stopping it anyway makes sure nothing outlives a failed start.
-            processes.stop_process(pid, float(props["stop_timeout"]))
+            _stop_running(pid, supervised, layout, stop_timeout)
             layout.pid_file.unlink(missing_ok=True)
             raise ServiceExitedError(_failure_text(service, f"exited during start-up ({exited})", layout.log_file)) from None
         except health.ProbeFailed as unhealthy:
-            processes.stop_process(pid, float(props["stop_timeout"]))
+            _stop_running(pid, supervised, layout, stop_timeout)
             layout.pid_file.unlink(missing_ok=True)
             raise ServiceUnhealthyError(
                 _failure_text(service, f"stopped again, health check never passed ({unhealthy})", layout.log_file)
             ) from None
 
+        state = supervisor.read_state(layout.supervisor_state) if supervised else None
         return {
             **props,
             "pid": pid,
+            "restarts": state.restarts if state else 0,
             "log_path": str(layout.log_file),
             "data_dir": str(layout.data_dir),
             "instance": f"{pid}@{time.time():.3f}",
@@ -229,10 +307,20 @@ class LocalServiceProvider(ResourceProvider):
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         layout = ServiceLayout(Path(props["workdir"]))
-        pid = processes.read_pid(layout.pid_file)
-        if pid is None or not processes.is_running(pid, props["argv"][0]):
+        running = _running(layout, props["argv"][0])
+        if running is None:
             return ReadResult(None, {})
-        return ReadResult(id_, {**props, "pid": pid})
+        pid, supervised = running
+        state = supervisor.read_state(layout.supervisor_state) if supervised else None
+        return ReadResult(
+            id_,
+            {
+                **props,
+                "pid": pid,
+                "restart": "always" if supervised else "never",
+                "restarts": state.restarts if state else 0,
+            },
+        )
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         self._stop(props)
@@ -242,11 +330,14 @@ class LocalServiceProvider(ResourceProvider):
         """Stops the process if it runs and waits for its ports; already stopped is fine."""
         service: str = props["service"]
         layout = ServiceLayout(Path(props["workdir"]))
-        pid = processes.read_pid(layout.pid_file)
-        if pid is not None and processes.is_running(pid, props["argv"][0]):
-            processes.stop_process(pid, float(props["stop_timeout"]))
+        stop_timeout = float(props["stop_timeout"])
+        running = _running(layout, props["argv"][0])
+        if running is not None:
+            pid, supervised = running
+            _stop_running(pid, supervised, layout, stop_timeout)
             if processes.is_running(pid):
                 raise ServiceStopError(_failure_text(service, f"pid {pid} survived SIGTERM and SIGKILL", layout.log_file))
+        _stop_orphan(layout, stop_timeout)
         still_busy = processes.wait_for_ports_free(props["host"], [int(p) for p in props["ports"]], 15.0)
         if still_busy:
             raise ServiceStopError(
@@ -287,12 +378,18 @@ class LocalServiceArgs:
     """Seconds to wait for the health check before giving up and stopping it."""
     stop_timeout: float = 20.0
     """Seconds between SIGTERM and SIGKILL."""
+    restart: str = "always"
+    """Restart policy: with "always" a supervisor starts the process again (with backoff) whenever it
+    exits on its own; with "never" a dead process stays dead until the next `make up`."""
 
 
 class LocalService(pulumi.dynamic.Resource, module="cdcstack", name="LocalService"):
     """A native service process; see the module docstring for its life cycle."""
 
     pid: pulumi.Output[int]
+    """The supervisor's pid with restart "always", else the service's."""
+    restarts: pulumi.Output[int]
+    """How often the supervisor restarted the process, as of the last create, update or refresh."""
     log_path: pulumi.Output[str]
     data_dir: pulumi.Output[str]
     instance: pulumi.Output[str]
@@ -313,7 +410,9 @@ class LocalService(pulumi.dynamic.Resource, module="cdcstack", name="LocalServic
             "run_as": args.run_as,
             "start_timeout": args.start_timeout,
             "stop_timeout": args.stop_timeout,
+            "restart": args.restart,
             "pid": None,
+            "restarts": None,
             "log_path": None,
             "data_dir": None,
             "instance": None,

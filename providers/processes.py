@@ -65,6 +65,23 @@ def process_state(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[0]
 
 
+def command_line(pid: int) -> list[str] | None:
+    """The process's argv from /proc, or None when it cannot be read (gone, or not ours to read)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return [part.decode(errors="replace") for part in raw.split(b"\0")[:-1]] if raw else []
+
+
+def process_group(pid: int) -> int | None:
+    """The process group of pid, or None when there is no such process."""
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
 def is_running(pid: int, executable: str | None = None) -> bool:
     """True when pid is a live (non-zombie) process, running `executable` if one is given.
 
@@ -75,12 +92,11 @@ def is_running(pid: int, executable: str | None = None) -> bool:
         return False
     if executable is None:
         return True
-    try:
-        first_arg = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0].decode()
-    except OSError:
+    argv = command_line(pid)
+    if argv is None:
         return False
     # The command line reads empty for a moment while a process execs: alive, not yet identifiable.
-    return not first_arg or Path(first_arg).name == Path(executable).name
+    return not argv or Path(argv[0]).name == Path(executable).name
 
 
 def read_pid(pid_file: Path) -> int | None:
@@ -132,7 +148,7 @@ def resolve_executable(name: str, env_path: str | None = None) -> str | None:
     return shutil.which(name, path=env_path)
 
 
-def _identity(account: pwd.struct_passwd | None) -> dict[str, int | None]:
+def popen_identity(account: pwd.struct_passwd | None) -> dict[str, int | None]:
     """Popen's user/group arguments for running as `account` (None: as ourselves)."""
     return {"user": account.pw_uid if account else None, "group": account.pw_gid if account else None}
 
@@ -144,7 +160,7 @@ def run_once(
         list(argv),
         cwd=cwd,
         env=dict(env),
-        **_identity(account),
+        **popen_identity(account),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -162,7 +178,7 @@ def spawn_detached(
             list(argv),
             cwd=cwd,
             env=dict(env),
-            **_identity(account),
+            **popen_identity(account),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -172,9 +188,10 @@ def spawn_detached(
     return process.pid
 
 
-def _signal_group(pid: int, signum: int) -> None:
+def _signal_group(pid: int, signum: int, group: int | None = None) -> None:
+    """Signals pid's group (or `group`), or pid alone when there is no such group any more."""
     try:
-        os.killpg(pid, signum)
+        os.killpg(pid if group is None else group, signum)
     except ProcessLookupError:
         try:
             os.kill(pid, signum)
@@ -191,12 +208,16 @@ def _wait_gone(pid: int, timeout_seconds: float) -> bool:
     return not is_running(pid)
 
 
-def stop_process(pid: int, grace_seconds: float) -> bool:
-    """SIGTERM to the process group, then SIGKILL after the grace period. True if it was running."""
+def stop_process(pid: int, grace_seconds: float, group: int | None = None) -> bool:
+    """SIGTERM to the process group, then SIGKILL after the grace period. True if it was running.
+
+    `group` defaults to pid's own group (a service started by :func:`spawn_detached` leads one);
+    an orphan left by a dead supervisor is still in the supervisor's group, so it is given there.
+    """
     if not is_running(pid):
         return False
-    _signal_group(pid, signal.SIGTERM)
+    _signal_group(pid, signal.SIGTERM, group)
     if not _wait_gone(pid, grace_seconds):
-        _signal_group(pid, signal.SIGKILL)
+        _signal_group(pid, signal.SIGKILL, group)
         _wait_gone(pid, 10.0)
     return True
