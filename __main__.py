@@ -1,6 +1,8 @@
 """cdcstack: every service a CDC lakehouse pipeline touches, brought up by one `pulumi up`.
 
-The only place that reads Pulumi config; components get their values through typed Args.
+The only place that reads Pulumi config; components get their values through typed Args. The values
+are checked by `stack_config` (the same check `scripts/stack.sh` runs before `pulumi up`), and a bad
+one stops the program with that one line, no traceback.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pulumi
 
+import stack_config
 import stack_outputs as out
 from components.change_capture import ChangeCapture, ChangeCaptureArgs
 from components.iceberg_catalog import IcebergRestCatalog, IcebergRestCatalogArgs
@@ -24,9 +27,20 @@ from components.postgres import Postgres, PostgresArgs
 from components.runtime import Placement, resolve_runtime
 from toolchain.layout import PROJECT_ROOT, Toolchain
 
-config = pulumi.Config("cdcstack")
+config = pulumi.Config(stack_config.NAMESPACE)
+try:
+    settings = stack_config.parse(
+        {
+            **{key: config.get(key) for key in stack_config.PLAIN_KEYS},
+            # Presence only: the secrets themselves are read below with require_secret.
+            **{key: stack_config.SECRET_PLACEHOLDER if config.get(key) else None for key in stack_config.SECRET_KEYS},
+        }
+    )
+except stack_config.ConfigError as error:
+    # RunError is reported as its message alone; any other exception prints the program's traceback.
+    raise pulumi.RunError(str(error)) from None
 stack = pulumi.get_stack()
-runtime = resolve_runtime(config.get("runtime") or "auto")
+runtime = resolve_runtime(settings.runtime)
 state_root = Path(os.environ.get("CDCSTACK_STATE_DIR", PROJECT_ROOT / ".cdcstack"))
 placement = Placement(
     runtime=runtime,
@@ -35,15 +49,7 @@ placement = Placement(
     docker_network=f"cdcstack-{stack}",
 )
 
-ports = {
-    "postgres": [config.get_int("postgresPort") or 25432],
-    "mysql": [config.get_int("mysqlPort") or 23306],
-    "kafka": [config.get_int("kafkaPort") or 29092, config.get_int("kafkaControllerPort") or 29093],
-    "connect": [config.get_int("connectPort") or 28083],
-    "object_store": [config.get_int("objectStorePort") or 29000],
-    "iceberg_catalog": [config.get_int("icebergCatalogPort") or 28181],
-    "iceberg_sink": [config.get_int("icebergSinkPort") or 28190],
-}
+ports = settings.ports
 
 network = StackNetwork("network", StackNetworkArgs(placement=placement))
 postgres = Postgres(
@@ -51,7 +57,7 @@ postgres = Postgres(
     PostgresArgs(
         placement=placement,
         network=network,
-        port=ports["postgres"][0],
+        port=ports.postgres,
         password=config.require_secret("postgresPassword"),
     ),
 )
@@ -60,16 +66,16 @@ mysql = MySql(
     MySqlArgs(
         placement=placement,
         network=network,
-        port=ports["mysql"][0],
+        port=ports.mysql,
         root_password=config.require_secret("mysqlRootPassword"),
     ),
 )
 kafka = Kafka(
     "kafka",
-    KafkaArgs(placement=placement, network=network, port=ports["kafka"][0], controller_port=ports["kafka"][1]),
+    KafkaArgs(placement=placement, network=network, port=ports.kafka, controller_port=ports.kafka_controller),
 )
 connect = KafkaConnect(
-    "connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=ports["connect"][0])
+    "connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=ports.connect)
 )
 change_capture = ChangeCapture(
     "cdc", ChangeCaptureArgs(runtime=runtime, connect=connect, kafka=kafka, postgres=postgres, mysql=mysql)
@@ -79,8 +85,8 @@ object_store = ObjectStore(
     ObjectStoreArgs(
         placement=placement,
         network=network,
-        port=ports["object_store"][0],
-        access_key_id=config.get("objectStoreAccessKey") or "cdcstack",
+        port=ports.object_store,
+        access_key_id=settings.object_store_access_key,
         secret_access_key=config.require_secret("objectStoreSecretKey"),
     ),
 )
@@ -90,8 +96,8 @@ iceberg_catalog = IcebergRestCatalog(
         placement=placement,
         network=network,
         store=object_store,
-        port=ports["iceberg_catalog"][0],
-        persistent=config.get_bool("icebergCatalogPersistent") is not False,
+        port=ports.iceberg_catalog,
+        persistent=settings.iceberg_catalog_persistent,
     ),
 )
 iceberg_sink = IcebergSinkJob(
@@ -102,13 +108,13 @@ iceberg_sink = IcebergSinkJob(
         kafka=kafka,
         change_capture=change_capture,
         catalog=iceberg_catalog,
-        port=ports["iceberg_sink"][0],
+        port=ports.iceberg_sink,
     ),
 )
 
 pulumi.export(out.RUNTIME, runtime.value)
 pulumi.export(out.STATE_DIR, str(placement.stack_dir))
-pulumi.export(out.SERVICE_PORTS, ports)
+pulumi.export(out.SERVICE_PORTS, ports.by_service())
 pulumi.export(
     out.SERVICE_LOGS,
     {

@@ -15,6 +15,7 @@ from components.kafka_connect import MARIADB_CONNECTOR, MYSQL_CONNECTOR, POSTGRE
 from components.mysql import MySql
 from components.postgres import Postgres
 from components.runtime import Runtime
+from pipelines import kafka_limits
 from providers.debezium_connector import DebeziumConnector, DebeziumConnectorArgs
 
 MYSQL_SERVER_ID = "184054"
@@ -35,6 +36,8 @@ COMMON_SETTINGS: dict[str, str] = {
     "tombstones.on.delete": "true",
     "topic.creation.default.replication.factor": "1",
     "topic.creation.default.partitions": "1",
+    # Topics Connect creates take the pipeline's record size limit explicitly (pipelines/kafka_limits.py).
+    "topic.creation.default.max.message.bytes": kafka_limits.TOPIC_MAX_MESSAGE_BYTES,
 }
 
 

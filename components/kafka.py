@@ -10,6 +10,7 @@ from components.docker_service import DockerServiceSpec, docker_log_hint, docker
 from components.jvm import LOG4J2_FILE, LOG4J2_PROPERTIES, jvm_argv, properties_text
 from components.network import ServiceArgs
 from components.runtime import LOOPBACK, Runtime
+from pipelines import kafka_limits
 from providers.local_service import LocalService, LocalServiceArgs
 
 # Any fixed base64 UUID works for a single-node cluster; fixing it keeps restarts on the same data dir valid.
@@ -33,6 +34,8 @@ BROKER_SETTINGS: dict[str, str] = {
     "share.coordinator.state.topic.min.isr": "1",
     "group.initial.rebalance.delay.ms": "0",
     "auto.create.topics.enable": "true",
+    # The pipeline's one record size limit (a 10 MB row must replicate); see pipelines/kafka_limits.py.
+    **kafka_limits.BROKER_SETTINGS,
 }
 
 @dataclass(frozen=True)

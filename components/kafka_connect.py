@@ -6,7 +6,7 @@ themselves are `DebeziumConnector` resources registered on it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -16,6 +16,7 @@ from components.jvm import LOG4J2_FILE, LOG4J2_PROPERTIES, jvm_argv, properties_
 from components.kafka import Kafka
 from components.network import ServiceArgs
 from components.runtime import LOOPBACK, Runtime
+from pipelines import kafka_limits
 from providers.local_service import LocalService, LocalServiceArgs
 
 CONTAINER_PORT = 8083
@@ -45,7 +46,15 @@ WORKER_SETTINGS: dict[str, str] = {
     "offset.flush.interval.ms": "1000",
     "producer.linger.ms": "0",
     "topic.creation.enable": "true",
+    # Without these a large row fails its source task with RecordTooLargeException (producer default: 1 MB).
+    **kafka_limits.CONNECT_PRODUCER_SETTINGS,
 }
+
+
+def connect_image_env(settings: Mapping[str, str]) -> list[str]:
+    """Worker properties as the Debezium image's `CONNECT_*` variables (`producer.max.request.size` →
+    `CONNECT_PRODUCER_MAX_REQUEST_SIZE`), which its entrypoint writes back into the worker's properties."""
+    return [f"CONNECT_{key.upper().replace('.', '_')}={value}" for key, value in settings.items()]
 
 
 @dataclass(frozen=True)
@@ -130,6 +139,7 @@ class KafkaConnect(pulumi.ComponentResource):
                 f"HEAP_OPTS={' '.join(HEAP)}",
                 "CONNECT_OFFSET_FLUSH_INTERVAL_MS=1000",
                 "CONNECT_PRODUCER_LINGER_MS=0",
+                *connect_image_env(kafka_limits.CONNECT_PRODUCER_SETTINGS),
             ]
         )
         return docker_service(

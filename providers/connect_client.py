@@ -1,7 +1,8 @@
 """A small client for the Kafka Connect REST API, mapping HTTP status to cdcstack's errors per call.
 
 Strict primitives (`put_config`, `delete`, …) raise on anything unexpected; the idempotent helpers
-the Pulumi provider needs (`delete_if_present`, `wait_running`) are layered over them.
+the Pulumi provider needs (`delete_if_present`, `wait_running`, `settled_status`, `restart_failed`)
+are layered over them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,26 @@ from providers.errors import (
 
 REQUEST_TIMEOUT_SECONDS = 15.0
 REBALANCE_RETRY_SECONDS = 30.0
+RESTART_PICKUP_SECONDS = 10.0
+"""How long a restarted task may still show its old FAILED state: Connect answers the restart request
+at once and restarts asynchronously, so FAILED right after it may be the failure from before."""
+POLL_SECONDS = 0.25
+
+# States an operator sets on purpose (PUT .../pause, .../stop): not a failure to repair.
+DELIBERATE_STATES = ("PAUSED", "STOPPED")
+
+
+def trace_summary(trace: str) -> str:
+    """A Java trace in one line: its first line (exception and message) and its innermost "Caused by".
+
+    Connect wraps a producer's RecordTooLargeException in "ConnectException: Unrecoverable exception
+    from producer send callback", so the first line alone would not say what failed.
+    """
+    lines = [line.strip() for line in trace.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    causes = [line.removeprefix("Caused by:").strip() for line in lines if line.startswith("Caused by:")]
+    return f"{lines[0]} (caused by {causes[-1]})" if causes else lines[0]
 
 
 @dataclass(frozen=True)
@@ -50,6 +71,44 @@ class ConnectorStatus:
             if state == "FAILED":
                 return f"task {task_id} FAILED:\n{trace}"
         return None
+
+    @property
+    def failed(self) -> bool:
+        """The connector or one of its tasks FAILED: only a restart (or a config change) brings it back."""
+        return self.first_failed() is not None
+
+    def first_failed(self) -> tuple[str, str] | None:
+        """("connector" or "task <id>", its trace in one line) of the first FAILED instance, or None."""
+        if self.state == "FAILED":
+            return "connector", trace_summary(self.trace)
+        for task_id, state, trace in self.tasks:
+            if state == "FAILED":
+                return f"task {task_id}", trace_summary(trace)
+        return None
+
+    @property
+    def problem(self) -> str:
+        """One line saying what keeps it from running ("" when it runs, or is paused or stopped on purpose).
+
+        A FAILED connector or task comes first, with its trace in one line (`trace_summary`).
+        """
+        failed = self.first_failed()
+        if failed is not None:
+            return f"{failed[0]} FAILED: {failed[1]}"
+        if self.state in DELIBERATE_STATES:
+            return ""
+        if self.state != "RUNNING":
+            return f"connector {self.state}"
+        if not self.tasks:
+            return "connector RUNNING without any task"
+        for task_id, state, _ in self.tasks:
+            if state != "RUNNING":
+                return f"task {task_id} {state}"
+        return ""
+
+    def task_records(self) -> list[dict[str, Any]]:
+        """Per task: id, state and its trace in one line, as the provider records them in state."""
+        return [{"id": task_id, "state": state, "trace": trace_summary(trace)} for task_id, state, trace in self.tasks]
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> ConnectorStatus:
@@ -181,4 +240,60 @@ class ConnectClient:
                 last = f"connector {status.state}, tasks {[state for _, state, _ in status.tasks]}"
             if time.monotonic() >= deadline:
                 raise ConnectorNotRunningError(f"connector {name} not RUNNING after {timeout_seconds:.0f}s ({last}) on {self.where()}")
-            time.sleep(0.25)
+            time.sleep(POLL_SECONDS)
+
+    def settled_status(self, name: str, timeout_seconds: float) -> ConnectorStatus:
+        """The status once it shows no problem or a FAILED one, or as it is after `timeout_seconds`.
+
+        A task is briefly UNASSIGNED or RESTARTING while the worker (re)starts it; only one that stays
+        so, or one that FAILED, is a problem worth repairing. Raises ConnectorNotFoundError if it is gone.
+        """
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            status = self.status(name)
+            if not status.problem or status.failed or time.monotonic() >= deadline:
+                return status
+            time.sleep(POLL_SECONDS)
+
+    def restart_failed(self, name: str, timeout_seconds: float, stable_seconds: float) -> ConnectorStatus:
+        """Restarts the FAILED connector and tasks, then waits until everything has run for `stable_seconds`.
+
+        A task that fails again (RecordTooLargeException on the same row, say) usually does so within a
+        second of running; the stable window catches that. ConnectorFailedError names the connector, the
+        task, its trace in one line and the worker log.
+        """
+        self.restart(name, include_tasks=True, only_failed=True)
+        started = time.monotonic()
+        deadline = started + timeout_seconds
+        restart_seen = False
+        running_since: float | None = None
+        last = "no status yet"
+        while True:
+            now = time.monotonic()
+            try:
+                status: ConnectorStatus | None = self.status(name)
+            except ConnectorNotFoundError:
+                status = None
+            if status is not None:
+                last = status.problem or "running"
+                if status.running:
+                    restart_seen = True
+                    running_since = running_since if running_since is not None else now
+                    if now - running_since >= stable_seconds:
+                        return status
+                else:
+                    running_since = None
+                    failed = status.first_failed()
+                    if failed is None:
+                        restart_seen = True
+                    elif restart_seen or now - started >= RESTART_PICKUP_SECONDS:
+                        which, trace = failed
+                        raise ConnectorFailedError(
+                            f"connector {name}: {which} FAILED again after a restart: {trace}"
+                            f" (Kafka Connect at {self.url}; worker log: {self.log_hint or 'not recorded'})"
+                        )
+            if now >= deadline:
+                raise ConnectorNotRunningError(
+                    f"connector {name} not RUNNING {timeout_seconds:.0f}s after a restart ({last}) on {self.where()}"
+                )
+            time.sleep(POLL_SECONDS)

@@ -7,9 +7,20 @@
   exists is adopted, never a conflict) and returns once the connector and every task are RUNNING;
   a FAILED task is an error carrying its trace, and the connector is removed again so nothing is
   left half-registered;
-- update: the same PUT, in place; delete: removes it (already gone is success);
-- read: the live config from the worker, so `pulumi refresh` finds drift (changed or deleted behind
-  Pulumi's back) and the next `pulumi up` puts the declared config back.
+- read: the live config and state from the worker: the connector's state, each task's state with its
+  trace in one line (`tasks`: first line and innermost cause), and `problem`, one line saying what
+  keeps it from running ("" when it runs). A task still UNASSIGNED or RESTARTING is given
+  `READ_SETTLE_SECONDS` to settle first. So `pulumi refresh` finds drift: a config changed or a
+  connector deleted behind Pulumi's back, and a task that FAILED (a 5 MB row over the record limit,
+  say) or never got assigned. A worker that cannot answer tells nothing: the recorded state is kept;
+- diff: side-effect free; a change when the declared inputs differ from the (refreshed) outputs, or
+  when the refreshed outputs record a `problem`. `pulumi up --refresh` (what `make up` runs) therefore
+  never reports a connector with a FAILED task as unchanged;
+- update: the same PUT, in place; when the refreshed state recorded a problem it then restarts the
+  FAILED connector and tasks and waits until everything has run for `RESTART_STABLE_SECONDS`; a task
+  that fails again fails the update, naming the connector, the task, its trace in one line and the
+  worker log. The state keeps the problem, so the next `up` tries again;
+- delete: removes it (already gone is success).
 
 The natural id is the connector name. The config carries database passwords: it is a secret input
 and a secret output, and nothing is kept on the provider object (which is pickled into state).
@@ -31,16 +42,50 @@ from pulumi.dynamic import (
     UpdateResult,
 )
 
-from providers.connect_client import ConnectClient
+from providers.connect_client import ConnectClient, ConnectorStatus
 from providers.preview import is_known
 from providers.source_tables import unmatched_include_patterns
-from providers.errors import ConnectorConfigInvalidError, ConnectUnavailableError, TerminalError, TransientError
+from providers.errors import (
+    ConnectorConfigInvalidError,
+    ConnectorNotFoundError,
+    ConnectUnavailableError,
+    TerminalError,
+    TransientError,
+)
 
 DEFAULT_RUNNING_TIMEOUT_SECONDS = 120.0
+READ_SETTLE_SECONDS = 15.0
+"""How long `read` lets a task that is UNASSIGNED or RESTARTING (a worker just restarted) reach RUNNING
+before it records it as a problem; a FAILED task is recorded at once."""
+RESTART_STABLE_SECONDS = 5.0
+"""How long a restarted connector must keep running before a repair counts: a task that fails on the
+same record again does so within about a second of starting."""
+DECLARED_INPUTS = ("name", "connect_url", "config")
+
+
+def changed_inputs(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
+    """The declared inputs whose new value differs from the recorded (or refreshed) one."""
+    return [key for key in DECLARED_INPUTS if olds.get(key) != news.get(key)]
+
+
+def needs_repair(olds: Mapping[str, Any]) -> bool:
+    """The recorded state says the connector is not running (a FAILED task, one never assigned)."""
+    return bool(olds.get("problem"))
 
 
 def _client(props: Mapping[str, Any]) -> ConnectClient:
     return ConnectClient(props["connect_url"], log_hint=props.get("worker_log", ""))
+
+
+def _with_status(props: Mapping[str, Any], status: ConnectorStatus) -> dict[str, Any]:
+    """The outputs: the inputs plus what the worker reports, in the same shape from create, update and read."""
+    return {
+        **props,
+        "state": status.state,
+        "task_count": len(status.tasks),
+        "tasks": status.task_records(),
+        "problem": status.problem,
+    }
 
 
 class DebeziumConnectorProvider(ResourceProvider):
@@ -58,15 +103,16 @@ class DebeziumConnectorProvider(ResourceProvider):
         return CheckResult(news, [CheckFailure("config", f"connector {name}: {problem}") for problem in problems])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in ("name", "connect_url", "config") if olds.get(key) != news.get(key)]
+        changed = changed_inputs(olds, news)
         return DiffResult(
-            changes=bool(changed),
+            changes=bool(changed) or needs_repair(olds),
             replaces=[key for key in changed if key == "name"],
             stables=[] if "name" in changed else ["name"],
             delete_before_replace=True,
         )
 
-    def _register(self, props: dict[str, Any], remove_on_failure: bool) -> dict[str, Any]:
+    def _register(self, props: dict[str, Any], remove_on_failure: bool, repair: bool = False) -> dict[str, Any]:
+        """Validates, PUTs the config and waits until it runs; with `repair`, restarts what FAILED before waiting."""
         client = _client(props)
         name, config = props["name"], props["config"]
         problems = client.validate(name, config)
@@ -79,32 +125,39 @@ class DebeziumConnectorProvider(ResourceProvider):
                 f"connector {name} rejected by {client.where()}:\n" + "\n".join(f"  - {p}" for p in problems)
             )
         client.put_config(name, config)
+        timeout = float(props.get("running_timeout") or DEFAULT_RUNNING_TIMEOUT_SECONDS)
         try:
-            status = client.wait_running(name, float(props.get("running_timeout") or DEFAULT_RUNNING_TIMEOUT_SECONDS))
+            if repair:
+                status = client.restart_failed(name, timeout, RESTART_STABLE_SECONDS)
+            else:
+                status = client.wait_running(name, timeout)
         except TerminalError:
             if remove_on_failure:
                 client.delete_if_present(name)
             raise
-        return {**props, "state": status.state, "task_count": len(status.tasks)}
+        return _with_status(props, status)
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=props["name"], outs=self._register(props, remove_on_failure=True))
 
-    def update(self, _id: str, _olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=self._register(news, remove_on_failure=False))
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=self._register(news, remove_on_failure=False, repair=needs_repair(olds)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         client = _client(props)
         try:
             if id_ not in client.connectors():
                 return ReadResult(None, {})
-            status = client.status(id_)
+            status = client.settled_status(id_, READ_SETTLE_SECONDS)
             live_config = client.get_config(id_)
+        except ConnectorNotFoundError:
+            # Deleted between the listing and the status.
+            return ReadResult(None, {})
         except TransientError:
             # A worker that cannot answer (its broker down, say) tells nothing about drift: keep the
             # recorded state so the rest of the refresh, and the `up` that repairs the broker, go on.
             return ReadResult(id_, props)
-        return ReadResult(id_, {**props, "config": live_config, "state": status.state, "task_count": len(status.tasks)})
+        return ReadResult(id_, _with_status({**props, "config": live_config}, status))
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:
         _client(props).delete_if_present(id_)
@@ -129,6 +182,10 @@ class DebeziumConnector(pulumi.dynamic.Resource, module="cdcstack", name="Debezi
 
     state: pulumi.Output[str]
     task_count: pulumi.Output[int]
+    tasks: pulumi.Output[list[dict[str, Any]]]
+    """Per task: id, state and its trace in one line, as last read."""
+    problem: pulumi.Output[str]
+    """What keeps the connector from running, one line; "" when it runs."""
 
     def __init__(self, name: str, args: DebeziumConnectorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         props = {
@@ -139,6 +196,8 @@ class DebeziumConnector(pulumi.dynamic.Resource, module="cdcstack", name="Debezi
             "running_timeout": args.running_timeout,
             "state": None,
             "task_count": None,
+            "tasks": None,
+            "problem": None,
         }
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["config"]))
         super().__init__(DebeziumConnectorProvider(), name, props, opts)

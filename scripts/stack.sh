@@ -17,10 +17,18 @@ select_stack() {
 
 elapsed_since() { echo "$(($(date +%s) - $1))s"; }
 
+check_config() {
+  # A program that raises loses the stack's outputs for that update, so a bad value must stop here:
+  # one line naming the key and the fix, nothing applied, the last outputs kept. Without
+  # --show-secrets a secret is listed without its value; its presence is all the check needs.
+  pulumi config --json --stack "$stack" | python -m stack_config check
+}
+
 case "${1:-}" in
   up)
     started=$(date +%s)
     select_stack
+    check_config
     # Refresh first: a service that died (or a replacement that failed) reads as gone and is started again.
     pulumi up --yes --skip-preview --refresh --stack "$stack"
     pulumi stack output --stack "$stack" --json
@@ -29,6 +37,7 @@ case "${1:-}" in
   ensure)
     started=$(date +%s)
     select_stack
+    check_config
     pulumi up --yes --skip-preview --refresh --stack "$stack" --suppress-outputs >/dev/null ||
       { echo "pulumi up failed for stack $stack; run 'make up' to see why" >&2; exit 1; }
     echo "stack $stack is up ($(elapsed_since "$started"))"

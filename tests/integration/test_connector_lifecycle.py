@@ -5,6 +5,7 @@ The tests run in file order on one throwaway stack that declares one connector o
 
 from __future__ import annotations
 
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -15,16 +16,28 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from confluent_kafka.admin import AdminClient
 from pulumi import automation as auto
 
+import stack_outputs as out
+from pipelines.kafka_limits import MAX_RECORD_BYTES
 from providers.connect_client import ConnectClient
 from providers.debezium_connector import DebeziumConnector, DebeziumConnectorArgs
 from tests.support.cdc import EventReader, delete_topic, ensure_topic
-from tests.support.connectors import drop_slot_and_publication, postgres_config
+from tests.support.connectors import (
+    delete_connector_topics,
+    drop_slot_and_publication,
+    postgres_config,
+    set_topic_max_message_bytes,
+    wait_for_failed_task,
+)
 from tests.support.names import unique_name
 from tests.support.stack import StackOutputs, toolchain_env
+from tests.support.threads import CheckedThread, join_all, start_all
 
 PROJECT = "cdcstack-connector-tests"
+SMALL_TOPIC_LIMIT = 64 * 1024
+"""A topic record limit below one large row's event and above the seed rows'."""
 
 
 @dataclass
@@ -42,7 +55,13 @@ class DeclaredConnector:
     def program(self) -> None:
         DebeziumConnector(
             "connector",
-            DebeziumConnectorArgs(name=self.name, connect_url=self.client.url, config=dict(self.config), running_timeout=60.0),
+            DebeziumConnectorArgs(
+                name=self.name,
+                connect_url=self.client.url,
+                config=dict(self.config),
+                worker_log=self.client.log_hint,
+                running_timeout=60.0,
+            ),
         )
 
     def workspace_options(self) -> auto.LocalWorkspaceOptions:
@@ -80,7 +99,9 @@ def declared(stack: StackOutputs, kafka_admin) -> Iterator[DeclaredConnector]:
         drop_slot_and_publication(stack.postgres_dsn, name)
         with psycopg.connect(stack.postgres_dsn, autocommit=True) as pg:
             pg.execute(f"DROP TABLE IF EXISTS {table}")
-        delete_topic(kafka_admin, topic)
+        delete_connector_topics(kafka_admin, name)
+        # The stack's own connector captures all of `inventory`: its topic for this table is the test's too.
+        delete_topic(kafka_admin, f"{stack[out.POSTGRES_TOPIC_PREFIX]}.{table}")
 
 
 def changes_of(result: Any) -> dict[str, int]:
@@ -151,6 +172,34 @@ def test_a_broken_config_fails_up_with_connects_message_and_keeps_the_old_one(de
     assert declared.client.status(declared.name).running
 
 
+def test_a_failed_task_is_found_by_refresh_and_up_restarts_it_or_fails_naming_it(
+    stack: StackOutputs, declared: DeclaredConnector, kafka_admin: AdminClient
+) -> None:
+    """A row over the topic's record limit fails the task (RecordTooLargeException): `up` must not call that unchanged."""
+    declared.stack.up()
+    set_topic_max_message_bytes(kafka_admin, declared.topic, SMALL_TOPIC_LIMIT)
+    try:
+        with psycopg.connect(stack.postgres_dsn, autocommit=True) as pg:
+            pg.execute(f"INSERT INTO {declared.table} VALUES (900, %s)", ["x" * (4 * SMALL_TOPIC_LIMIT)])
+        wait_for_failed_task(declared.client, declared.name)
+        assert changes_of(declared.stack.refresh()) == {"update": 1}
+        assert declared.stack.preview().change_summary.get("update") == 1
+        # The restart reads the same row again, which the topic still refuses.
+        with pytest.raises(auto.CommandError) as failure:
+            declared.stack.up()
+        assert re.search(
+            rf"connector {declared.name}: task 0 FAILED again after a restart: .*RecordTooLargeException.*"
+            rf"worker log: {re.escape(declared.client.log_hint)}",
+            str(failure.value),
+        ), str(failure.value)
+    finally:
+        set_topic_max_message_bytes(kafka_admin, declared.topic, MAX_RECORD_BYTES)
+    # The failed update kept the recorded problem, so this `up` (no refresh) restarts the task again.
+    assert changes_of(declared.stack.up()) == {"update": 1}
+    assert declared.client.status(declared.name).running
+    assert changes_of(declared.stack.up()) == {}
+
+
 def test_passwords_never_appear_in_plain_state(declared: DeclaredConnector) -> None:
     # The checkpoint file itself: the Automation API's export_stack decrypts secrets for display.
     backend = Path(toolchain_env()["PULUMI_BACKEND_URL"].removeprefix("file://"))
@@ -174,8 +223,8 @@ def test_connector_and_task_restarts_lose_no_change(stack: StackOutputs, declare
                 next_id += 1
                 stop.wait(0.01)
 
-    writer = threading.Thread(target=write_continuously)
-    writer.start()
+    writer = CheckedThread(write_continuously, "writer-during-restarts")
+    start_all([writer])
     try:
         declared.client.restart(declared.name, include_tasks=True)
         declared.client.wait_running(declared.name, 60)
@@ -183,7 +232,7 @@ def test_connector_and_task_restarts_lose_no_change(stack: StackOutputs, declare
         declared.client.wait_running(declared.name, 60)
     finally:
         stop.set()
-        writer.join(30)
+        join_all([writer], timeout_seconds=30)
     reader = EventReader(stack.kafka_bootstrap, declared.topic)
     try:
         expected = set(range(1, 11)) | set(inserted)

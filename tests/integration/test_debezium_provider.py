@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,14 +10,23 @@ from typing import Any
 
 import psycopg
 import pytest
+from confluent_kafka.admin import AdminClient
 
 import stack_outputs as out
 from components.change_capture import mysql_source_config
 from components.kafka_connect import MARIADB_CONNECTOR
+from pipelines.kafka_limits import MAX_RECORD_BYTES
 from providers.connect_client import ConnectClient
 from providers.debezium_connector import DebeziumConnectorProvider
 from providers.errors import ConnectorConfigInvalidError, ConnectorFailedError, ConnectUnavailableError
-from tests.support.connectors import drop_slot_and_publication, postgres_config
+from tests.support.cdc import EventReader, delete_topic, ensure_topic
+from tests.support.connectors import (
+    delete_connector_topics,
+    drop_slot_and_publication,
+    postgres_config,
+    set_topic_max_message_bytes,
+    wait_for_failed_task,
+)
 from tests.support.names import unique_name
 from tests.support.stack import StackOutputs
 
@@ -34,8 +44,8 @@ def provider() -> DebeziumConnectorProvider:
 
 
 @pytest.fixture
-def owned(stack: StackOutputs, pg: psycopg.Connection) -> Iterator[OwnedConnector]:
-    """Props for a Postgres connector of this test's own on a table of its own; all removed afterwards."""
+def owned(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient) -> Iterator[OwnedConnector]:
+    """Props for a Postgres connector of this test's own on a table of its own; all removed afterwards, topics included."""
     name = unique_name("provider_test")
     table = f"inventory.{name}"
     pg.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, note text)")
@@ -54,6 +64,9 @@ def owned(stack: StackOutputs, pg: psycopg.Connection) -> Iterator[OwnedConnecto
         client.delete_if_present(name)
         drop_slot_and_publication(stack.postgres_dsn, name)
         pg.execute(f"DROP TABLE IF EXISTS {table}")
+        delete_connector_topics(kafka_admin, name)
+        # The stack's own connector captures all of `inventory`: its topic for this table is the test's too.
+        delete_topic(kafka_admin, f"{stack[out.POSTGRES_TOPIC_PREFIX]}.{table}")
 
 
 def test_create_returns_once_the_connector_and_its_task_run(provider: DebeziumConnectorProvider, owned: OwnedConnector) -> None:
@@ -180,3 +193,77 @@ def test_read_keeps_the_recorded_state_while_the_worker_cannot_answer(
     props = {**owned.props, "connect_url": f"http://127.0.0.1:{closed}", "state": "RUNNING"}
     result = provider.read(owned.name, props)
     assert result.id == owned.name and result.outs == props
+
+
+SMALL_TOPIC_LIMIT = 64 * 1024
+"""Below one large row's event, well above the small seed rows' (schema included, about 2 KB)."""
+LARGE_NOTE = "x" * (4 * SMALL_TOPIC_LIMIT)
+
+
+@dataclass
+class FailedByALargeRow:
+    """A connector whose task FAILED on a row larger than its topic accepts, and the state Pulumi recorded before."""
+
+    created: dict[str, Any]
+    topic: str
+
+
+@pytest.fixture
+def failed_by_a_large_row(
+    provider: DebeziumConnectorProvider, owned: OwnedConnector, pg: psycopg.Connection, kafka_admin: AdminClient
+) -> FailedByALargeRow:
+    """The broker refuses the row (RecordTooLargeException), which fails the task; deterministic, and
+    the row is read again after every restart until the topic's limit is raised."""
+    table = f"inventory.{owned.name}"
+    topic = f"{owned.name}.{table}"
+    ensure_topic(kafka_admin, topic)
+    set_topic_max_message_bytes(kafka_admin, topic, SMALL_TOPIC_LIMIT)
+    created = provider.create(owned.props).outs
+    assert created["problem"] == "" and created["tasks"] == [{"id": 0, "state": "RUNNING", "trace": ""}]
+    pg.execute(f"INSERT INTO {table} VALUES (3, %s)", [LARGE_NOTE])
+    wait_for_failed_task(owned.client, owned.name)
+    return FailedByALargeRow(created, topic)
+
+
+def test_a_failed_task_reads_as_failed_and_update_restarts_it(
+    provider: DebeziumConnectorProvider,
+    owned: OwnedConnector,
+    failed_by_a_large_row: FailedByALargeRow,
+    stack: StackOutputs,
+    kafka_admin: AdminClient,
+) -> None:
+    live = provider.read(owned.name, failed_by_a_large_row.created)
+    assert live.outs["config"] == owned.props["config"], "the config did not drift; only the task failed"
+    assert live.outs["tasks"][0]["state"] == "FAILED"
+    assert live.outs["problem"].startswith("task 0 FAILED: ") and "RecordTooLargeException" in live.outs["problem"]
+    assert provider.diff(owned.name, live.outs, owned.props).changes is True
+    assert provider.diff(owned.name, failed_by_a_large_row.created, owned.props).changes is False
+
+    set_topic_max_message_bytes(kafka_admin, failed_by_a_large_row.topic, MAX_RECORD_BYTES)
+    updated = provider.update(owned.name, live.outs, owned.props).outs
+    assert updated["problem"] == "" and updated["tasks"] == [{"id": 0, "state": "RUNNING", "trace": ""}]
+    assert owned.client.status(owned.name).running
+    reader = EventReader(stack.kafka_bootstrap, failed_by_a_large_row.topic)
+    try:
+        reader.wait_until(
+            lambda events: any((getattr(e, "after", None) or {}).get("note") == LARGE_NOTE for e in events),
+            "the large row, after the restart",
+        )
+    finally:
+        reader.close()
+    assert provider.diff(owned.name, provider.read(owned.name, updated).outs, owned.props).changes is False
+
+
+def test_a_task_that_fails_again_after_the_restart_fails_update_naming_task_trace_and_log(
+    provider: DebeziumConnectorProvider, owned: OwnedConnector, failed_by_a_large_row: FailedByALargeRow
+) -> None:
+    live = provider.read(owned.name, failed_by_a_large_row.created)
+    with pytest.raises(ConnectorFailedError) as failure:
+        provider.update(owned.name, live.outs, owned.props)
+    message = str(failure.value)
+    assert re.fullmatch(
+        rf"connector {owned.name}: task 0 FAILED again after a restart: .*RecordTooLargeException.*"
+        rf"worker log: {re.escape(owned.props['worker_log'])}\)",
+        message,
+    ), message
+    assert owned.client.status(owned.name).failed

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,7 +20,14 @@ import pytest
 
 import stack_outputs as out
 from providers import health, processes
-from tests.support.stack import PulumiCli, init_throwaway_stack, processes_mentioning, remove_throwaway_stack
+from tests.support.stack import (
+    PROJECT_ROOT,
+    PulumiCli,
+    init_throwaway_stack,
+    processes_mentioning,
+    remove_throwaway_stack,
+    toolchain_env,
+)
 
 @dataclass
 class ThrowawayStack:
@@ -105,6 +113,34 @@ def test_an_unknown_runtime_fails_preview_with_one_clear_message(throwaway: Thro
         throwaway.cli.config_set("runtime", "process")
     assert result.returncode != 0
     assert "cdcstack:runtime is 'kubernetes'; expected auto, process or docker" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", ["up", "ensure"])
+def test_a_bad_config_stops_stack_sh_before_pulumi_up_and_keeps_the_outputs(throwaway: ThrowawayStack, command: str) -> None:
+    """A program that raised used to wipe the stack's outputs (`make outputs` printed {}): the preflight applies nothing."""
+    before = throwaway.cli.outputs()
+    throwaway.cli.config_set("runtime", "bogus")
+    try:
+        result = subprocess.run(
+            [str(PROJECT_ROOT / "scripts" / "stack.sh"), command],
+            cwd=PROJECT_ROOT,
+            env={**toolchain_env(), "STACK": throwaway.cli.stack},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        throwaway.cli.config_set("runtime", "process")
+    assert result.returncode != 0
+    expected = (
+        "error: cdcstack:runtime is 'bogus'; expected auto, process or docker"
+        " (fix with `pulumi config set cdcstack:runtime process`)"
+    )
+    assert result.stderr.strip().splitlines()[-1:] == [expected], result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert throwaway.cli.outputs() == before
 
 
 def test_a_missing_toolchain_piece_fails_preview_naming_the_fix(throwaway: ThrowawayStack, tmp_path: Path) -> None:

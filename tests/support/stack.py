@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+import stack_config
 import stack_outputs as out
 from providers import health, processes
 from tests.support.names import unique_name
@@ -172,16 +173,7 @@ class StackOutputs:
             )
 
 
-PORT_CONFIG_KEYS = (
-    "postgresPort",
-    "mysqlPort",
-    "kafkaPort",
-    "kafkaControllerPort",
-    "connectPort",
-    "objectStorePort",
-    "icebergCatalogPort",
-    "icebergSinkPort",
-)
+PORT_CONFIG_KEYS = stack_config.PORT_KEYS
 """Every port a stack's config sets; a throwaway stack gets free ones for all of them."""
 
 
