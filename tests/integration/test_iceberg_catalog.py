@@ -87,12 +87,16 @@ def test_table_metadata_survives_a_catalog_restart(stack: StackOutputs, catalog:
     snapshot_id = table.current_snapshot().snapshot_id
     pid = processes.read_pid(stack.state_dir / "services" / "iceberg-catalog" / "service.pid")
     assert pid is not None, "the catalog has no pid file: run `make up`"
-    processes.stop_process(pid, grace_seconds=10)
-    deadline = time.monotonic() + 10
-    while processes.is_running(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    # The stack's own repair path: refresh reads the catalog as gone, up starts it on the same data.
-    PulumiCli(stack.name).up("--refresh")
+    try:
+        processes.stop_process(pid, grace_seconds=10)
+        deadline = time.monotonic() + 10
+        while processes.is_running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not processes.is_running(pid), f"the catalog (pid {pid}) still runs 10 s after it was stopped"
+    finally:
+        # The stack's own repair path, run whatever happened above so the dev stack keeps its catalog:
+        # refresh reads the catalog as gone, up starts it on the same data.
+        PulumiCli(stack.name).up("--refresh")
     reloaded = load_catalog("cdcstack", **stack.iceberg_catalog_properties).load_table(f"{namespace}.durable")
     assert reloaded.current_snapshot().snapshot_id == snapshot_id
     assert reloaded.scan().to_arrow().to_pylist() == [{"id": 7, "name": "kept"}]

@@ -6,27 +6,40 @@ import http.server
 import socket
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
 
 from providers import health
 
 
+@dataclass
+class Teapot:
+    url: str
+    requested: list[str] = field(default_factory=list)
+    """Paths of the GETs it answered, in order."""
+
+
 @pytest.fixture
-def http_server() -> Iterator[str]:
-    class Teapot(http.server.BaseHTTPRequestHandler):
+def http_server() -> Iterator[Teapot]:
+    teapot = Teapot("")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            teapot.requested.append(self.path)
             self.send_response(200 if self.path == "/ok" else 418)
             self.end_headers()
 
         def log_message(self, *args: object) -> None:
             return None
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Teapot)
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    teapot.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield teapot
     server.shutdown()
+    server.server_close()
 
 
 def closed_port() -> int:
@@ -35,14 +48,20 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_http_probe_passes_on_the_expected_status(http_server: str) -> None:
-    health.probe({"kind": "http", "url": f"{http_server}/ok"})
-    health.probe({"kind": "http", "url": f"{http_server}/brew", "status": 418})
+def test_http_probe_passes_on_the_expected_status(http_server: Teapot) -> None:
+    health.probe({"kind": "http", "url": f"{http_server.url}/ok"})
+    health.probe({"kind": "http", "url": f"{http_server.url}/brew", "status": 418})
+    # It passed because the service answered, with the status asked for, at the path asked for.
+    assert http_server.requested == ["/ok", "/brew"]
 
 
-def test_http_probe_reports_the_status_it_got(http_server: str) -> None:
+def test_http_probe_reports_the_status_it_got(http_server: Teapot) -> None:
     with pytest.raises(health.ProbeFailed, match=r"answered 418, expected 200"):
-        health.probe({"kind": "http", "url": f"{http_server}/brew"})
+        health.probe({"kind": "http", "url": f"{http_server.url}/brew"})
+    # A 200 is no pass either when the spec expects another status.
+    with pytest.raises(health.ProbeFailed, match=r"answered 200, expected 418"):
+        health.probe({"kind": "http", "url": f"{http_server.url}/ok", "status": 418})
+    assert http_server.requested == ["/brew", "/ok"]
 
 
 def test_tcp_probe_names_the_address_it_could_not_reach() -> None:
