@@ -13,9 +13,10 @@ from confluent_kafka.admin import AdminClient
 import stack_outputs as out
 from pipelines.debezium import ChangeEvent
 from pipelines.lag import LagReport
-from pipelines.sinks.iceberg import IcebergCdcSink, IcebergTableWriter
-from pipelines.sinks.iceberg_catalog import load_rest_catalog
-from pipelines.sinks.iceberg_snapshots import commit_containing
+from pipelines.sinks.core import CdcSink
+from pipelines.sinks.iceberg.writer import IcebergTableWriter
+from pipelines.sinks.iceberg.catalog import load_rest_catalog
+from pipelines.sinks.iceberg.snapshots import commit_containing
 from tests.support.cdc import EventReader, delete_topic, ensure_topic
 from tests.support.iceberg import ITEM_SCHEMA, change, owned_namespace
 from tests.support.names import unique_name
@@ -74,7 +75,7 @@ def commit_to_iceberg_lag(outputs: dict[str, Any], count: int = 200, rate_per_se
     ensure_topic(admin, topic)
     with owned_namespace(catalog, "bench") as namespace, psycopg.connect(outputs[out.POSTGRES_DSN], autocommit=True) as pg:
         pg.execute(f"CREATE TABLE inventory.{name} (marker_id int PRIMARY KEY)")
-        sink = IcebergCdcSink(outputs[out.KAFKA_BOOTSTRAP], [topic], IcebergTableWriter(catalog, f"{namespace}.lag"), unique_name("bench"), batch_max_seconds=0.1)
+        sink = CdcSink(outputs[out.KAFKA_BOOTSTRAP], [topic], IcebergTableWriter(catalog, f"{namespace}.lag"), unique_name("bench"), batch_max_seconds=0.1)
         stop = threading.Event()
 
         def run_sink() -> None:

@@ -41,6 +41,10 @@ class IcebergSinkJobArgs:
     tables: tuple[str, ...] = ("customers", "products", "orders")
     """Source tables (of the `inventory` schema/database) to replicate: the seeded ones, so tables
     that tests create and drop are not replicated behind their backs."""
+    replicated_prefix: str = "lake_"
+    """Tables whose name starts with it are replicated too: create one to have the job keep it."""
+    group: str = "cdcstack-iceberg-sink"
+    """Consumer groups are `<group>.<topic>`."""
 
 
 class IcebergSinkJob(pulumi.ComponentResource):
@@ -54,7 +58,10 @@ class IcebergSinkJob(pulumi.ComponentResource):
         health_url = f"http://{LOOPBACK}:{args.port}/health"
         capture = args.change_capture
         topics_regex = pulumi.Output.all(capture.postgres_topic_prefix, capture.mysql_topic_prefix).apply(
-            lambda prefixes: rf"^({'|'.join(re.escape(prefix) for prefix in prefixes)})\.inventory\.({'|'.join(args.tables)})$"
+            lambda prefixes: (
+                rf"^({'|'.join(re.escape(prefix) for prefix in prefixes)})\.inventory\."
+                rf"({'|'.join(args.tables)}|{re.escape(args.replicated_prefix)}[A-Za-z0-9_]+)$"
+            )
         )
         job = LocalService(
             f"{name}-process",
@@ -64,7 +71,7 @@ class IcebergSinkJob(pulumi.ComponentResource):
                     lambda values: [
                         args.python,
                         "-m",
-                        "pipelines.sinks.iceberg_job",
+                        "pipelines.sinks.iceberg.job",
                         "--bootstrap",
                         values[0],
                         "--topics-regex",
@@ -73,6 +80,8 @@ class IcebergSinkJob(pulumi.ComponentResource):
                         args.namespace,
                         "--catalog-properties",
                         str(workdir / PROPERTIES_FILE),
+                        "--group",
+                        args.group,
                         "--health-port",
                         str(args.port),
                     ]

@@ -11,8 +11,9 @@ from pyiceberg.catalog import Catalog
 
 import stack_outputs as out
 from pipelines.consistency import compare_rows
-from pipelines.sinks.iceberg import IcebergCdcSink, IcebergTableWriter
-from pipelines.sinks.iceberg_snapshots import commit_containing, rows_at
+from pipelines.sinks.core import CdcSink
+from pipelines.sinks.iceberg.writer import IcebergTableWriter
+from pipelines.sinks.iceberg.snapshots import commit_containing, rows_at
 from tests.support.iceberg import catalog_of, owned_namespace
 from tests.support.names import unique_name
 from tests.support.stack import StackOutputs
@@ -34,7 +35,7 @@ def namespace(catalog: Catalog) -> Iterator[str]:
 def replicate(stack: StackOutputs, catalog: Catalog, topic: str, identifier: str, until_rows: int) -> IcebergTableWriter:
     """Runs a sink over a whole stack topic until the Iceberg table holds `until_rows` rows and the topic is drained."""
     writer = IcebergTableWriter(catalog, identifier)
-    sink = IcebergCdcSink(stack.kafka_bootstrap, [topic], writer, group_id=unique_name("e2e"))
+    sink = CdcSink(stack.kafka_bootstrap, [topic], writer, group_id=unique_name("e2e"))
     try:
         sink.run_until(lambda: writer.load() is not None and len(writer.table.scan().to_arrow()) >= until_rows, 120)
         while sink.step():
@@ -73,14 +74,14 @@ def test_a_sink_restarted_mid_stream_loses_and_duplicates_nothing(
     pg.execute(f"INSERT INTO {table.qualified} SELECT n, 'n' || n FROM generate_series(1, 500) n")
     table.reader.wait_for_changes(500)
     identifier = f"{namespace}.restart"
-    first = IcebergCdcSink(stack.kafka_bootstrap, [table.topic], IcebergTableWriter(catalog, identifier), unique_name("e2e"), batch_max_events=100)
+    first = CdcSink(stack.kafka_bootstrap, [table.topic], IcebergTableWriter(catalog, identifier), unique_name("e2e"), batch_max_events=100)
     try:
         first.run_until(lambda: first.applied_events >= 200, 60)
     finally:
         first.close()
     pg.execute(f"UPDATE {table.qualified} SET note = 'updated' WHERE id % 3 = 0")
     table.reader.wait_for_changes(500 + 166)
-    second = IcebergCdcSink(stack.kafka_bootstrap, [table.topic], IcebergTableWriter(catalog, identifier), unique_name("e2e"), batch_max_events=100)
+    second = CdcSink(stack.kafka_bootstrap, [table.topic], IcebergTableWriter(catalog, identifier), unique_name("e2e"), batch_max_events=100)
     try:
         second.run_until(lambda: first.applied_events + second.applied_events >= 666, 120)
     finally:
@@ -98,7 +99,7 @@ def test_the_commit_holding_a_change_shows_the_table_as_of_that_change(
     table = postgres_capture("id integer PRIMARY KEY, price numeric(8,2) NOT NULL")
     identifier = f"{namespace}.prices"
     writer = IcebergTableWriter(catalog, identifier)
-    sink = IcebergCdcSink(stack.kafka_bootstrap, [table.topic], writer, unique_name("e2e"))
+    sink = CdcSink(stack.kafka_bootstrap, [table.topic], writer, unique_name("e2e"))
     try:
         pg.execute(f"INSERT INTO {table.qualified} VALUES (1, 10.00)")
         sink.run_until(lambda: sink.applied_events >= 1, 60)

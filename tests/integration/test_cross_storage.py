@@ -6,7 +6,6 @@ Iceberg table equals its source row by row, with counts matching at every stage.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,11 +15,13 @@ import pytest
 from pyiceberg.catalog import Catalog
 
 from pipelines.consistency import compare_rows
-from pipelines.sinks.iceberg import IcebergCdcSink, IcebergTableWriter
+from pipelines.sinks.core import CdcSink
+from pipelines.sinks.iceberg.writer import IcebergTableWriter
 from tests.support.cdc import CapturedTable
 from tests.support.iceberg import catalog_of, owned_namespace
 from tests.support.names import unique_name
 from tests.support.stack import StackOutputs
+from tests.support.threads import CheckedThread, join_all, start_all
 
 ROWS = 300
 COLUMNS = ("id", "name", "qty")
@@ -34,25 +35,16 @@ class Flow:
     identifier: str
     read_source: Callable[[], list[dict]]
     write_source: Callable[[], None]
-    sink: IcebergCdcSink | None = None
+    sink: CdcSink | None = None
 
 
 def run_sinks_in_parallel(flows: list[Flow], expected_events: int) -> None:
-    errors: list[BaseException] = []
-
     def drive(flow: Flow) -> None:
-        try:
-            flow.sink.run_until(lambda: flow.sink.applied_events >= expected_events, timeout_seconds=180)
-        except BaseException as error:
-            errors.append(error)
+        flow.sink.run_until(lambda: flow.sink.applied_events >= expected_events, timeout_seconds=180)
 
-    threads = [threading.Thread(target=drive, args=(flow,)) for flow in flows]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(240)
-    if errors:
-        raise errors[0]
+    threads = [CheckedThread(drive, f"sink-{flow.identifier}", args=(flow,)) for flow in flows]
+    start_all(threads)
+    join_all(threads, timeout_seconds=240)
 
 
 @pytest.fixture
@@ -94,7 +86,7 @@ def flows(stack: StackOutputs, pg: psycopg.Connection, mysql: pymysql.connection
             Flow(my_table, f"{namespace}.from_mysql", read_mysql, write_mysql),
         ]
         for flow in built:
-            flow.sink = IcebergCdcSink(
+            flow.sink = CdcSink(
                 stack.kafka_bootstrap, [flow.source.topic], IcebergTableWriter(catalog, flow.identifier), group_id=unique_name("cross")
             )
         try:
@@ -110,11 +102,9 @@ EXPECTED_EVENTS = ROWS + ROWS // 10 + 20
 @pytest.fixture
 def landed(flows: list[Flow], catalog: Catalog) -> list[Flow]:
     """Both sources written at once, both sinks run at once, until every change has landed."""
-    writers = [threading.Thread(target=flow.write_source) for flow in flows]
-    for thread in writers:
-        thread.start()
-    for thread in writers:
-        thread.join(120)
+    writers = [CheckedThread(flow.write_source, f"writer-{flow.source.qualified}") for flow in flows]
+    start_all(writers)
+    join_all(writers, timeout_seconds=120)
     run_sinks_in_parallel(flows, EXPECTED_EVENTS)
     return flows
 
@@ -154,7 +144,7 @@ def test_both_flows_have_the_same_shape_of_data(landed: list[Flow], catalog: Cat
 
 
 def test_each_iceberg_commit_records_where_its_source_topic_was(landed: list[Flow], catalog: Catalog) -> None:
-    from pipelines.sinks.iceberg import committed_offsets
+    from pipelines.sinks.iceberg.writer import committed_offsets
 
     for flow in landed:
         recorded = committed_offsets(catalog.load_table(flow.identifier))
@@ -165,4 +155,4 @@ def test_each_iceberg_commit_records_where_its_source_topic_was(landed: list[Flo
 
 def test_no_change_was_dead_lettered(landed: list[Flow]) -> None:
     for flow in landed:
-        assert flow.sink.writer.dead_letters == [], flow.identifier
+        assert flow.sink.stats.dead_letters == 0, (flow.identifier, flow.sink.stats.last_dead_letter_error)

@@ -9,7 +9,7 @@ from typing import Any
 from pyiceberg.catalog import Catalog
 
 from pipelines.debezium import ChangeEvent, SourcePosition
-from pipelines.sinks.iceberg_catalog import load_rest_catalog
+from pipelines.sinks.iceberg.catalog import load_rest_catalog
 from tests.support.names import unique_name
 from tests.support.stack import StackOutputs
 

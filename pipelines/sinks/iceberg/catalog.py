@@ -2,8 +2,8 @@
 
 PyIceberg 0.12 sends REST requests without a timeout, so a catalog that accepts connections but
 never answers (a network partition, a stopped process) would hang a pipeline for ever. Every
-request here gets a (connect, read) timeout, and an unreachable catalog is a TransientSinkError
-that names the catalog.
+request here gets a (connect, read) timeout, and an unreachable catalog is a
+CatalogUnavailableError (transient) that names the catalog.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.rest import RestCatalog
 from requests.adapters import HTTPAdapter
 
-from pipelines.sinks.iceberg import TransientSinkError
+from pipelines.sinks.errors import CatalogUnavailableError
 
 CONNECT_TIMEOUT_PROPERTY = "cdcstack.connect-timeout-seconds"
 READ_TIMEOUT_PROPERTY = "cdcstack.read-timeout-seconds"
@@ -53,11 +53,11 @@ class TimeoutRestCatalog(RestCatalog):
 
 
 def call_catalog(uri: str, action: Callable[[], T]) -> T:
-    """Runs a catalog call, turning connection failures and timeouts into a TransientSinkError."""
+    """Runs a catalog call, turning connection failures and timeouts into a CatalogUnavailableError."""
     try:
         return action()
     except (requests.ConnectionError, requests.Timeout) as error:
-        raise TransientSinkError(
+        raise CatalogUnavailableError(
             f"Iceberg catalog at {uri} did not answer ({type(error).__name__}); is it up? `make up` restarts it"
         ) from error
 

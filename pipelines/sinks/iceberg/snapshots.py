@@ -14,7 +14,7 @@ from typing import Any
 from pyiceberg.table import Table
 
 from pipelines.consistency import RowDiff, compare_rows
-from pipelines.sinks.iceberg import sink_offsets_of
+from pipelines.sinks.iceberg.writer import sink_offsets_of
 
 
 @dataclass(frozen=True)

@@ -1,30 +1,45 @@
-"""CDC → Iceberg: Debezium change events applied to an Iceberg table keyed by the source primary key.
+"""The Iceberg writer: Debezium change events applied to a table keyed by the source primary key.
 
-One Iceberg commit per batch: the batch is reduced to the last state of each key, the keys it
-touched are deleted and the surviving rows appended in one transaction, and the Kafka offsets the
-batch ends at are written into that commit's snapshot summary. On start the sink resumes from the
-offsets in the table's latest snapshot, so a crash between the Iceberg commit and the Kafka offset
-commit duplicates nothing. The table is created from the first event's schema, and columns the
-source adds later are added to it.
+One Iceberg transaction per batch: the keys the batch touched are deleted and their last state
+appended, and the Kafka offsets the batch ends at go into the snapshot summary of that commit
+(:data:`OFFSETS_PROPERTY`), which is where the consumer core resumes from. The table is created from
+the first event's schema; columns the source adds later are added to it.
 
-Errors come in two kinds: transient ones (catalog or store unreachable, commit conflicts) are
-retried with a bounded backoff; terminal ones (a record that is not a change event) are counted
-and dead-lettered, and the batch goes on without them.
+Types: Connect's logical types map to Iceberg's (dates, times, timestamps with and without zone,
+fixed-scale decimals with their precision and scale); `VariableScaleDecimal` (Postgres `numeric`
+without a scale) has no Iceberg type, so it is kept exactly as its decimal text; JSON and UUIDs are
+text; arrays are Iceberg lists of their element type.
+
+Failures are mapped per call: catalog unreachable → :class:`CatalogUnavailableError`, object store
+refusing or unreachable → :class:`StorageError`, concurrent commits retried then transient; a value
+or column the table cannot take → :class:`TerminalSinkError`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import itertools
 import json
 import time
+import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import requests
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    CommitStateUnknownException,
+    NoSuchTableError,
+    ServerError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In, Or
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
@@ -37,6 +52,7 @@ from pyiceberg.types import (
     FloatType,
     IcebergType,
     IntegerType,
+    ListType,
     LongType,
     NestedField,
     StringType,
@@ -45,28 +61,34 @@ from pyiceberg.types import (
     TimeType,
 )
 
-from pipelines.debezium import ChangeEvent, DecodeError, Tombstone, decode_message
+from pipelines.debezium import ChangeEvent
+from pipelines.sinks.batch import Key, plan_batch
+from pipelines.sinks.core import Commit
+from pipelines.sinks.errors import CatalogUnavailableError, StorageError, TerminalSinkError, TransientSinkError
 
 OFFSETS_PROPERTY = "cdcstack.kafka-offsets"
 """Snapshot summary key holding {"topic:partition": next offset} of the batch a commit applied."""
+CATALOG_STORAGE_ERRORS = ("SdkClientException", "S3Exception", "NoSuchBucket")
+"""How the catalog's server errors name a failing object store (the AWS SDK's exception names)."""
+MAX_DECIMAL_PRECISION = 38
+"""Iceberg's (and Arrow's decimal128) limit."""
+
+FieldIds = Iterator[int]
 
 
-class SinkError(Exception):
-    """Base of the sink's errors."""
-
-
-class TransientSinkError(SinkError):
-    """Retrying may succeed (catalog or store unreachable, a concurrent commit won)."""
-
-
-class TerminalSinkError(SinkError):
-    """Retrying will not help (a schema change the table cannot take)."""
+def _decimal_type(schema: Mapping[str, Any]) -> IcebergType:
+    parameters = schema.get("parameters") or {}
+    scale = int(parameters.get("scale", 0))
+    precision = int(parameters.get("connect.decimal.precision", MAX_DECIMAL_PRECISION))
+    if precision > MAX_DECIMAL_PRECISION:
+        raise TerminalSinkError(
+            f"column {schema.get('field')!r}: decimal({precision},{scale}) is wider than Iceberg's {MAX_DECIMAL_PRECISION} digits"
+        )
+    return DecimalType(precision, scale)
 
 
 _LOGICAL_TYPES: dict[str, Callable[[Mapping[str, Any]], IcebergType]] = {
-    "org.apache.kafka.connect.data.Decimal": lambda schema: DecimalType(
-        int((schema.get("parameters") or {}).get("connect.decimal.precision", 38)), int((schema.get("parameters") or {}).get("scale", 0))
-    ),
+    "org.apache.kafka.connect.data.Decimal": _decimal_type,
     "io.debezium.time.Date": lambda _: DateType(),
     "org.apache.kafka.connect.data.Date": lambda _: DateType(),
     "io.debezium.time.Timestamp": lambda _: TimestampType(),
@@ -78,7 +100,8 @@ _LOGICAL_TYPES: dict[str, Callable[[Mapping[str, Any]], IcebergType]] = {
     "io.debezium.time.MicroTime": lambda _: TimeType(),
     "io.debezium.data.Uuid": lambda _: StringType(),
     "io.debezium.data.Json": lambda _: StringType(),
-    "io.debezium.data.VariableScaleDecimal": lambda _: DoubleType(),
+    # No Iceberg type has a per-value scale; the exact decimal text loses nothing.
+    "io.debezium.data.VariableScaleDecimal": lambda _: StringType(),
 }
 _PRIMITIVE_TYPES: dict[str, Callable[[], IcebergType]] = {
     "int8": IntegerType,
@@ -93,12 +116,20 @@ _PRIMITIVE_TYPES: dict[str, Callable[[], IcebergType]] = {
 }
 
 
-def iceberg_type(column_schema: Mapping[str, Any]) -> IcebergType:
-    """The Iceberg type of a Debezium column (its Connect schema, logical name first)."""
+def iceberg_type(column_schema: Mapping[str, Any], field_ids: FieldIds | None = None) -> IcebergType:
+    """The Iceberg type of a Debezium column (its Connect schema, logical name first).
+
+    `field_ids` numbers the element of a list; Iceberg renumbers ids when a table is created or
+    a column added, so any unique numbers do.
+    """
     name = column_schema.get("name")
     if name in _LOGICAL_TYPES:
         return _LOGICAL_TYPES[name](column_schema)
     kind = column_schema.get("type", "")
+    if kind == "array":
+        ids = field_ids if field_ids is not None else itertools.count(1_000_000)
+        items = column_schema.get("items") or {}
+        return ListType(next(ids), iceberg_type({**items, "field": f"{column_schema.get('field')}.element"}, ids), not items.get("optional", True))
     if kind not in _PRIMITIVE_TYPES:
         raise TerminalSinkError(f"column {column_schema.get('field')!r}: no Iceberg type for Connect type {kind!r} ({name})")
     return _PRIMITIVE_TYPES[kind]()
@@ -106,61 +137,35 @@ def iceberg_type(column_schema: Mapping[str, Any]) -> IcebergType:
 
 def schema_from_event(event: ChangeEvent) -> Schema:
     """An Iceberg schema from an event's row schema; the source key columns become identifier fields."""
+    columns = event.row_schema.get("fields", [])
+    field_ids = itertools.count(len(columns) + 1)
     fields, identifiers = [], []
-    for field_id, column in enumerate(event.row_schema.get("fields", []), start=1):
+    for field_id, column in enumerate(columns, start=1):
         is_key = column["field"] in event.key_columns
-        fields.append(NestedField(field_id, column["field"], iceberg_type(column), required=is_key or not column.get("optional", True)))
+        kind = iceberg_type(column, field_ids)
+        fields.append(NestedField(field_id, column["field"], kind, required=is_key or not column.get("optional", True)))
         if is_key:
             identifiers.append(field_id)
     return Schema(*fields, identifier_field_ids=identifiers)
 
 
-def _cell(value: Any) -> Any:
-    """Values pyarrow cannot take as they are: parsed JSON back to text, UUIDs to text."""
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    if type(value).__name__ == "UUID":
-        return str(value)
+def cell(value: Any, kind: IcebergType) -> Any:
+    """A decoded column value as Arrow takes it for a column of Iceberg type `kind`."""
+    if value is None:
+        return None
+    if isinstance(kind, ListType):
+        return [cell(item, kind.element_type) for item in value]
+    if isinstance(kind, StringType):
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, sort_keys=True)
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        if isinstance(value, decimal.Decimal):
+            # "f": positional notation, so 0 at scale 10 reads 0.0000000000, not 0E-10.
+            return format(value, "f")
+    if isinstance(kind, TimestamptzType) and isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
     return value
-
-
-@dataclass
-class BatchPlan:
-    """A batch reduced to what one Iceberg commit must do."""
-
-    truncate: bool = False
-    upserts: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
-    deletes: set[tuple[Any, ...]] = field(default_factory=set)
-
-    @property
-    def touched(self) -> set[tuple[Any, ...]]:
-        return set(self.upserts) | self.deletes
-
-
-def plan_batch(events: Iterable[ChangeEvent], key_columns: Sequence[str]) -> BatchPlan:
-    """The last state of every key the batch touched; a truncate forgets everything before it."""
-    plan = BatchPlan()
-    for event in events:
-        if event.op == "t":
-            plan = BatchPlan(truncate=True)
-            continue
-        if event.op == "d":
-            key = tuple(event.before[column] for column in key_columns)
-            plan.upserts.pop(key, None)
-            plan.deletes.add(key)
-            continue
-        if event.after is None:
-            continue
-        if event.op == "u" and event.before is not None:
-            old_key = tuple(event.before[column] for column in key_columns)
-            new_key = tuple(event.after[column] for column in key_columns)
-            if old_key != new_key:
-                plan.upserts.pop(old_key, None)
-                plan.deletes.add(old_key)
-        key = tuple(event.after[column] for column in key_columns)
-        plan.deletes.discard(key)
-        plan.upserts[key] = event.after
-    return plan
 
 
 def key_filter(keys: Iterable[tuple[Any, ...]], key_columns: Sequence[str]) -> BooleanExpression:
@@ -185,23 +190,54 @@ def committed_offsets(table: Table) -> dict[str, int]:
     return {}
 
 
+@contextmanager
+def _failures_mapped(identifier: str) -> Iterator[None]:
+    """Turns what the catalog, the store and Arrow raise into the sink's two kinds of error."""
+    try:
+        yield
+    except (TransientSinkError, TerminalSinkError):
+        raise
+    except requests.RequestException as unreachable:
+        # Before OSError: requests' errors are OSErrors too, but these are the catalog's.
+        raise CatalogUnavailableError(f"{identifier}: the Iceberg catalog did not answer: {unreachable}") from unreachable
+    except (ServerError, ServiceUnavailableError, CommitStateUnknownException) as catalog_error:
+        if any(marker in str(catalog_error) for marker in CATALOG_STORAGE_ERRORS):
+            # The catalog writes table metadata to the warehouse itself, so a store that is down
+            # reaches us as the catalog's 500 carrying the S3 client's error.
+            raise StorageError(
+                f"{identifier}: the Iceberg catalog could not write table metadata to the object store, nothing was committed: {catalog_error}"
+            ) from catalog_error
+        raise CatalogUnavailableError(f"{identifier}: the Iceberg catalog failed the request: {catalog_error}") from catalog_error
+    except OSError as storage:
+        # pyarrow's S3 errors: the data files could not be written, so nothing was committed.
+        raise StorageError(
+            f"{identifier}: the object store refused the batch's data files, nothing was committed: {storage}"
+        ) from storage
+    except ValidationError as invalid:
+        raise TerminalSinkError(f"{identifier}: the table cannot take this change: {invalid}") from invalid
+
+
 @dataclass
 class IcebergTableWriter:
-    """Applies change-event batches to one Iceberg table; the Kafka side is the caller's."""
+    """Applies change-event batches to one Iceberg table (a :class:`pipelines.sinks.core.TableWriter`)."""
 
     catalog: Catalog
     identifier: str
     table: Table | None = None
-    dead_letters: list[tuple[str, Exception]] = field(default_factory=list)
-    retries: int = 3
+    conflict_retries: int = 3
     backoff_seconds: float = 0.5
 
     def load(self) -> Table | None:
-        try:
-            self.table = self.catalog.load_table(self.identifier)
-        except NoSuchTableError:
-            self.table = None
+        with _failures_mapped(self.identifier):
+            try:
+                self.table = self.catalog.load_table(self.identifier)
+            except NoSuchTableError:
+                self.table = None
         return self.table
+
+    def committed_offsets(self) -> dict[str, int]:
+        table = self.load()
+        return committed_offsets(table) if table is not None else {}
 
     def _ensure_table(self, first: ChangeEvent) -> Table:
         if self.table is None and self.load() is None:
@@ -212,7 +248,7 @@ class IcebergTableWriter:
 
     def _evolve(self, table: Table, events: Sequence[ChangeEvent]) -> Table:
         known = {column.name for column in table.schema().fields}
-        added = {}
+        added: dict[str, IcebergType] = {}
         for event in events:
             for column in event.row_schema.get("fields", []):
                 if column["field"] not in known and column["field"] not in added:
@@ -225,17 +261,65 @@ class IcebergTableWriter:
             self.table = table
         return table
 
-    def apply(self, events: Sequence[ChangeEvent], offsets: Mapping[str, int]) -> int:
-        """Applies the batch in one commit recording `offsets`; returns the rows appended."""
+    def _arrow_rows(self, table: Table, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+        columns = table.schema().fields
+        try:
+            return pa.Table.from_pylist(
+                [{column.name: cell(row.get(column.name), column.field_type) for column in columns} for row in rows],
+                schema=table.schema().as_arrow(),
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as unfit:
+            raise TerminalSinkError(f"{self.identifier}: a value does not fit its column: {unfit}") from unfit
+
+    def _keep_unavailable(
+        self,
+        table: Table,
+        key_columns: Sequence[str],
+        upserts: Mapping[Key, dict[str, Any]],
+        unresolved: Mapping[Key, tuple[Key, frozenset[str]]],
+    ) -> list[dict[str, Any]]:
+        """The rows to write, with the columns the source did not send taken from the table."""
+        if not unresolved:
+            return list(upserts.values())
+        lookup = {source for source, _ in unresolved.values()}
+        current = {
+            tuple(row[column] for column in key_columns): row
+            for row in table.scan(row_filter=key_filter(lookup, key_columns)).to_arrow().to_pylist()
+        }
+        rows = []
+        for key, row in upserts.items():
+            if key in unresolved:
+                source, columns = unresolved[key]
+                if source not in current:
+                    raise TerminalSinkError(
+                        f"{self.identifier}: row {dict(zip(key_columns, key))} arrived without {sorted(columns)} "
+                        "(unchanged TOASTed values the source does not send) and the table has no row to keep them from"
+                    )
+                row = {**row, **{column: current[source].get(column) for column in columns}}
+            rows.append(row)
+        return rows
+
+    def apply(self, events: Sequence[ChangeEvent], offsets: Mapping[str, int]) -> Commit:
+        """Applies the batch in one commit recording `offsets`; nothing is committed if it fails."""
         if not events:
-            return 0
+            return Commit(rows=0, version=None)
+        with _failures_mapped(self.identifier):
+            try:
+                return self._apply(events, offsets)
+            except NoSuchTableError as dropped:
+                # Dropped behind our back: the next attempt creates it again.
+                self.table = None
+                raise TransientSinkError(f"{self.identifier}: the table disappeared during the commit: {dropped}") from dropped
+
+    def _apply(self, events: Sequence[ChangeEvent], offsets: Mapping[str, int]) -> Commit:
         table = self._evolve(self._ensure_table(events[0]), events)
-        key_columns = sorted(table.schema().identifier_field_names(), key=[f.name for f in table.schema().fields].index)
+        field_names = [column.name for column in table.schema().fields]
+        key_columns = sorted(table.schema().identifier_field_names(), key=field_names.index)
         plan = plan_batch(events, key_columns)
-        arrow_schema = table.schema().as_arrow()
-        rows = [{column.name: _cell(row.get(column.name)) for column in table.schema().fields} for row in plan.upserts.values()]
+        upserts = self._keep_unavailable(table, key_columns, plan.upserts, plan.unresolved)
+        appended = self._arrow_rows(table, upserts)
         summary = {OFFSETS_PROPERTY: json.dumps(dict(offsets), sort_keys=True)}
-        for attempt in range(self.retries + 1):
+        for attempt in range(self.conflict_retries + 1):
             try:
                 with table.transaction() as transaction, warnings.catch_warnings():
                     # Deleting keys a batch only inserts matches nothing, which pyiceberg warns about.
@@ -244,112 +328,12 @@ class IcebergTableWriter:
                         transaction.delete(AlwaysTrue(), snapshot_properties=summary)
                     elif plan.touched:
                         transaction.delete(key_filter(plan.touched, key_columns), snapshot_properties=summary)
-                    transaction.append(pa.Table.from_pylist(rows, schema=arrow_schema), snapshot_properties=summary)
-                return len(rows)
+                    transaction.append(appended, snapshot_properties=summary)
+                self.table = table
+                return Commit(rows=appended.num_rows, version=table.metadata.current_snapshot_id)
             except CommitFailedException as conflict:
-                if attempt == self.retries:
+                if attempt == self.conflict_retries:
                     raise TransientSinkError(f"{self.identifier}: commit kept conflicting: {conflict}") from conflict
                 time.sleep(self.backoff_seconds * 2**attempt)
                 table = self.catalog.load_table(self.identifier)
-            except requests.RequestException as unreachable:
-                # Before OSError: requests' errors are OSErrors too, but these are the catalog's.
-                raise TransientSinkError(f"{self.identifier}: the Iceberg catalog did not answer: {unreachable}") from unreachable
-            except OSError as storage:
-                # pyarrow's S3 errors: the data files could not be written, so nothing was committed.
-                raise TerminalSinkError(
-                    f"{self.identifier}: the object store refused the batch's data files, nothing was committed: {storage}"
-                ) from storage
-        return len(rows)
-
-
-def split_batch(messages: Iterable[Any]) -> tuple[list[ChangeEvent], list[tuple[Any, DecodeError]], dict[str, int]]:
-    """Decoded change events, records to dead-letter, and the next offset per topic:partition."""
-    events, rejected, offsets = [], [], {}
-    for message in messages:
-        offsets[f"{message.topic()}:{message.partition()}"] = message.offset() + 1
-        try:
-            event = decode_message(message)
-        except DecodeError as error:
-            rejected.append((message, error))
-            continue
-        if isinstance(event, ChangeEvent):
-            events.append(event)
-        elif not isinstance(event, Tombstone):
-            rejected.append((message, DecodeError(f"unexpected record {event!r}")))
-    return events, rejected, offsets
-
-
-class IcebergCdcSink:
-    """Consumes Debezium topics and applies them to an Iceberg table, one commit per batch.
-
-    The offsets recorded in the table win over the consumer group's: they are what was committed.
-    """
-
-    def __init__(
-        self,
-        bootstrap_servers: str,
-        topics: Sequence[str],
-        writer: IcebergTableWriter,
-        group_id: str,
-        batch_max_events: int = 1000,
-        batch_max_seconds: float = 0.5,
-    ) -> None:
-        from confluent_kafka import Consumer
-
-        self.writer = writer
-        self.topics = list(topics)
-        self.batch_max_events = batch_max_events
-        self.batch_max_seconds = batch_max_seconds
-        table = writer.load()
-        self.offsets: dict[str, int] = committed_offsets(table) if table is not None else {}
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap_servers,
-                "group.id": group_id,
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "fetch.wait.max.ms": 50,
-            }
-        )
-        self.consumer.subscribe(self.topics, on_assign=self._resume)
-        self.applied_events = 0
-
-    def _resume(self, consumer: Any, partitions: list[Any]) -> None:
-        for partition in partitions:
-            recorded = self.offsets.get(f"{partition.topic}:{partition.partition}")
-            if recorded is not None:
-                partition.offset = recorded
-        consumer.assign(partitions)
-
-    def step(self) -> int:
-        """Consumes one batch and applies it; returns the change events applied."""
-        from confluent_kafka import KafkaException, TopicPartition
-
-        messages = self.consumer.consume(self.batch_max_events, self.batch_max_seconds)
-        for message in messages:
-            if message.error():
-                raise KafkaException(message.error())
-        if not messages:
-            return 0
-        events, rejected, offsets = split_batch(messages)
-        self.writer.dead_letters.extend((f"{m.topic()}:{m.partition()}:{m.offset()}", error) for m, error in rejected)
-        self.offsets.update(offsets)
-        if events:
-            self.writer.apply(events, self.offsets)
-        positions = []
-        for key, offset in offsets.items():
-            topic, partition = key.rsplit(":", 1)
-            positions.append(TopicPartition(topic, int(partition), offset))
-        self.consumer.commit(offsets=positions, asynchronous=False)
-        self.applied_events += len(events)
-        return len(events)
-
-    def run_until(self, done: Callable[[], bool], timeout_seconds: float) -> None:
-        deadline = time.monotonic() + timeout_seconds
-        while not done():
-            if time.monotonic() >= deadline:
-                raise TransientSinkError(f"{self.writer.identifier}: not caught up within {timeout_seconds:.0f}s")
-            self.step()
-
-    def close(self) -> None:
-        self.consumer.close()
+        raise AssertionError("unreachable: the loop returns or raises")

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from pyiceberg.catalog import Catalog
 
-from pipelines.sinks.iceberg import IcebergTableWriter
+from pipelines.sinks.iceberg.writer import IcebergTableWriter
 from tests.support.iceberg import catalog_of, owned_namespace
 from tests.support.stack import StackOutputs
 

@@ -8,7 +8,9 @@ import pytest
 from pyiceberg.expressions import In, Or
 from pyiceberg.types import DateType, DecimalType, IntegerType, LongType, StringType, TimestamptzType
 
-from pipelines.sinks.iceberg import TerminalSinkError, iceberg_type, key_filter, plan_batch, schema_from_event
+from pipelines.sinks.batch import plan_batch
+from pipelines.sinks.errors import TerminalSinkError
+from pipelines.sinks.iceberg.writer import iceberg_type, key_filter, schema_from_event
 from tests.support.iceberg import change
 
 ROW_SCHEMA = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from pipelines.sinks.iceberg import IcebergTableWriter, committed_offsets
-from pipelines.sinks.iceberg_snapshots import changes_between, commit_as_of, commit_containing, rows_at, sink_commits
+from pipelines.sinks.iceberg.writer import IcebergTableWriter, committed_offsets
+from pipelines.sinks.iceberg.snapshots import changes_between, commit_as_of, commit_containing, rows_at, sink_commits
 from tests.support.iceberg import change
 
 

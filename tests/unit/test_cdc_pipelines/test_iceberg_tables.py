@@ -8,7 +8,7 @@ from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.types import IntegerType, StringType
 
 import stack_outputs as out
-from pipelines.sinks.iceberg import IcebergTableWriter
+from pipelines.sinks.iceberg.writer import IcebergTableWriter
 from tests.support.iceberg import change
 from tests.support.names import unique_name
 from tests.support.stack import StackOutputs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 
-from pipelines.sinks.iceberg import IcebergTableWriter, sink_offsets_of
+from pipelines.sinks.iceberg.writer import IcebergTableWriter, sink_offsets_of
 from tests.support.iceberg import change
 
 
@@ -65,7 +65,7 @@ def test_each_batch_is_one_commit(writer: IcebergTableWriter) -> None:
 def test_an_empty_batch_commits_nothing(writer: IcebergTableWriter) -> None:
     writer.apply([change("c", after={"id": 1, "name": "a", "qty": 1})], {"t:0": 1})
     count = len(writer.catalog.load_table(writer.identifier).snapshots())
-    assert writer.apply([], {"t:0": 1}) == 0
+    assert writer.apply([], {"t:0": 1}).rows == 0
     assert len(writer.catalog.load_table(writer.identifier).snapshots()) == count
 
 

@@ -1,0 +1,464 @@
+"""The consumer core every sink runs on: poll, decode, batch, retry, dead-letter, commit offsets.
+
+A destination plugs in as a :class:`TableWriter`: it applies a batch of decoded change events to
+one table in one commit that records the Kafka offsets the batch ends at, and reads those offsets
+back. Everything else is here, the same for every destination:
+
+- **Offsets move only with a commit.** A batch is kept until the table commit holding it succeeds;
+  a transient failure retries the same batch from its first offset after a capped backoff, and
+  nothing newer is read meanwhile. The consumer group's offsets are committed after the table's,
+  and on (re)assignment the table's recorded offsets win, so a crash between the two replays
+  nothing. Records below the committed offset are dropped, so a replayed batch is a no-op.
+- **Dead letters.** A record that does not decode, or whose change the table cannot take
+  (:class:`TerminalSinkError`), is published to `<topic>.dlq` with the error in its headers before
+  the offsets move past it; the rest of its batch still commits. Dead letters are at least once: a
+  crash after publishing and before the next table commit publishes them again.
+- **Kafka away.** Consumer, offset-commit and dead-letter errors are recorded and retried; they
+  never end the sink.
+- **Reporting.** One structured log line per committed batch (table, records, version, ms), one
+  per failure, and :class:`SinkStats` for a health endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from pipelines.debezium import ChangeEvent, DecodeError, Tombstone, decode_message
+from pipelines.kafka_limits import LIBRDKAFKA_CONSUMER_SETTINGS, LIBRDKAFKA_PRODUCER_SETTINGS, MAX_RECORD_BYTES
+from pipelines.sinks.errors import KafkaUnavailableError, TerminalSinkError, TransientSinkError
+
+log = logging.getLogger("cdcstack.sink")
+
+DEAD_LETTER_SUFFIX = ".dlq"
+ERROR_TEXT_LIMIT = 2000
+"""Characters of an error message kept in a dead letter's header and in the health report."""
+
+
+def partition_key(topic: str, partition: int) -> str:
+    """How offsets are keyed everywhere (table commits, health): "topic:partition"."""
+    return f"{topic}:{partition}"
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What one table commit did."""
+
+    rows: int
+    """Rows written (the last state of each key the batch upserted)."""
+    version: int | str | None
+    """The destination's id of the commit (an Iceberg snapshot id, a Delta version)."""
+
+
+class TableWriter(Protocol):
+    """One destination table; the Kafka side is the core's."""
+
+    identifier: str
+    """The table's name in its catalog, as logged and reported."""
+
+    def committed_offsets(self) -> dict[str, int]:
+        """{"topic:partition": next offset} recorded by the table's latest sink commit ({} if none)."""
+        ...
+
+    def apply(self, events: Sequence[ChangeEvent], offsets: Mapping[str, int]) -> Commit:
+        """Applies the events in one commit recording `offsets`; all or nothing.
+
+        Raises TransientSinkError when retrying may succeed, TerminalSinkError when the events
+        cannot be written as they are.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff between attempts at the same batch."""
+
+    first_delay_seconds: float = 0.5
+    max_delay_seconds: float = 30.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.max_delay_seconds, self.first_delay_seconds * 2 ** max(0, failures - 1))
+
+
+def _short(error: BaseException | str) -> str:
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 3] + "..."
+
+
+@dataclass
+class SinkStats:
+    """What one sink has done and what is wrong with it now, for logs and a health endpoint."""
+
+    table: str
+    topics: list[str]
+    applied_events: int = 0
+    batches: int = 0
+    dead_letters: int = 0
+    last_dead_letter_error: str | None = None
+    failing_since: float | None = None
+    """Wall-clock time the batch pending now first failed (None when nothing is failing)."""
+    last_error: str | None = None
+    """Why the pending batch failed last; cleared when it commits."""
+    attempts_failed: int = 0
+    kafka_errors: int = 0
+    last_kafka_error: str | None = None
+    last_commit_at: float | None = None
+    last_commit_version: int | str | None = None
+    committed_offsets: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.last_error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "topics": list(self.topics),
+            "state": "ok" if self.healthy else "retrying",
+            "applied": self.applied_events,
+            "batches": self.batches,
+            "dead_letters": self.dead_letters,
+            "last_dead_letter_error": self.last_dead_letter_error,
+            "last_error": self.last_error,
+            "failing_since": self.failing_since,
+            "attempts_failed": self.attempts_failed,
+            "kafka_errors": self.kafka_errors,
+            "last_kafka_error": self.last_kafka_error,
+            "last_commit_at": self.last_commit_at,
+            "last_commit_version": self.last_commit_version,
+            "committed_offsets": dict(self.committed_offsets),
+        }
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record the sink gives up on, with why."""
+
+    message: Message
+    error: BaseException
+
+
+class DeadLetterQueue:
+    """Publishes records a sink cannot apply to `<topic>.dlq`: the original key, value and headers,
+    plus `cdcstack.*` headers saying where it came from and why it was refused."""
+
+    def __init__(self, bootstrap_servers: str, suffix: str = DEAD_LETTER_SUFFIX, timeout_seconds: float = 30.0) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.suffix = suffix
+        self.timeout_seconds = timeout_seconds
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "enable.idempotence": True,
+                "linger.ms": 0,
+                **LIBRDKAFKA_PRODUCER_SETTINGS,
+                "message.timeout.ms": int(timeout_seconds * 1000),
+            }
+        )
+        self._known_topics: set[str] = set()
+
+    def topic_for(self, topic: str) -> str:
+        return f"{topic}{self.suffix}"
+
+    def _ensure_topic(self, topic: str) -> None:
+        if topic in self._known_topics:
+            return
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        futures = admin.create_topics(
+            [NewTopic(topic, num_partitions=1, replication_factor=1, config={"max.message.bytes": str(MAX_RECORD_BYTES)})],
+            request_timeout=self.timeout_seconds,
+        )
+        try:
+            futures[topic].result(self.timeout_seconds)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise KafkaUnavailableError(f"dead-letter topic {topic} could not be created: {error}") from error
+        self._known_topics.add(topic)
+
+    def send(self, letters: Sequence[DeadLetter], table: str) -> None:
+        """Publishes every letter and waits for Kafka to take them all; raises if it did not."""
+        failures: list[str] = []
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                failures.append(str(error))
+
+        for letter in letters:
+            source = letter.message
+            topic = self.topic_for(source.topic())
+            self._ensure_topic(topic)
+            headers = list(source.headers() or []) + [
+                ("cdcstack.error", _short(letter.error).encode()),
+                ("cdcstack.error.class", type(letter.error).__name__.encode()),
+                ("cdcstack.source.topic", source.topic().encode()),
+                ("cdcstack.source.partition", str(source.partition()).encode()),
+                ("cdcstack.source.offset", str(source.offset()).encode()),
+                ("cdcstack.sink.table", table.encode()),
+            ]
+            try:
+                self._producer.produce(topic, key=source.key(), value=source.value(), headers=headers, on_delivery=delivered)
+            except (KafkaException, BufferError) as error:
+                raise KafkaUnavailableError(f"dead letter for {source.topic()}@{source.partition()}:{source.offset()} not queued: {error}") from error
+        undelivered = self._producer.flush(self.timeout_seconds)
+        if undelivered or failures:
+            raise KafkaUnavailableError(
+                f"{undelivered + len(failures)} of {len(letters)} dead letters for {table} not delivered within "
+                f"{self.timeout_seconds:.0f}s ({'; '.join(failures[:3]) or 'timed out'}); the batch is kept and retried"
+            )
+
+
+@dataclass
+class PendingBatch:
+    """Records read but not yet committed: what a retry starts from."""
+
+    events: list[tuple[ChangeEvent, Message]]
+    rejected: list[DeadLetter]
+    offsets: dict[str, int]
+    """The next offset per partition once the whole batch is done."""
+    failures: int = 0
+    next_attempt_at: float = 0.0
+
+
+class CdcSink:
+    """Consumes Debezium topics into one table through a :class:`TableWriter`; see the module docstring."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        writer: TableWriter,
+        group_id: str,
+        batch_max_events: int = 1000,
+        batch_max_seconds: float = 0.5,
+        dead_letters: DeadLetterQueue | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        clock: Callable[[], float] = time.monotonic,
+        group_instance_id: str | None = None,
+    ) -> None:
+        self.writer = writer
+        self.topics = list(topics)
+        self.batch_max_events = batch_max_events
+        self.batch_max_seconds = batch_max_seconds
+        self.retry = retry
+        self.clock = clock
+        self.dead_letters = dead_letters or DeadLetterQueue(bootstrap_servers)
+        self.offsets: dict[str, int] = writer.committed_offsets()
+        self.stats = SinkStats(writer.identifier, self.topics, committed_offsets=dict(self.offsets))
+        self.pending: PendingBatch | None = None
+        # A static member (group.instance.id) that restarts takes its partitions back at once, instead
+        # of waiting out the dead member's session timeout (45 s) for a rebalance.
+        membership = {"group.instance.id": group_instance_id} if group_instance_id else {}
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": group_id,
+                **membership,
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 50,
+                **LIBRDKAFKA_CONSUMER_SETTINGS,
+            }
+        )
+        self.consumer.subscribe(self.topics, on_assign=self._resume)
+
+    @property
+    def applied_events(self) -> int:
+        return self.stats.applied_events
+
+    def _resume(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The table's offsets are what was committed; the group's may lag them after a crash.
+        for partition in partitions:
+            recorded = self.offsets.get(partition_key(partition.topic, partition.partition))
+            if recorded is not None:
+                partition.offset = recorded
+        consumer.assign(partitions)
+
+    def step(self) -> int:
+        """One round: retries the pending batch once its backoff is due, else reads a new one.
+
+        Returns the change events committed. Never raises for a failed batch: the failure is in
+        :attr:`stats` and the log, and the batch is kept for the next round.
+        """
+        if self.pending is None:
+            self.pending = self._read_batch()
+            if self.pending is None:
+                return 0
+        wait = self.pending.next_attempt_at - self.clock()
+        if wait > 0:
+            time.sleep(min(wait, self.batch_max_seconds))
+            return 0
+        return self._attempt(self.pending)
+
+    def _kafka_error(self, error: object) -> None:
+        self.stats.kafka_errors += 1
+        self.stats.last_kafka_error = _short(str(error))
+        log.warning("kafka error", extra={"fields": {"table": self.writer.identifier, "error": self.stats.last_kafka_error}})
+
+    def _read_batch(self) -> PendingBatch | None:
+        try:
+            messages = self.consumer.consume(self.batch_max_events, self.batch_max_seconds)
+        except KafkaException as error:
+            self._kafka_error(error)
+            return None
+        batch = PendingBatch(events=[], rejected=[], offsets={})
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                # Broker down, partition EOF, a topic deleted under us: librdkafka recovers by itself.
+                if error.code() != KafkaError._PARTITION_EOF:
+                    self._kafka_error(error)
+                continue
+            position = partition_key(message.topic(), message.partition())
+            if message.offset() < self.offsets.get(position, -1):
+                continue
+            batch.offsets[position] = message.offset() + 1
+            try:
+                decoded = decode_message(message)
+            except DecodeError as undecodable:
+                batch.rejected.append(DeadLetter(message, undecodable))
+                continue
+            if isinstance(decoded, ChangeEvent):
+                batch.events.append((decoded, message))
+            elif not isinstance(decoded, Tombstone):
+                batch.rejected.append(DeadLetter(message, DecodeError(f"unexpected record {decoded!r}")))
+        return batch if batch.offsets else None
+
+    def _attempt(self, batch: PendingBatch) -> int:
+        started = self.clock()
+        try:
+            if batch.rejected:
+                self._dead_letter(batch.rejected)
+                batch.rejected = []
+            applied, version = self._apply(batch)
+        except Exception as error:  # noqa: BLE001 - anything but a terminal error keeps the batch for a retry
+            batch.failures += 1
+            batch.next_attempt_at = self.clock() + self.retry.delay(batch.failures)
+            self.stats.attempts_failed += 1
+            self.stats.last_error = _short(error)
+            self.stats.failing_since = self.stats.failing_since or time.time()
+            log.warning(
+                "batch failed, kept for a retry",
+                exc_info=not isinstance(error, TransientSinkError),
+                extra={
+                    "fields": {
+                        "table": self.writer.identifier,
+                        "records": len(batch.events),
+                        "attempt": batch.failures,
+                        "retry_in_s": round(self.retry.delay(batch.failures), 2),
+                        "error": self.stats.last_error,
+                    }
+                },
+            )
+            return 0
+        self.offsets.update(batch.offsets)
+        self.pending = None
+        self.stats.batches += 1
+        self.stats.last_error = None
+        self.stats.failing_since = None
+        self.stats.last_commit_at = time.time()
+        self.stats.committed_offsets = dict(self.offsets)
+        if version is not None:
+            self.stats.last_commit_version = version
+        log.info(
+            "batch committed",
+            extra={
+                "fields": {
+                    "table": self.writer.identifier,
+                    "records": applied,
+                    "version": version,
+                    "ms": round((self.clock() - started) * 1000, 1),
+                    "offsets": dict(batch.offsets),
+                }
+            },
+        )
+        self._commit_group(batch.offsets)
+        return applied
+
+    def _apply(self, batch: PendingBatch) -> tuple[int, int | str | None]:
+        """Commits the batch's events whole; if the table refuses them, commits them one by one and
+        dead-letters those it refuses. Returns (events committed, last version); each commit is
+        counted in the stats as it happens, so a failure midway keeps the count right."""
+        if not batch.events:
+            return 0, None
+        events = [event for event, _ in batch.events]
+        try:
+            commit = self.writer.apply(events, {**self.offsets, **batch.offsets})
+        except TerminalSinkError as refused:
+            if len(batch.events) == 1:
+                return self._refuse(batch, refused)
+            log.warning(
+                "batch refused, isolating the records the table cannot take",
+                extra={"fields": {"table": self.writer.identifier, "records": len(events), "error": _short(refused)}},
+            )
+            return self._apply_one_by_one(batch)
+        batch.events = []
+        self.stats.applied_events += len(events)
+        return len(events), commit.version
+
+    def _refuse(self, batch: PendingBatch, refused: TerminalSinkError) -> tuple[int, None]:
+        [(_, message)] = batch.events
+        self._dead_letter([DeadLetter(message, refused)])
+        batch.events = []
+        return 0, None
+
+    def _apply_one_by_one(self, batch: PendingBatch) -> tuple[int, int | str | None]:
+        applied, version = 0, None
+        # The batch shrinks as events commit, so a transient failure midway retries only the rest.
+        while batch.events:
+            event, message = batch.events[0]
+            position = partition_key(message.topic(), message.partition())
+            try:
+                commit = self.writer.apply([event], {**self.offsets, position: message.offset() + 1})
+            except TerminalSinkError as refused:
+                self._dead_letter([DeadLetter(message, refused)])
+            else:
+                applied, version = applied + 1, commit.version
+                self.offsets[position] = message.offset() + 1
+                self.stats.applied_events += 1
+            batch.events.pop(0)
+        return applied, version
+
+    def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        self.dead_letters.send(letters, self.writer.identifier)
+        self.stats.dead_letters += len(letters)
+        self.stats.last_dead_letter_error = _short(letters[-1].error)
+        for letter in letters:
+            log.error(
+                "record dead-lettered",
+                extra={
+                    "fields": {
+                        "table": self.writer.identifier,
+                        "source": f"{letter.message.topic()}@{letter.message.partition()}:{letter.message.offset()}",
+                        "dead_letter_topic": self.dead_letters.topic_for(letter.message.topic()),
+                        "error": _short(letter.error),
+                    }
+                },
+            )
+
+    def _commit_group(self, offsets: Mapping[str, int]) -> None:
+        positions = [TopicPartition(key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1]), offset) for key, offset in offsets.items()]
+        try:
+            self.consumer.commit(offsets=positions, asynchronous=False)
+        except KafkaException as error:
+            # The table already holds these offsets, and they win on restart: nothing is lost.
+            self._kafka_error(f"consumer group commit failed (the table's offsets stand): {error}")
+
+    def run_until(self, done: Callable[[], bool], timeout_seconds: float) -> None:
+        """Steps until `done()`; raises TransientSinkError naming the last failure at the deadline."""
+        deadline = self.clock() + timeout_seconds
+        while not done():
+            if self.clock() >= deadline:
+                raise TransientSinkError(
+                    f"{self.writer.identifier}: not caught up within {timeout_seconds:.0f}s "
+                    f"({self.stats.applied_events} events applied; last error: {self.stats.last_error or self.stats.last_kafka_error or 'none'})"
+                )
+            self.step()
+
+    def close(self) -> None:
+        self.consumer.close()

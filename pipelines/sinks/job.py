@@ -1,0 +1,203 @@
+"""A sink as a long-running job, whatever the destination: every Debezium topic matching a pattern,
+each into a table of its own (`<namespace>.<topic with dots as underscores>`).
+
+Topics that appear later (new source tables) are picked up within the discovery interval, and a
+topic that is deleted has its sink closed. Nothing in the loop ends the job: a failing table is
+retried by its sink and reported, Kafka away is reported and retried.
+
+GET /health on 127.0.0.1 answers 200 while every table commits (or has nothing to do) and 503 while
+any table's batch is failing or topics cannot be listed, with per-table figures either way: events
+applied, batches, dead letters and the last dead-letter error, the pending failure, committed
+offsets. The log has one JSON line per event (batch committed, batch failed, record dead-lettered).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from pipelines.sinks.core import DEAD_LETTER_SUFFIX, CdcSink, DeadLetterQueue, TableWriter
+from pipelines.sinks.errors import SinkError
+
+log = logging.getLogger("cdcstack.sink.job")
+
+LIST_TOPICS_TIMEOUT_SECONDS = 10.0
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, event, and the record's `fields`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "event": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def table_identifier(namespace: str, topic: str) -> str:
+    return f"{namespace}.{re.sub(r'[^A-Za-z0-9_]', '_', topic)}"
+
+
+class SinkJob:
+    """One :class:`CdcSink` per matching topic, stepped in turn by one loop."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        topics_regex: str,
+        namespace: str,
+        writer_for: Callable[[str], TableWriter],
+        group: str,
+        discover_seconds: float = 5.0,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.pattern = re.compile(topics_regex)
+        self.namespace = namespace
+        self.writer_for = writer_for
+        self.group = group
+        self.discover_seconds = discover_seconds
+        self.dead_letters = DeadLetterQueue(bootstrap)
+        self.sinks: dict[str, CdcSink] = {}
+        self.errors: dict[str, str] = {}
+        """Job-level failures: "discovery", or a topic whose sink could not be set up."""
+        self.started_at = time.time()
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def discover(self) -> None:
+        try:
+            listed = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=LIST_TOPICS_TIMEOUT_SECONDS).topics
+        except KafkaException as error:
+            self.errors["discovery"] = f"cannot list Kafka topics at {self.bootstrap}: {error}"
+            log.warning("topic discovery failed", extra={"fields": {"error": self.errors["discovery"]}})
+            return
+        self.errors.pop("discovery", None)
+        wanted = {topic for topic in listed if self.pattern.search(topic) and not topic.endswith(DEAD_LETTER_SUFFIX)}
+        for topic in sorted(set(self.sinks) - wanted):
+            with self._lock:
+                sink = self.sinks.pop(topic)
+            sink.close()
+            log.info("topic gone, its sink is closed", extra={"fields": {"topic": topic, "table": sink.writer.identifier}})
+        for topic in sorted(wanted - set(self.sinks)):
+            identifier = table_identifier(self.namespace, topic)
+            try:
+                group = f"{self.group}.{topic}"
+                sink = CdcSink(
+                    self.bootstrap, [topic], self.writer_for(identifier), group, dead_letters=self.dead_letters, group_instance_id=group
+                )
+            except SinkError as error:
+                self.errors[topic] = f"{identifier}: sink not started, retried at the next discovery: {error}"
+                log.warning("sink not started", extra={"fields": {"topic": topic, "error": self.errors[topic]}})
+                continue
+            with self._lock:
+                self.sinks[topic] = sink
+            self.errors.pop(topic, None)
+            log.info("sink started", extra={"fields": {"topic": topic, "table": identifier, "resume_from": sink.offsets}})
+        for topic in [key for key in self.errors if key != "discovery" and key not in wanted]:
+            self.errors.pop(topic, None)
+
+    def healthy(self) -> bool:
+        with self._lock:
+            return not self.errors and all(sink.stats.healthy for sink in self.sinks.values())
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            tables = {topic: sink.stats.as_dict() for topic, sink in self.sinks.items()}
+        return {
+            "status": "ok" if self.healthy() else "degraded",
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "tables": tables,
+            "dead_letters": sum(table["dead_letters"] for table in tables.values()),
+            "errors": dict(self.errors),
+        }
+
+    def run(self) -> None:
+        next_discovery = 0.0
+        while not self.stopping.is_set():
+            if time.monotonic() >= next_discovery:
+                self.discover()
+                next_discovery = time.monotonic() + self.discover_seconds
+            for topic, sink in list(self.sinks.items()):
+                try:
+                    sink.step()
+                except Exception:  # noqa: BLE001 - one table's bug must not stop the others
+                    log.exception("sink step failed unexpectedly", extra={"fields": {"topic": topic}})
+            if not self.sinks:
+                self.stopping.wait(0.5)
+        for sink in self.sinks.values():
+            sink.close()
+
+
+def serve_health(job: SinkJob, port: int) -> ThreadingHTTPServer:
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/health":
+                self.send_response(404)
+                self.end_headers()
+                return
+            status = job.status()
+            body = json.dumps(status, default=str).encode()
+            self.send_response(200 if status["status"] == "ok" else 503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def job_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments every sink job takes; a destination adds its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--topics-regex", required=True)
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--group", required=True, help="consumer groups are <group>.<topic>")
+    parser.add_argument("--health-port", type=int, required=True)
+    parser.add_argument("--discover-seconds", type=float, default=5.0)
+    return parser
+
+
+def run_job(args: argparse.Namespace, writer_for: Callable[[str], TableWriter]) -> None:
+    """Runs a job until SIGTERM, serving /health meanwhile."""
+    configure_logging()
+    job = SinkJob(args.bootstrap, args.topics_regex, args.namespace, writer_for, args.group, args.discover_seconds)
+    server = serve_health(job, args.health_port)
+    signal.signal(signal.SIGTERM, lambda *_: job.stopping.set())
+    log.info("sink job started", extra={"fields": {"topics_regex": args.topics_regex, "namespace": args.namespace, "pid": os.getpid()}})
+    try:
+        job.run()
+    finally:
+        server.shutdown()

@@ -1,0 +1,203 @@
+"""Tables the stack's own sink job replicates (`inventory.lake_*`), loads written into them while a
+fault happens, and waiting for the lake to equal the source again."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psycopg
+from confluent_kafka.admin import AdminClient
+from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
+
+import stack_outputs as out
+from pipelines.consistency import RowDiff, compare_rows
+from pipelines.sinks.core import DEAD_LETTER_SUFFIX
+from pipelines.sinks.job import table_identifier
+from tests.support.cdc import delete_topic, ensure_topic
+from tests.support.names import unique_name
+from tests.support.stack import PROJECT_ROOT, StackOutputs
+
+JOB_TIMEOUT_SECONDS = 60.0
+FAULT_REPORT = PROJECT_ROOT / "reports" / "faults.tsv"
+
+
+def job_status(stack: StackOutputs) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) of the sink job's /health; 503 is an answer too (a table retrying)."""
+    url = stack[out.ICEBERG_SINK_HEALTH_URL]
+    try:
+        response = httpx.get(url, timeout=10)
+    except httpx.HTTPError as error:
+        raise AssertionError(f"iceberg-sink: {url} did not answer ({error!r}); log: {stack.log_of('iceberg-sink')}") from error
+    return response.status_code, response.json()
+
+
+def wait_for_job(stack: StackOutputs, condition: Callable[[int, dict[str, Any]], bool], what: str, timeout: float = JOB_TIMEOUT_SECONDS) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            code, status = job_status(stack)
+        except AssertionError:
+            code, status = 0, {}
+        if code and condition(code, status):
+            return status
+        assert time.monotonic() < deadline, f"iceberg-sink: {what} not seen within {timeout:.0f}s; last /health: {code} {status}"
+        time.sleep(0.3)
+
+
+@dataclass
+class LakeTable:
+    """A source table the job replicates, its topic and its Iceberg table."""
+
+    name: str
+    qualified: str
+    topic: str
+    identifier: str
+
+
+def iceberg_rows(catalog: Catalog, identifier: str) -> list[dict[str, Any]]:
+    try:
+        return catalog.load_table(identifier).scan().to_arrow().to_pylist()
+    except NoSuchTableError:
+        return []
+
+
+@contextmanager
+def lake_postgres_table(stack: StackOutputs, pg: psycopg.Connection, admin: AdminClient, catalog: Catalog, columns_sql: str) -> Iterator[LakeTable]:
+    """`inventory.lake_<unique>` in Postgres; the job replicates it until the test ends, then the
+    table, its topics and its Iceberg table are removed."""
+    name = unique_name("lake")
+    topic = f"{stack[out.POSTGRES_TOPIC_PREFIX]}.inventory.{name}"
+    table = LakeTable(name, f"inventory.{name}", topic, table_identifier(stack[out.ICEBERG_SINK_NAMESPACE], topic))
+    ensure_topic(admin, topic)
+    pg.execute(f"CREATE TABLE {table.qualified} ({columns_sql})")
+    try:
+        wait_for_job(stack, lambda _code, status: topic in status.get("tables", {}), f"a sink for {topic}")
+        yield table
+    finally:
+        pg.execute(f"DROP TABLE IF EXISTS {table.qualified}")
+        delete_topic(admin, topic)
+        delete_topic(admin, f"{topic}{DEAD_LETTER_SUFFIX}")
+        wait_for_job(stack, lambda _code, status: topic not in status.get("tables", {}), f"the sink of {topic} closed")
+        try:
+            catalog.purge_table(table.identifier)
+        except NoSuchTableError:
+            pass
+
+
+@dataclass
+class Convergence:
+    seconds: float
+    source: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+    diff: RowDiff
+
+
+def wait_for_parity(
+    read_source: Callable[[], list[dict[str, Any]]],
+    read_lake: Callable[[], list[dict[str, Any]]],
+    key_columns: Sequence[str],
+    what: str,
+    timeout: float = 180.0,
+    normalize: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row,
+) -> Convergence:
+    """Polls until the lake equals the source as multisets (a duplicated key is a difference)."""
+    started = time.monotonic()
+    source = [normalize(row) for row in read_source()]
+    while True:
+        rows = [normalize(row) for row in read_lake()]
+        diff = compare_rows(source, rows, key_columns)
+        if diff.equal:
+            return Convergence(time.monotonic() - started, source, rows, diff)
+        assert time.monotonic() - started < timeout, f"{what}: not equal to the source within {timeout:.0f}s: {diff.summary()}"
+        time.sleep(0.5)
+
+
+@dataclass
+class LoadWriter:
+    """Writes `rows` rows into a Postgres table from a thread of its own, `batch` per transaction;
+    pauses after `pause_after` rows until `resume()` (so a fault lands mid-load), then updates every
+    7th row and deletes every 11th. Its exceptions fail the test through `join_checked`."""
+
+    dsn: str
+    qualified: str
+    rows: int = 3000
+    batch: int = 50
+    pause_after: int = 1000
+    make_row: Callable[[int], Sequence[Any]] = lambda n: (n, f"row {n}", n % 97)
+    insert_sql: str = "INSERT INTO {table} VALUES (%s, %s, %s)"
+    update_sql: str = "qty = qty + 1000"
+    written: int = 0
+    error: str | None = None
+    _resume: threading.Event = field(default_factory=threading.Event)
+    _paused: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> LoadWriter:
+        self._thread = threading.Thread(target=self._run, name=f"load {self.qualified}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            with psycopg.connect(self.dsn, autocommit=True) as connection:
+                statement = self.insert_sql.format(table=self.qualified)
+                for first in range(1, self.rows + 1, self.batch):
+                    if self.written >= self.pause_after and not self._resume.is_set():
+                        self._paused.set()
+                        assert self._resume.wait(120), "the test never resumed the load"
+                    with connection.transaction():
+                        with connection.cursor() as cursor:
+                            cursor.executemany(statement, [self.make_row(n) for n in range(first, min(first + self.batch, self.rows + 1))])
+                    self.written = min(first + self.batch - 1, self.rows)
+                connection.execute(f"UPDATE {self.qualified} SET {self.update_sql} WHERE id % 7 = 0")
+                connection.execute(f"DELETE FROM {self.qualified} WHERE id % 11 = 0")
+        except BaseException:  # noqa: BLE001 - reported to the test thread by join_checked
+            self.error = traceback.format_exc()
+        finally:
+            self._paused.set()
+
+    def wait_paused(self, timeout: float = 60.0) -> None:
+        assert self._paused.wait(timeout), f"load on {self.qualified}: {self.pause_after} rows not written within {timeout:.0f}s"
+        assert self.error is None, self.error
+
+    def resume(self) -> None:
+        self._resume.set()
+
+    def join_checked(self, timeout: float = 180.0) -> None:
+        self._resume.set()
+        assert self._thread is not None
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"load on {self.qualified} still running after {timeout:.0f}s ({self.written} rows written)"
+        assert self.error is None, f"load on {self.qualified} failed:\n{self.error}"
+
+
+def record_fault(fault: str, rows_written: int, source_rows: int, rows_in_lake: int, duplicates: int, seconds: float) -> None:
+    """Appends one line to reports/faults.tsv: what `make test` measured for the figures in a note."""
+    FAULT_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    new = not FAULT_REPORT.exists()
+    with open(FAULT_REPORT, "a") as report:
+        if new:
+            report.write("fault\trows inserted\trows at the source\trows in iceberg\tduplicate keys\tseconds to converge\n")
+        report.write(f"{fault}\t{rows_written}\t{source_rows}\t{rows_in_lake}\t{duplicates}\t{seconds:.1f}\n")
+
+
+def duplicate_keys(rows: list[dict[str, Any]], key_columns: Sequence[str]) -> int:
+    keys = [tuple(row[column] for column in key_columns) for row in rows]
+    return len(keys) - len(set(keys))
+
+
+def dead_letter_headers(message: Any) -> dict[str, str]:
+    return {key: value.decode() for key, value in (message.headers() or []) if key.startswith("cdcstack.")}
+
+
+def json_text(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value

@@ -1,0 +1,85 @@
+"""Faults a test puts on the live stack's services, and putting the stack back.
+
+Stopping a service (SIGTERM to its supervisor) keeps it down until the stack is brought up again;
+killing a service's process (SIGKILL to the supervised child) is a crash, which the supervisor
+answers by starting it again.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from providers import health, processes, supervisor
+from tests.support.stack import PulumiCli, StackOutputs
+
+STOP_GRACE_SECONDS = 20.0
+
+
+def service_dir(stack: StackOutputs, service: str) -> Path:
+    return stack.state_dir / "services" / service
+
+
+def stop_service(stack: StackOutputs, service: str) -> None:
+    """Stops a service as an operator would; nothing starts it again until `restore_stack`."""
+    pid = processes.read_pid(service_dir(stack, service) / "service.pid")
+    assert pid is not None and processes.is_running(pid), f"{service} of stack {stack.name} is not running: run `make up`"
+    processes.stop_process(pid, grace_seconds=STOP_GRACE_SECONDS)
+    assert not processes.is_running(pid), f"{service} (pid {pid}) did not stop; log: {stack.log_of(service)}"
+
+
+def restore_stack(stack: StackOutputs) -> None:
+    """`pulumi up --refresh`: what `make up` does, starting again whatever a test stopped."""
+    PulumiCli(stack.name).up("--refresh")
+
+
+@contextmanager
+def service_stopped(stack: StackOutputs, service: str) -> Iterator[None]:
+    """The service is down inside the block and the stack restored after it, whatever happened."""
+    stop_service(stack, service)
+    try:
+        yield
+    finally:
+        restore_stack(stack)
+
+
+def supervised_child(stack: StackOutputs, service: str) -> int:
+    """The pid of the service's own process under its supervisor."""
+    state = supervisor.read_state(service_dir(stack, service) / "supervisor.json")
+    child = supervisor.live_child(state) if state is not None else None
+    assert child is not None, f"{service} of stack {stack.name} runs no supervised process: run `make up`"
+    return child
+
+
+def kill_service_process(stack: StackOutputs, service: str) -> tuple[int, int]:
+    """SIGKILLs the service's process (a crash). Returns (its pid, the restart count before)."""
+    state_file = service_dir(stack, service) / "supervisor.json"
+    child = supervised_child(stack, service)
+    restarts = supervisor.read_state(state_file).restarts
+    os.kill(child, signal.SIGKILL)
+    return child, restarts
+
+
+def wait_until_restarted(
+    stack: StackOutputs, service: str, killed_pid: int, restarts_before: int, health_spec: health.HealthSpec, timeout_seconds: float = 120.0
+) -> float:
+    """Waits until the supervisor started a new process and the service is healthy; returns seconds."""
+    started = time.monotonic()
+    state_file = service_dir(stack, service) / "supervisor.json"
+    deadline = started + timeout_seconds
+    while True:
+        state = supervisor.read_state(state_file)
+        child = supervisor.live_child(state) if state is not None else None
+        if child is not None and child != killed_pid and state.restarts > restarts_before:
+            break
+        assert time.monotonic() < deadline, (
+            f"{service}: no new process {timeout_seconds:.0f}s after pid {killed_pid} was killed "
+            f"(supervisor state {state}); log: {stack.log_of(service)}"
+        )
+        time.sleep(0.2)
+    health.wait_until_healthy(health_spec, max(1.0, deadline - time.monotonic()))
+    return time.monotonic() - started
