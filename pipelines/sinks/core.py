@@ -80,7 +80,8 @@ class RetryPolicy:
     """Capped exponential backoff between attempts at the same batch."""
 
     first_delay_seconds: float = 0.5
-    max_delay_seconds: float = 30.0
+    max_delay_seconds: float = 10.0
+    """Local services come back within seconds; a retry every 10 s at most finds them soon."""
 
     def delay(self, failures: int) -> float:
         return min(self.max_delay_seconds, self.first_delay_seconds * 2 ** max(0, failures - 1))

@@ -75,6 +75,7 @@ class SinkJob:
         writer_for: Callable[[str], TableWriter],
         group: str,
         discover_seconds: float = 5.0,
+        poll_seconds: float = 0.1,
     ) -> None:
         self.bootstrap = bootstrap
         self.pattern = re.compile(topics_regex)
@@ -82,6 +83,9 @@ class SinkJob:
         self.writer_for = writer_for
         self.group = group
         self.discover_seconds = discover_seconds
+        self.poll_seconds = poll_seconds
+        """How long each sink waits for records per round: one loop steps every table in turn, so
+        an idle table must not hold up a busy one for long."""
         self.dead_letters = DeadLetterQueue(bootstrap)
         self.sinks: dict[str, CdcSink] = {}
         self.errors: dict[str, str] = {}
@@ -109,7 +113,13 @@ class SinkJob:
             try:
                 group = f"{self.group}.{topic}"
                 sink = CdcSink(
-                    self.bootstrap, [topic], self.writer_for(identifier), group, dead_letters=self.dead_letters, group_instance_id=group
+                    self.bootstrap,
+                    [topic],
+                    self.writer_for(identifier),
+                    group,
+                    batch_max_seconds=self.poll_seconds,
+                    dead_letters=self.dead_letters,
+                    group_instance_id=group,
                 )
             except SinkError as error:
                 self.errors[topic] = f"{identifier}: sink not started, retried at the next discovery: {error}"
@@ -187,13 +197,14 @@ def job_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--group", required=True, help="consumer groups are <group>.<topic>")
     parser.add_argument("--health-port", type=int, required=True)
     parser.add_argument("--discover-seconds", type=float, default=5.0)
+    parser.add_argument("--poll-seconds", type=float, default=0.1, help="per table and round")
     return parser
 
 
 def run_job(args: argparse.Namespace, writer_for: Callable[[str], TableWriter]) -> None:
     """Runs a job until SIGTERM, serving /health meanwhile."""
     configure_logging()
-    job = SinkJob(args.bootstrap, args.topics_regex, args.namespace, writer_for, args.group, args.discover_seconds)
+    job = SinkJob(args.bootstrap, args.topics_regex, args.namespace, writer_for, args.group, args.discover_seconds, args.poll_seconds)
     server = serve_health(job, args.health_port)
     signal.signal(signal.SIGTERM, lambda *_: job.stopping.set())
     log.info("sink job started", extra={"fields": {"topics_regex": args.topics_regex, "namespace": args.namespace, "pid": os.getpid()}})
