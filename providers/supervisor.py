@@ -110,6 +110,10 @@ def is_supervising(pid: int, state_file: Path) -> bool:
     if not processes.is_running(pid):
         return False
     argv = processes.command_line(pid) or []
+    if not argv:
+        # A process mid-exec reads an empty command line for a moment: the supervisor just spawned
+        # is alive but not yet identifiable (seen on a loaded machine right after the spawn).
+        return True
     options = argv[: argv.index("--")] if "--" in argv else argv
     return MODULE in options and any(
         options[index : index + 2] == ["--state", str(state_file)] for index in range(len(options) - 1)

@@ -37,6 +37,7 @@ from pipelines.sinks.errors import KafkaUnavailableError, TerminalSinkError, Tra
 log = logging.getLogger("cdcstack.sink")
 
 DEAD_LETTER_SUFFIX = ".dlq"
+KAFKA_ERROR_LOG_INTERVAL_SECONDS = 10.0
 ERROR_TEXT_LIMIT = 2000
 """Characters of an error message kept in a dead letter's header and in the health report."""
 
@@ -255,11 +256,14 @@ class CdcSink:
         # A static member (group.instance.id) that restarts takes its partitions back at once, instead
         # of waiting out the dead member's session timeout (45 s) for a rebalance.
         membership = {"group.instance.id": group_instance_id} if group_instance_id else {}
+        self._kafka_error_logged_at = float("-inf")
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap_servers,
                 "group.id": group_id,
                 **membership,
+                # Broker-level errors (all brokers down, connection refused) come here, not as messages.
+                "error_cb": self._kafka_error,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 50,
@@ -299,7 +303,13 @@ class CdcSink:
     def _kafka_error(self, error: object) -> None:
         self.stats.kafka_errors += 1
         self.stats.last_kafka_error = _short(str(error))
-        log.warning("kafka error", extra={"fields": {"table": self.writer.identifier, "error": self.stats.last_kafka_error}})
+        # librdkafka repeats a broker error on every reconnect attempt: one line per 10 s is enough.
+        if self.clock() - self._kafka_error_logged_at >= KAFKA_ERROR_LOG_INTERVAL_SECONDS:
+            self._kafka_error_logged_at = self.clock()
+            log.warning(
+                "kafka error",
+                extra={"fields": {"table": self.writer.identifier, "error": self.stats.last_kafka_error, "count": self.stats.kafka_errors}},
+            )
 
     def _read_batch(self) -> PendingBatch | None:
         try:

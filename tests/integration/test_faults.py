@@ -86,6 +86,13 @@ def retrying(table: LakeTable) -> Callable[[int, dict[str, Any]], bool]:
     return check
 
 
+def kafka_errors_seen(table: LakeTable) -> Callable[[int, dict[str, Any]], bool]:
+    def check(_code: int, status: dict[str, Any]) -> bool:
+        return status.get("tables", {}).get(table.topic, {}).get("kafka_errors", 0) > 0
+
+    return check
+
+
 def load_into(stack: StackOutputs, table: LakeTable, **options: Any) -> LoadWriter:
     return LoadWriter(stack.postgres_dsn, table.qualified, **options).start()
 
@@ -113,6 +120,9 @@ def test_a_service_stopped_mid_load_loses_and_duplicates_nothing(
             # Kafka away means no records to fail on; a lake service away fails the batch in hand.
             status = wait_for_job(stack, retrying(table), f"the job retrying {table.identifier} while {service} is down")
             assert NAMED_IN_ERROR[service] in status["tables"][table.topic]["last_error"], status["tables"][table.topic]
+        else:
+            status = wait_for_job(stack, kafka_errors_seen(table), f"the job reporting Kafka errors for {table.topic}")
+            assert status["tables"][table.topic]["last_kafka_error"], status["tables"][table.topic]
         load.join_checked()
     stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
     converge(stack, pg, catalog, table, f"{service} stopped", load.rows)

@@ -528,3 +528,9 @@ def test_a_postgres_run_as_its_account_is_supervised_and_restarted(
     finally:
         provider.delete("pg", outs)
     assert not processes.is_running(postmaster) and processes.port_is_free("127.0.0.1", port)
+
+
+def test_a_supervisor_still_execing_counts_as_supervising(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Right after the spawn its command line reads empty; that must not pass for an exit at start-up."""
+    monkeypatch.setattr(processes, "command_line", lambda _pid: [])
+    assert supervisor.is_supervising(os.getpid(), tmp_path / "supervisor.json")
