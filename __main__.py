@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pulumi
 
+import service_catalogue
 import stack_config
 import stack_outputs as out
 from components.change_capture import ChangeCapture, ChangeCaptureArgs
@@ -25,6 +26,7 @@ from components.network import StackNetwork, StackNetworkArgs
 from components.object_store import ObjectStore, ObjectStoreArgs
 from components.postgres import Postgres, PostgresArgs
 from components.runtime import Placement, resolve_runtime
+from components.service import ServiceComponent
 from toolchain.layout import PROJECT_ROOT, Toolchain
 
 config = pulumi.Config(stack_config.NAMESPACE)
@@ -57,7 +59,7 @@ postgres = Postgres(
     PostgresArgs(
         placement=placement,
         network=network,
-        port=ports.postgres,
+        port=ports.main("postgres"),
         password=config.require_secret("postgresPassword"),
     ),
 )
@@ -66,26 +68,24 @@ mysql = MySql(
     MySqlArgs(
         placement=placement,
         network=network,
-        port=ports.mysql,
+        port=ports.main("mysql"),
         root_password=config.require_secret("mysqlRootPassword"),
     ),
 )
 kafka = Kafka(
     "kafka",
-    KafkaArgs(placement=placement, network=network, port=ports.kafka, controller_port=ports.kafka_controller),
+    KafkaArgs(placement=placement, network=network, port=ports.main("kafka"), controller_port=ports.of("kafka", "controller")),
 )
 connect = KafkaConnect(
-    "connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=ports.connect)
+    "connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=ports.main("connect"))
 )
-change_capture = ChangeCapture(
-    "cdc", ChangeCaptureArgs(runtime=runtime, connect=connect, kafka=kafka, postgres=postgres, mysql=mysql)
-)
+change_capture = ChangeCapture("cdc", ChangeCaptureArgs(connect=connect, kafka=kafka, sources=[postgres, mysql]))
 object_store = ObjectStore(
     "object-store",
     ObjectStoreArgs(
         placement=placement,
         network=network,
-        port=ports.object_store,
+        port=ports.main("object-store"),
         access_key_id=settings.object_store_access_key,
         secret_access_key=config.require_secret("objectStoreSecretKey"),
     ),
@@ -96,7 +96,7 @@ iceberg_catalog = IcebergRestCatalog(
         placement=placement,
         network=network,
         store=object_store,
-        port=ports.iceberg_catalog,
+        port=ports.main("iceberg-catalog"),
         persistent=settings.iceberg_catalog_persistent,
     ),
 )
@@ -104,29 +104,25 @@ iceberg_sink = IcebergSinkJob(
     "iceberg-sink",
     IcebergSinkJobArgs(
         placement=placement,
+        network=network,
+        port=ports.main("iceberg-sink"),
         python=sys.executable,
+        project_dir=str(PROJECT_ROOT),
         kafka=kafka,
         change_capture=change_capture,
         catalog=iceberg_catalog,
-        port=ports.iceberg_sink,
     ),
 )
+services: list[ServiceComponent] = [postgres, mysql, kafka, connect, object_store, iceberg_catalog, iceberg_sink]
+# A catalogue entry without its component here would have ports in the config and no service behind them.
+unbuilt = sorted(set(service_catalogue.BY_NAME) - {service.service.name for service in services})
+if unbuilt:
+    raise pulumi.RunError(f"services in service_catalogue.py that __main__.py does not build: {unbuilt}")
 
 pulumi.export(out.RUNTIME, runtime.value)
 pulumi.export(out.STATE_DIR, str(placement.stack_dir))
-pulumi.export(out.SERVICE_PORTS, ports.by_service())
-pulumi.export(
-    out.SERVICE_LOGS,
-    {
-        "postgres": postgres.log_path,
-        "mysql": mysql.log_path,
-        "kafka": kafka.log_path,
-        "connect": connect.log_path,
-        "object-store": object_store.log_path,
-        "iceberg-catalog": iceberg_catalog.log_path,
-        "iceberg-sink": iceberg_sink.log_path,
-    },
-)
+pulumi.export(out.SERVICE_PORTS, {service.service.name: service.ports for service in services})
+pulumi.export(out.SERVICE_LOGS, {service.service.name: service.log_path for service in services})
 pulumi.export(out.POSTGRES_DSN, postgres.dsn)
 pulumi.export(out.POSTGRES_HOST, postgres.host)
 pulumi.export(out.POSTGRES_PORT, postgres.port)
@@ -136,10 +132,10 @@ pulumi.export(out.MYSQL_PORT, mysql.port)
 pulumi.export(out.KAFKA_BOOTSTRAP, kafka.bootstrap_servers)
 pulumi.export(out.CONNECT_URL, connect.url)
 pulumi.export(out.CONNECTOR_STATUS_URL, change_capture.status_url)
-pulumi.export(out.POSTGRES_CONNECTOR, change_capture.postgres_connector)
-pulumi.export(out.MYSQL_CONNECTOR, change_capture.mysql_connector)
-pulumi.export(out.POSTGRES_TOPIC_PREFIX, change_capture.postgres_topic_prefix)
-pulumi.export(out.MYSQL_TOPIC_PREFIX, change_capture.mysql_topic_prefix)
+pulumi.export(out.POSTGRES_CONNECTOR, change_capture.connectors["postgres"])
+pulumi.export(out.MYSQL_CONNECTOR, change_capture.connectors["mysql"])
+pulumi.export(out.POSTGRES_TOPIC_PREFIX, change_capture.topic_prefixes["postgres"])
+pulumi.export(out.MYSQL_TOPIC_PREFIX, change_capture.topic_prefixes["mysql"])
 pulumi.export(out.S3_ENDPOINT, object_store.endpoint)
 pulumi.export(out.S3_ACCESS_KEY_ID, object_store.access_key_id)
 pulumi.export(out.S3_SECRET_ACCESS_KEY, object_store.secret_access_key)

@@ -6,18 +6,20 @@ A program that raises loses the root stack's outputs for that update (`make outp
     pulumi config --json --stack <stack> | python -m stack_config check
 
 which exits 1 with one line naming the key, the bad value and the fix, and nothing is applied.
-`__main__.py` builds its settings through the same `parse`, so the two never disagree, and every
-default lives here.
+`__main__.py` builds its settings through the same `parse`, so the two never disagree. Every default
+lives here, except the ports: their config keys and defaults are the service catalogue's
+(`service_catalogue.py`), so a new service's port needs no line here.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import service_catalogue
 from providers.errors import CdcstackError
 
 NAMESPACE = "cdcstack"
@@ -36,40 +38,39 @@ class ConfigError(CdcstackError):
     """A config value the program cannot use; the message is one line naming the key, the value and the fix."""
 
 
-def _port(key: str, default: int) -> Any:
-    return field(metadata={"key": key, "default": default})
+class Ports(Mapping[str, tuple[int, ...]]):
+    """Every port the stack listens on (127.0.0.1), keyed by catalogue service name, in catalogue order.
+
+    `ports["kafka"] == (29092, 29093)`: a service's ports in the order of its catalogue entry, the main
+    one first. All distinct, since two services cannot share one.
+    """
+
+    def __init__(self, by_service: Mapping[str, tuple[int, ...]]) -> None:
+        self._by_service = dict(by_service)
+
+    def __getitem__(self, service: str) -> tuple[int, ...]:
+        return self._by_service[service]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_service)
+
+    def __len__(self) -> int:
+        return len(self._by_service)
+
+    def __repr__(self) -> str:
+        return f"Ports({self._by_service!r})"
+
+    def main(self, service: str) -> int:
+        """The port clients of `service` connect to."""
+        return self[service][0]
+
+    def of(self, service: str, role: str) -> int:
+        """The port of `service` with that catalogue role (e.g. Kafka's "controller")."""
+        return self[service][service_catalogue.service(service).port_index(role)]
 
 
-@dataclass(frozen=True)
-class Ports:
-    """Every port the stack listens on (127.0.0.1); distinct, since two services cannot share one."""
-
-    postgres: int = _port("postgresPort", 25432)
-    mysql: int = _port("mysqlPort", 23306)
-    kafka: int = _port("kafkaPort", 29092)
-    kafka_controller: int = _port("kafkaControllerPort", 29093)
-    """KRaft controller listener (process runtime)."""
-    connect: int = _port("connectPort", 28083)
-    object_store: int = _port("objectStorePort", 29000)
-    iceberg_catalog: int = _port("icebergCatalogPort", 28181)
-    iceberg_sink: int = _port("icebergSinkPort", 28190)
-    """The Iceberg sink job's health endpoint."""
-
-    def by_service(self) -> dict[str, list[int]]:
-        """{service: [ports]}, the shape of the `service_ports` stack output."""
-        return {
-            "postgres": [self.postgres],
-            "mysql": [self.mysql],
-            "kafka": [self.kafka, self.kafka_controller],
-            "connect": [self.connect],
-            "object_store": [self.object_store],
-            "iceberg_catalog": [self.iceberg_catalog],
-            "iceberg_sink": [self.iceberg_sink],
-        }
-
-
-PORT_KEYS: tuple[str, ...] = tuple(port.metadata["key"] for port in fields(Ports))
-"""Config keys of every port, in field order."""
+PORT_KEYS: tuple[str, ...] = service_catalogue.PORT_KEYS
+"""Config keys of every port, in catalogue order."""
 PLAIN_KEYS: tuple[str, ...] = ("runtime", *PORT_KEYS, "objectStoreAccessKey", "icebergCatalogPersistent")
 """Every non-secret key the program reads."""
 
@@ -81,6 +82,7 @@ class StackConfig:
     runtime: str
     """auto, process or docker, lower-cased; `components.runtime.resolve_runtime` turns auto into one of the two."""
     ports: Ports
+    """Every service's ports, from the catalogue's config keys and defaults."""
     object_store_access_key: str
     iceberg_catalog_persistent: bool
     """Whether the Iceberg REST catalog keeps its metadata across restarts."""
@@ -125,17 +127,20 @@ def parse(values: Mapping[str, str | None]) -> StackConfig:
     """
     runtime = _runtime(values.get("runtime"))
     ports = Ports(
-        **{port.name: _port_value(port.metadata["key"], values.get(port.metadata["key"]), port.metadata["default"]) for port in fields(Ports)}
+        {
+            service.name: tuple(_port_value(port.config_key, values.get(port.config_key), port.default) for port in service.ports)
+            for service in service_catalogue.SERVICES
+        }
     )
     taken: dict[int, str] = {}
-    for port in fields(Ports):
-        key, number = port.metadata["key"], getattr(ports, port.name)
-        if number in taken:
-            raise ConfigError(
-                f"{NAMESPACE}:{key} is {number}, the same port as {NAMESPACE}:{taken[number]}; every port must differ"
-                f" ({_fix(key, '<a free port>')})"
-            )
-        taken[number] = key
+    for service in service_catalogue.SERVICES:
+        for key, number in zip(service.port_keys, ports[service.name]):
+            if number in taken:
+                raise ConfigError(
+                    f"{NAMESPACE}:{key} is {number}, the same port as {NAMESPACE}:{taken[number]}; every port must differ"
+                    f" ({_fix(key, '<a free port>')})"
+                )
+            taken[number] = key
     for key in SECRET_KEYS:
         if not values.get(key):
             raise ConfigError(f"{NAMESPACE}:{key} is not set; it is required ({_fix(key, '<value> --secret')})")

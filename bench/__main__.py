@@ -16,7 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import cdc, iceberg
-from tests.support.stack import PROJECT_ROOT, init_throwaway_stack, processes_mentioning, remove_throwaway_stack, toolchain_env
+from testkit.stack import (
+    PROJECT_ROOT,
+    init_throwaway_stack,
+    processes_mentioning,
+    remove_throwaway_stack,
+    toolchain_env,
+)
 
 
 def timed(action: Callable[[], object]) -> float:

@@ -11,13 +11,13 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
 import stack_outputs as out
-from components.change_capture import postgres_source_config
+from pipelines.connectors import postgres_source_config
 from pipelines.lag import LagReport, measure_lag
 from providers.connect_client import ConnectClient
-from tests.support.cdc import delete_topic, ensure_topic
-from tests.support.connectors import drop_slot_and_publication
-from tests.support.names import unique_name
-from tests.support.stack import PulumiCli
+from testkit.connectors import drop_slot_and_publication
+from testkit.kafka import delete_topic, ensure_topic
+from testkit.names import unique_name
+from testkit.stack import PulumiCli
 
 SNAPSHOT_ROWS = 100_000
 BENCH_SCHEMA = "bench"

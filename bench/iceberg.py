@@ -17,10 +17,10 @@ from pipelines.sinks.core import CdcSink
 from pipelines.sinks.iceberg.writer import IcebergTableWriter
 from pipelines.sinks.iceberg.catalog import load_rest_catalog
 from pipelines.sinks.iceberg.snapshots import commit_containing
-from tests.support.cdc import EventReader, delete_topic, ensure_topic
-from tests.support.iceberg import ITEM_SCHEMA, change, owned_namespace
-from tests.support.names import unique_name
-from tests.support.stack import PROJECT_ROOT, toolchain_env
+from testkit.iceberg import ITEM_SCHEMA, change, owned_namespace
+from testkit.kafka import EventReader, delete_topic, ensure_topic
+from testkit.names import unique_name
+from testkit.stack import PROJECT_ROOT, toolchain_env
 
 SPEC_SUITE = [
     "tests/unit/test_cdc_pipelines/",

@@ -7,12 +7,17 @@ from typing import Any, Mapping
 import pulumi
 
 from components import seeds
-from components.runtime import LOOPBACK, Runtime
+from components.runtime import LOOPBACK
+from components.service import Served, ServiceComponent
 from providers.sql_seed import SqlSeed, SqlSeedArgs
 
 
-class SqlDatabase(pulumi.ComponentResource):
-    """Connection info in the testcontainers manner (host, port, dsn, …), built in one place."""
+class SqlDatabase(ServiceComponent):
+    """Connection info in the testcontainers manner (host, port, dsn, …), built in one place.
+
+    Also a change capture source: `ChangeCapture` registers one Debezium connector per database,
+    named `connector_name`, with the config `debezium_config` builds (pipelines/connectors.py).
+    """
 
     host: pulumi.Output[str]
     port: pulumi.Output[int]
@@ -20,20 +25,20 @@ class SqlDatabase(pulumi.ComponentResource):
     user: pulumi.Output[str]
     password: pulumi.Output[str]
     dsn: pulumi.Output[str]
-    log_path: pulumi.Output[str]
-    ready: pulumi.Output[str]
-    """Resolves once the server is healthy and seeded: dependents wait on it."""
-    internal_host: pulumi.Output[str]
-    """How other services of the stack reach it (a network alias on docker, loopback otherwise)."""
-    internal_port: pulumi.Output[int]
+    connector_name: str
+    """Its Debezium connector's name (the connector's natural id on the worker)."""
+    topic_prefix: str
+    """Its change topics are `<prefix>.<schema or database>.<table>`."""
 
-    def _seed(
-        self,
-        engine: str,
-        connection: pulumi.Input[Mapping[str, Any]],
-        instance: pulumi.Input[str],
-        server: pulumi.Resource,
-    ) -> SqlSeed:
+    def debezium_config(self, kafka_bootstrap: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
+        """Its Debezium source connector's config (secret), resolved once it is healthy and seeded.
+
+        `kafka_bootstrap` is the broker as the Connect worker reaches it, for sources that keep their
+        schema history in Kafka.
+        """
+        raise NotImplementedError
+
+    def _seed(self, engine: str, connection: pulumi.Input[Mapping[str, Any]], served: Served) -> SqlSeed:
         """The `<engine>_inventory` seed, run once the server is healthy and again per new instance."""
         return SqlSeed(
             f"{self._name}-seed",
@@ -42,35 +47,32 @@ class SqlDatabase(pulumi.ComponentResource):
                 engine=engine,
                 connection=connection,
                 statements=seeds.statements(f"{engine}_inventory"),
-                instance=instance,
+                instance=served.instance,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[server]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[served.healthy]),
         )
 
     def _publish(
         self,
-        runtime: Runtime,
         port: int,
-        container_port: int,
         database: str,
         user: str,
         password: pulumi.Input[str],
         dsn: pulumi.Output[str],
-        log_path: pulumi.Output[str],
-        ready: pulumi.Output[str],
+        seed: SqlSeed,
+        capture: tuple[str, str],
     ) -> None:
-        on_docker = runtime is Runtime.DOCKER
+        """Sets the connection outputs and registers them; `capture` is (connector name, topic prefix)."""
         self.host = pulumi.Output.from_input(LOOPBACK)
         self.port = pulumi.Output.from_input(port)
         self.database = pulumi.Output.from_input(database)
         self.user = pulumi.Output.from_input(user)
         self.password = pulumi.Output.secret(password)
         self.dsn = dsn
-        self.log_path = log_path
-        self.ready = ready
-        self.internal_host = pulumi.Output.from_input(self._name if on_docker else LOOPBACK)
-        self.internal_port = pulumi.Output.from_input(container_port if on_docker else port)
-        self.register_outputs(
+        # Ready for clients means seeded, not only answering.
+        self.ready = seed.id
+        self.connector_name, self.topic_prefix = capture
+        self._register(
             {
                 "host": self.host,
                 "port": self.port,
@@ -78,9 +80,7 @@ class SqlDatabase(pulumi.ComponentResource):
                 "user": self.user,
                 "password": self.password,
                 "dsn": self.dsn,
-                "log_path": self.log_path,
-                "ready": self.ready,
-                "internal_host": self.internal_host,
-                "internal_port": self.internal_port,
+                "connector_name": self.connector_name,
+                "topic_prefix": self.topic_prefix,
             }
         )

@@ -1,7 +1,8 @@
 """The docker runtime's shape of one service: a pinned image, a named volume, a health-checked container.
 
-Components call :func:`docker_service` with a :class:`DockerServiceSpec`; the container is created
-with `wait=True`, so Pulumi returns only once Docker reports it healthy and dependents are gated on it.
+Components describe it with a :class:`DockerServiceSpec`; `components.service.ServiceComponent`
+calls :func:`docker_service`. The container is created with `wait=True`, so Pulumi returns only once
+Docker reports it healthy; the service's own health check (`ServiceHealth`) then gates its dependents.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from components.runtime import LOOPBACK
 
 @dataclass(frozen=True)
 class DockerServiceSpec:
-    service: str
-    """Container name suffix and network alias."""
     image: str
     """Pinned image reference from toolchain/versions.env."""
     ports: Mapping[int, int]
@@ -28,6 +27,8 @@ class DockerServiceSpec:
     """Docker HEALTHCHECK test, e.g. ["CMD-SHELL", "pg_isready -U postgres"]."""
     volume_path: str
     """Where the service keeps its data inside the container."""
+    binds: Mapping[str, str] = field(default_factory=dict)
+    """Host path -> container path, mounted read-only (the project's code, for a job that runs it)."""
     envs: pulumi.Input[Sequence[pulumi.Input[str]]] = ()
     """KEY=VALUE pairs; pass an Output.secret when any carries a credential."""
     command: Sequence[str] = ()
@@ -36,8 +37,8 @@ class DockerServiceSpec:
     """Hard memory limit, so one service cannot starve the others."""
     start_timeout_seconds: int = 180
     """How long Pulumi waits for the container to report healthy."""
-    extra_depends_on: Sequence[pulumi.Resource] = field(default_factory=tuple)
-    """Services that must be healthy first."""
+    health_start_period_seconds: int = 5
+    """How long after start failed health checks do not count yet (a job installing its packages first)."""
 
 
 def docker_log_hint(container: docker.Container) -> pulumi.Output[str]:
@@ -46,14 +47,19 @@ def docker_log_hint(container: docker.Container) -> pulumi.Output[str]:
 
 
 def docker_service(
-    component: pulumi.ComponentResource, name: str, network: StackNetwork, spec: DockerServiceSpec
+    component: pulumi.ComponentResource,
+    name: str,
+    network: StackNetwork,
+    spec: DockerServiceSpec,
+    depends_on: Sequence[pulumi.Resource] = (),
 ) -> docker.Container:
+    """The container of service `name` (also its network alias), started once `depends_on` are healthy."""
     child = pulumi.ResourceOptions(parent=component)
     image = docker.RemoteImage(f"{name}-image", name=spec.image, keep_locally=True, opts=child)
-    volume = docker.Volume(f"{name}-data", name=f"{network.docker_network_name}-{spec.service}", opts=child)
+    volume = docker.Volume(f"{name}-data", name=f"{network.docker_network_name}-{name}", opts=child)
     return docker.Container(
         f"{name}-container",
-        name=f"{network.docker_network_name}-{spec.service}",
+        name=f"{network.docker_network_name}-{name}",
         image=image.image_id,
         envs=spec.envs,
         command=list(spec.command) or None,
@@ -61,16 +67,24 @@ def docker_service(
             docker.ContainerPortArgs(internal=internal, external=external, ip=LOOPBACK)
             for internal, external in spec.ports.items()
         ],
-        volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec.volume_path)],
-        networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[spec.service])],
+        volumes=[
+            docker.ContainerVolumeArgs(volume_name=volume.name, container_path=spec.volume_path),
+            *(
+                docker.ContainerVolumeArgs(host_path=host_path, container_path=container_path, read_only=True)
+                for host_path, container_path in spec.binds.items()
+            ),
+        ],
+        networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name, aliases=[name])],
         healthcheck=docker.ContainerHealthcheckArgs(
-            tests=list(spec.health_test), interval="2s", timeout="5s", retries=60, start_period="5s"
+            tests=list(spec.health_test),
+            interval="2s",
+            timeout="5s",
+            retries=60,
+            start_period=f"{spec.health_start_period_seconds}s",
         ),
         memory=spec.memory_mb,
         restart="unless-stopped",
         wait=True,
         wait_timeout=spec.start_timeout_seconds,
-        opts=pulumi.ResourceOptions(
-            parent=component, depends_on=[*network.dependency(), *spec.extra_depends_on]
-        ),
+        opts=pulumi.ResourceOptions(parent=component, depends_on=[*network.dependency(), *depends_on]),
     )

@@ -9,14 +9,15 @@ Healthy once `GET /v1/config` answers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
-from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
-from components.network import ServiceArgs
+import service_catalogue
+from components.docker_service import DockerServiceSpec
 from components.object_store import ObjectStore
-from components.runtime import LOOPBACK, Runtime
-from providers.local_service import LocalService, LocalServiceArgs
+from components.runtime import LOOPBACK
+from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 
 CONTAINER_PORT = 8181
 HEAP = ["-Xms64m", "-Xmx384m"]
@@ -49,70 +50,88 @@ def catalog_environment(warehouse: str, s3_endpoint: str, access_key_id: str, re
     }
 
 
-class IcebergRestCatalog(pulumi.ComponentResource):
+class IcebergRestCatalog(ServiceComponent):
     """An Iceberg REST catalog; `catalog_properties` is what `pyiceberg.catalog.load_catalog` needs."""
 
     uri: pulumi.Output[str]
+    internal_uri: pulumi.Output[str]
+    """How other services of the stack reach it (container alias on docker)."""
     warehouse: pulumi.Output[str]
     catalog_properties: pulumi.Output[dict]
-    log_path: pulumi.Output[str]
+    internal_catalog_properties: pulumi.Output[dict]
+    """`catalog_properties` with the internal catalog and object store addresses, for services of the stack."""
 
     def __init__(self, name: str, args: IcebergRestCatalogArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:IcebergRestCatalog", name, None, opts)
+        super().__init__("cdcstack:components:IcebergRestCatalog", name, service_catalogue.service("iceberg-catalog"), opts)
         uri = f"http://{LOOPBACK}:{args.port}"
         store = args.store
-        if args.placement.runtime is Runtime.PROCESS:
-            server = self._process_catalog(name, args)
-            self.log_path = server.log_path
-        else:
-            server = self._docker_catalog(name, args)
-            self.log_path = docker_log_hint(server)
+        self._serve(
+            args.placement,
+            args.network,
+            ServiceDefinition(
+                ports=(args.port,),
+                health={"kind": "http", "url": f"{uri}/v1/config"},
+                container_port=CONTAINER_PORT,
+                process=lambda workdir: self._process_catalog(args, workdir),
+                docker=lambda: self._docker_catalog(args),
+                depends_on=(store,),
+            ),
+        )
         self.uri = pulumi.Output.from_input(uri)
+        self.internal_uri = pulumi.Output.from_input(f"http://{self._internal_address()}")
         self.warehouse = store.warehouse
-        self.catalog_properties = pulumi.Output.secret(
-            pulumi.Output.all(store.warehouse, store.endpoint, store.access_key_id, store.secret_access_key, store.region, server.urn).apply(
+        self.catalog_properties = self._properties(uri, store.endpoint, store)
+        self.internal_catalog_properties = self._properties(self.internal_uri, store.internal_endpoint, store)
+        self._register(
+            {
+                "uri": self.uri,
+                "internal_uri": self.internal_uri,
+                "warehouse": self.warehouse,
+                "catalog_properties": self.catalog_properties,
+                "internal_catalog_properties": self.internal_catalog_properties,
+            }
+        )
+
+    def _properties(
+        self, uri: pulumi.Input[str], s3_endpoint: pulumi.Input[str], store: ObjectStore
+    ) -> pulumi.Output[dict]:
+        """PyIceberg's properties for a client reaching the catalog at `uri` and the store at `s3_endpoint`; secret."""
+        return pulumi.Output.secret(
+            pulumi.Output.all(
+                uri, store.warehouse, s3_endpoint, store.access_key_id, store.secret_access_key, store.region, self.ready
+            ).apply(
                 lambda values: {
-                    "uri": uri,
-                    "warehouse": values[0],
-                    "s3.endpoint": values[1],
-                    "s3.access-key-id": values[2],
-                    "s3.secret-access-key": values[3],
-                    "s3.region": values[4],
+                    "uri": values[0],
+                    "warehouse": values[1],
+                    "s3.endpoint": values[2],
+                    "s3.access-key-id": values[3],
+                    "s3.secret-access-key": values[4],
+                    "s3.region": values[5],
                     # Path-style requests: the local store has no per-bucket host names.
                     "s3.force-virtual-addressing": "false",
                 }
             )
         )
-        self.register_outputs(
-            {"uri": self.uri, "warehouse": self.warehouse, "catalog_properties": self.catalog_properties, "log_path": self.log_path}
-        )
 
-    def _process_catalog(self, name: str, args: IcebergRestCatalogArgs) -> LocalService:
+    @staticmethod
+    def _process_catalog(args: IcebergRestCatalogArgs, workdir: Path) -> ProcessLaunch:
         toolchain = args.placement.toolchain
-        workdir = args.placement.service_dir(name)
         lib = toolchain.require_jars(toolchain.iceberg_rest_lib_dir, "Iceberg REST catalog")
         catalog_uri = f"jdbc:sqlite:file:{workdir / CATALOG_DB}" if args.persistent else "jdbc:sqlite::memory:"
         store = args.store
-        return LocalService(
-            f"{name}-process",
-            LocalServiceArgs(
-                service=name,
-                argv=[toolchain.executable("java"), *HEAP, "-cp", f"{toolchain.iceberg_rest_classes_dir}:{lib}/*", LAUNCHER],
-                workdir=str(workdir),
-                ports=[args.port],
-                health={"kind": "http", "url": f"http://{LOOPBACK}:{args.port}/v1/config"},
-                init=[["mkdir", "-p", "data"]],
-                env=pulumi.Output.all(store.warehouse, store.internal_endpoint, store.access_key_id, store.region).apply(
-                    lambda values: catalog_environment(*values, catalog_uri, args.port)
-                ),
-                secret_env=pulumi.Output.from_input(store.secret_access_key).apply(
-                    lambda secret: {"CATALOG_S3_SECRET__ACCESS__KEY": secret}
-                ),
+        return ProcessLaunch(
+            argv=[toolchain.executable("java"), *HEAP, "-cp", f"{toolchain.iceberg_rest_classes_dir}:{lib}/*", LAUNCHER],
+            init=[["mkdir", "-p", "data"]],
+            env=pulumi.Output.all(store.warehouse, store.internal_endpoint, store.access_key_id, store.region).apply(
+                lambda values: catalog_environment(*values, catalog_uri, args.port)
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[store]),
+            secret_env=pulumi.Output.from_input(store.secret_access_key).apply(
+                lambda secret: {"CATALOG_S3_SECRET__ACCESS__KEY": secret}
+            ),
         )
 
-    def _docker_catalog(self, name: str, args: IcebergRestCatalogArgs) -> pulumi.Resource:
+    @staticmethod
+    def _docker_catalog(args: IcebergRestCatalogArgs) -> DockerServiceSpec:
         store = args.store
         catalog_uri = "jdbc:sqlite:file:/data/catalog.db" if args.persistent else "jdbc:sqlite::memory:"
         envs = pulumi.Output.secret(
@@ -127,18 +146,11 @@ class IcebergRestCatalog(pulumi.ComponentResource):
                 ]
             )
         )
-        return docker_service(
-            self,
-            name,
-            args.network,
-            DockerServiceSpec(
-                service=name,
-                image=args.placement.toolchain.image("ICEBERG_REST_IMAGE"),
-                ports={CONTAINER_PORT: args.port},
-                health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}/v1/config >/dev/null"],
-                volume_path="/data",
-                envs=envs,
-                memory_mb=768,
-                extra_depends_on=(store,),
-            ),
+        return DockerServiceSpec(
+            image=args.placement.toolchain.image("ICEBERG_REST_IMAGE"),
+            ports={CONTAINER_PORT: args.port},
+            health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}/v1/config >/dev/null"],
+            volume_path="/data",
+            envs=envs,
+            memory_mb=768,
         )

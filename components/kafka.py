@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
-from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
-from components.jvm import LOG4J2_FILE, LOG4J2_PROPERTIES, jvm_argv, properties_text
-from components.network import ServiceArgs
-from components.runtime import LOOPBACK, Runtime
+from components.docker_service import DockerServiceSpec
+from components.jvm import KAFKA_LOGS_DIR_PROPERTY, LOG4J2_FILE, jvm_argv, log4j2_properties, properties_text
+from components.runtime import LOOPBACK
+from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 from pipelines import kafka_limits
-from providers.local_service import LocalService, LocalServiceArgs
+import service_catalogue
 
 # Any fixed base64 UUID works for a single-node cluster; fixing it keeps restarts on the same data dir valid.
 CLUSTER_ID = "Y2Rjc3RhY2stZGV2LWtmaw"
@@ -38,6 +39,7 @@ BROKER_SETTINGS: dict[str, str] = {
     **kafka_limits.BROKER_SETTINGS,
 }
 
+
 @dataclass(frozen=True)
 class KafkaArgs(ServiceArgs):
     controller_port: int
@@ -60,61 +62,52 @@ def server_properties(port: int, controller_port: int, log_dir: str) -> str:
     return properties_text(settings)
 
 
-class Kafka(pulumi.ComponentResource):
+class Kafka(ServiceComponent):
     """Kafka in KRaft mode; healthy once a metadata request lists the broker."""
 
     bootstrap_servers: pulumi.Output[str]
     internal_bootstrap_servers: pulumi.Output[str]
-    log_path: pulumi.Output[str]
-    ready: pulumi.Output[str]
+    """How other services of the stack reach the broker (its INTERNAL listener on docker)."""
 
     def __init__(self, name: str, args: KafkaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:Kafka", name, None, opts)
+        super().__init__("cdcstack:components:Kafka", name, service_catalogue.service("kafka"), opts)
         bootstrap = f"{LOOPBACK}:{args.port}"
-        if args.placement.runtime is Runtime.PROCESS:
-            broker = self._process_broker(name, args, bootstrap)
-            self.log_path = broker.log_path
-            self.ready = broker.instance
-            self.internal_bootstrap_servers = pulumi.Output.from_input(bootstrap)
-        else:
-            container = self._docker_broker(name, args)
-            self.log_path = docker_log_hint(container)
-            self.ready = container.id
-            self.internal_bootstrap_servers = pulumi.Output.from_input(f"{name}:{INTERNAL_PORT}")
-        self.bootstrap_servers = pulumi.Output.from_input(bootstrap)
-        self.register_outputs(
-            {
-                "bootstrap_servers": self.bootstrap_servers,
-                "internal_bootstrap_servers": self.internal_bootstrap_servers,
-                "log_path": self.log_path,
-                "ready": self.ready,
-            }
-        )
-
-    def _process_broker(self, name: str, args: KafkaArgs, bootstrap: str) -> LocalService:
-        toolchain = args.placement.toolchain
-        workdir = args.placement.service_dir(name)
-        classpath = f"{toolchain.require_jars(toolchain.kafka_lib_dir, 'Kafka broker')}/*"
-        java = toolchain.executable("java")
-        return LocalService(
-            f"{name}-process",
-            LocalServiceArgs(
-                service=name,
-                argv=jvm_argv(java, HEAP, classpath, workdir, "kafka.Kafka", str(workdir / "server.properties")),
-                workdir=str(workdir),
-                ports=[args.port, args.controller_port],
+        self._serve(
+            args.placement,
+            args.network,
+            ServiceDefinition(
+                ports=(args.port, args.controller_port),
                 health={"kind": "kafka", "bootstrap_servers": bootstrap},
-                init=[[java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", "server.properties"]],
-                files={
-                    "server.properties": server_properties(args.port, args.controller_port, str(workdir / "data")),
-                    LOG4J2_FILE: LOG4J2_PROPERTIES,
-                },
+                container_port=INTERNAL_PORT,
+                process=lambda workdir: self._process_broker(args, workdir),
+                docker=lambda: self._docker_broker(name, args),
                 start_timeout=90.0,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.network.dependency()),
+        )
+        self.bootstrap_servers = pulumi.Output.from_input(bootstrap)
+        self.internal_bootstrap_servers = pulumi.Output.from_input(self._internal_address())
+        self._register(
+            {"bootstrap_servers": self.bootstrap_servers, "internal_bootstrap_servers": self.internal_bootstrap_servers}
         )
 
-    def _docker_broker(self, name: str, args: KafkaArgs) -> pulumi.Resource:
+    @staticmethod
+    def _process_broker(args: KafkaArgs, workdir: Path) -> ProcessLaunch:
+        toolchain = args.placement.toolchain
+        classpath = f"{toolchain.require_jars(toolchain.kafka_lib_dir, 'Kafka broker')}/*"
+        java = toolchain.executable("java")
+        return ProcessLaunch(
+            argv=jvm_argv(
+                java, HEAP, classpath, workdir, "kafka.Kafka", str(workdir / "server.properties"), logs_dir_property=KAFKA_LOGS_DIR_PROPERTY
+            ),
+            init=[[java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", "server.properties"]],
+            files={
+                "server.properties": server_properties(args.port, args.controller_port, str(workdir / "data")),
+                LOG4J2_FILE: log4j2_properties(KAFKA_LOGS_DIR_PROPERTY),
+            },
+        )
+
+    @staticmethod
+    def _docker_broker(name: str, args: KafkaArgs) -> DockerServiceSpec:
         envs = {
             "KAFKA_NODE_ID": str(NODE_ID),
             "KAFKA_PROCESS_ROLES": "broker,controller",
@@ -128,20 +121,14 @@ class Kafka(pulumi.ComponentResource):
             "KAFKA_HEAP_OPTS": " ".join(HEAP),
             **{f"KAFKA_{key.upper().replace('.', '_')}": value for key, value in BROKER_SETTINGS.items()},
         }
-        return docker_service(
-            self,
-            name,
-            args.network,
-            DockerServiceSpec(
-                service=name,
-                image=args.placement.toolchain.image("KAFKA_IMAGE"),
-                ports={CONTAINER_PORT: args.port},
-                health_test=[
-                    "CMD-SHELL",
-                    f"/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:{CONTAINER_PORT} >/dev/null",
-                ],
-                volume_path="/var/lib/kafka/data",
-                envs=[f"{key}={value}" for key, value in envs.items()],
-                memory_mb=1024,
-            ),
+        return DockerServiceSpec(
+            image=args.placement.toolchain.image("KAFKA_IMAGE"),
+            ports={CONTAINER_PORT: args.port},
+            health_test=[
+                "CMD-SHELL",
+                f"/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:{CONTAINER_PORT} >/dev/null",
+            ],
+            volume_path="/var/lib/kafka/data",
+            envs=[f"{key}={value}" for key, value in envs.items()],
+            memory_mb=1024,
         )

@@ -1,33 +1,30 @@
 """`KafkaConnect`: a distributed Kafka Connect worker with the Debezium connector plugins.
 
-Healthy means its REST API answers and lists the Debezium connectors the stack uses; the connectors
-themselves are `DebeziumConnector` resources registered on it.
+Healthy means its REST API answers and lists the Debezium connectors the stack uses, on both
+runtimes; the connectors themselves are `DebeziumConnector` resources registered on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
-from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
-from components.jvm import LOG4J2_FILE, LOG4J2_PROPERTIES, jvm_argv, properties_text
+import service_catalogue
+from components.docker_service import DockerServiceSpec
+from components.jvm import KAFKA_LOGS_DIR_PROPERTY, LOG4J2_FILE, jvm_argv, log4j2_properties, properties_text
 from components.kafka import Kafka
-from components.network import ServiceArgs
-from components.runtime import LOOPBACK, Runtime
+from components.runtime import LOOPBACK
+from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 from pipelines import kafka_limits
-from providers.local_service import LocalService, LocalServiceArgs
+from pipelines.connectors import DEBEZIUM_CONNECTORS
 
 CONTAINER_PORT = 8083
 HEAP = ["-Xms128m", "-Xmx512m"]
 GROUP_ID = "cdcstack-connect"
 INTERNAL_TOPICS = {"config": "connect-configs", "offset": "connect-offsets", "status": "connect-status"}
-
-POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
-MYSQL_CONNECTOR = "io.debezium.connector.mysql.MySqlConnector"
-MARIADB_CONNECTOR = "io.debezium.connector.mariadb.MariaDbConnector"
-DEBEZIUM_CONNECTORS = (POSTGRES_CONNECTOR, MYSQL_CONNECTOR, MARIADB_CONNECTOR)
 
 # Shared by both runtimes: JSON with schemas (typed events), single-replica internal topics, and
 # short flush/commit intervals so a test never waits long for offsets.
@@ -65,30 +62,32 @@ class KafkaConnectArgs(ServiceArgs):
     """Connector classes the worker must list to count as healthy."""
 
 
-class KafkaConnect(pulumi.ComponentResource):
+class KafkaConnect(ServiceComponent):
     """A Kafka Connect worker (distributed mode, one node) with Debezium's connectors."""
 
     url: pulumi.Output[str]
-    log_path: pulumi.Output[str]
-    ready: pulumi.Output[str]
 
     def __init__(self, name: str, args: KafkaConnectArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:KafkaConnect", name, None, opts)
+        super().__init__("cdcstack:components:KafkaConnect", name, service_catalogue.service("connect"), opts)
         url = f"http://{LOOPBACK}:{args.port}"
-        if args.placement.runtime is Runtime.PROCESS:
-            worker = self._process_worker(name, args, url)
-            self.log_path = worker.log_path
-            self.ready = worker.instance
-        else:
-            container = self._docker_worker(name, args)
-            self.log_path = docker_log_hint(container)
-            self.ready = container.id
+        self._serve(
+            args.placement,
+            args.network,
+            ServiceDefinition(
+                ports=(args.port,),
+                health={"kind": "connect", "url": url, "plugins": list(args.plugins)},
+                container_port=CONTAINER_PORT,
+                process=lambda workdir: self._process_worker(args, url, workdir),
+                docker=lambda: self._docker_worker(args),
+                depends_on=(args.kafka,),
+            ),
+        )
         self.url = pulumi.Output.from_input(url)
-        self.register_outputs({"url": self.url, "log_path": self.log_path, "ready": self.ready})
+        self._register({"url": self.url})
 
-    def _process_worker(self, name: str, args: KafkaConnectArgs, url: str) -> LocalService:
+    @staticmethod
+    def _process_worker(args: KafkaConnectArgs, url: str, workdir: Path) -> ProcessLaunch:
         toolchain = args.placement.toolchain
-        workdir = args.placement.service_dir(name)
         classpath = f"{toolchain.require_jars(toolchain.connect_lib_dir, 'Kafka Connect')}/*"
         settings = {
             **WORKER_SETTINGS,
@@ -99,33 +98,26 @@ class KafkaConnect(pulumi.ComponentResource):
             # Reads each plugin's service manifests instead of scanning every class: seconds, not minutes.
             "plugin.discovery": "service_load",
         }
-        return LocalService(
-            f"{name}-process",
-            LocalServiceArgs(
-                service=name,
-                argv=jvm_argv(
-                    toolchain.executable("java"),
-                    HEAP,
-                    classpath,
-                    workdir,
-                    "org.apache.kafka.connect.cli.ConnectDistributed",
-                    str(workdir / "connect-distributed.properties"),
-                ),
-                workdir=str(workdir),
-                ports=[args.port],
-                health={"kind": "connect", "url": url, "plugins": list(args.plugins)},
-                files=args.kafka.bootstrap_servers.apply(
-                    lambda bootstrap: {
-                        "connect-distributed.properties": properties_text({"bootstrap.servers": bootstrap, **settings}),
-                        LOG4J2_FILE: LOG4J2_PROPERTIES,
-                    }
-                ),
-                start_timeout=120.0,
+        return ProcessLaunch(
+            argv=jvm_argv(
+                toolchain.executable("java"),
+                HEAP,
+                classpath,
+                workdir,
+                "org.apache.kafka.connect.cli.ConnectDistributed",
+                str(workdir / "connect-distributed.properties"),
+                logs_dir_property=KAFKA_LOGS_DIR_PROPERTY,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.kafka]),
+            files=args.kafka.bootstrap_servers.apply(
+                lambda bootstrap: {
+                    "connect-distributed.properties": properties_text({"bootstrap.servers": bootstrap, **settings}),
+                    LOG4J2_FILE: log4j2_properties(KAFKA_LOGS_DIR_PROPERTY),
+                }
+            ),
         )
 
-    def _docker_worker(self, name: str, args: KafkaConnectArgs) -> pulumi.Resource:
+    @staticmethod
+    def _docker_worker(args: KafkaConnectArgs) -> DockerServiceSpec:
         envs = args.kafka.internal_bootstrap_servers.apply(
             lambda bootstrap: [
                 f"BOOTSTRAP_SERVERS={bootstrap}",
@@ -142,18 +134,11 @@ class KafkaConnect(pulumi.ComponentResource):
                 *connect_image_env(kafka_limits.CONNECT_PRODUCER_SETTINGS),
             ]
         )
-        return docker_service(
-            self,
-            name,
-            args.network,
-            DockerServiceSpec(
-                service=name,
-                image=args.placement.toolchain.image("DEBEZIUM_CONNECT_IMAGE"),
-                ports={CONTAINER_PORT: args.port},
-                health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}/connectors >/dev/null"],
-                volume_path="/kafka/data",
-                envs=envs,
-                memory_mb=1024,
-                extra_depends_on=(args.kafka,),
-            ),
+        return DockerServiceSpec(
+            image=args.placement.toolchain.image("DEBEZIUM_CONNECT_IMAGE"),
+            ports={CONTAINER_PORT: args.port},
+            health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}/connectors >/dev/null"],
+            volume_path="/kafka/data",
+            envs=envs,
+            memory_mb=1024,
         )

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pulumi
 
+import service_catalogue
 from components.database import SqlDatabase
-from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
-from components.network import ServiceArgs
+from components.docker_service import DockerServiceSpec
 from components.runtime import LOOPBACK, Runtime
-from providers.local_service import LocalService, LocalServiceArgs
+from components.service import ProcessLaunch, ServiceArgs, ServiceDefinition
+from pipelines.connectors import MARIADB_CONNECTOR, MYSQL_CONNECTOR, mysql_source_config
 
 CONTAINER_PORT = 3306
 # mariadbd lives outside a non-root PATH.
@@ -33,6 +34,10 @@ class MySqlArgs(ServiceArgs):
     """Password of `root` (a Pulumi secret)."""
     database: str = "inventory"
     """Database holding the seeded sample tables."""
+    connector_name: str = "cdcstack-mysql"
+    """Its Debezium connector's name."""
+    topic_prefix: str = "my"
+    """Change topics are `<prefix>.<database>.<table>`."""
 
 
 def sql_literal(value: str) -> str:
@@ -57,28 +62,28 @@ class MySql(SqlDatabase):
     """A MySQL-protocol server with binlog_format=ROW and binlog_row_image=FULL."""
 
     def __init__(self, name: str, args: MySqlArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:MySql", name, None, opts)
+        super().__init__("cdcstack:components:MySql", name, service_catalogue.service("mysql"), opts)
+        # Debezium's MariaDB connector for the process runtime's MariaDB, its MySQL one for MySQL.
+        self._connector_class = MARIADB_CONNECTOR if args.placement.runtime is Runtime.PROCESS else MYSQL_CONNECTOR
         connection = pulumi.Output.secret(
             pulumi.Output.from_input(args.root_password).apply(
                 lambda password: {"host": LOOPBACK, "port": args.port, "user": ROOT_USER, "password": password}
             )
         )
-        if args.placement.runtime is Runtime.PROCESS:
-            server, instance, log_path = self._process_server(name, args, connection)
-        else:
-            server, instance, log_path = self._docker_server(name, args)
-
-        seed = self._seed(
-            "mysql",
-            connection,
-            instance,
-            server,
+        served = self._serve(
+            args.placement,
+            args.network,
+            ServiceDefinition(
+                ports=(args.port,),
+                health=connection.apply(lambda values: {"kind": "mysql", **values}),
+                container_port=CONTAINER_PORT,
+                process=lambda workdir: self._process_server(args, workdir),
+                docker=lambda: self._docker_server(args),
+            ),
         )
-
+        seed = self._seed("mysql", connection, served)
         self._publish(
-            args.placement.runtime,
             args.port,
-            CONTAINER_PORT,
             args.database,
             ROOT_USER,
             args.root_password,
@@ -87,74 +92,63 @@ class MySql(SqlDatabase):
                     "mysql://", ROOT_USER, ":", args.root_password, f"@{LOOPBACK}:{args.port}/{args.database}"
                 )
             ),
-            log_path,
-            seed.id,
+            seed,
+            (args.connector_name, args.topic_prefix),
         )
 
-    def _process_server(
-        self, name: str, args: MySqlArgs, connection: pulumi.Output[dict]
-    ) -> tuple[pulumi.Resource, pulumi.Output[str], pulumi.Output[str]]:
+    def debezium_config(self, kafka_bootstrap: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
+        """The binlog connector, keeping its schema history in Kafka at `kafka_bootstrap`."""
+        return pulumi.Output.all(
+            self.internal_host, self.internal_port, self.user, self.password, self.database, kafka_bootstrap, self.ready
+        ).apply(lambda values: mysql_source_config(self._connector_class, *values[:5], self.topic_prefix, values[5]))
+
+    @staticmethod
+    def _process_server(args: MySqlArgs, workdir: Path) -> ProcessLaunch:
         toolchain = args.placement.toolchain
-        workdir = args.placement.service_dir(name)
         data_dir = str(workdir / "data")
-        server = LocalService(
-            f"{name}-process",
-            LocalServiceArgs(
-                service=name,
-                argv=[
-                    toolchain.executable("mariadbd", (SYSTEM_SBIN,)),
+        return ProcessLaunch(
+            argv=[
+                toolchain.executable("mariadbd", (SYSTEM_SBIN,)),
+                "--no-defaults",
+                f"--datadir={data_dir}",
+                f"--bind-address={LOOPBACK}",
+                f"--port={args.port}",
+                f"--socket={workdir / 'mysqld.sock'}",
+                f"--pid-file={workdir / 'mariadbd.pid'}",
+                f"--init-file={workdir / 'root-account.sql'}",
+                "--skip-name-resolve",
+                *BINLOG_FLAGS,
+                "--innodb-buffer-pool-size=128M",
+                "--innodb-flush-log-at-trx-commit=2",
+                "--max-connections=200",
+            ],
+            init=[
+                [
+                    toolchain.executable("mariadb-install-db"),
                     "--no-defaults",
                     f"--datadir={data_dir}",
-                    f"--bind-address={LOOPBACK}",
-                    f"--port={args.port}",
-                    f"--socket={workdir / 'mysqld.sock'}",
-                    f"--pid-file={workdir / 'mariadbd.pid'}",
-                    f"--init-file={workdir / 'root-account.sql'}",
-                    "--skip-name-resolve",
-                    *BINLOG_FLAGS,
-                    "--innodb-buffer-pool-size=128M",
-                    "--innodb-flush-log-at-trx-commit=2",
-                    "--max-connections=200",
-                ],
-                workdir=str(workdir),
-                ports=[args.port],
-                health=connection.apply(lambda values: {"kind": "mysql", **values}),
-                init=[
-                    [
-                        toolchain.executable("mariadb-install-db"),
-                        "--no-defaults",
-                        f"--datadir={data_dir}",
-                        "--auth-root-authentication-method=normal",
-                        "--skip-test-db",
-                    ]
-                ],
-                secret_files=pulumi.Output.from_input(args.root_password).apply(
-                    lambda password: {"root-account.sql": root_account_sql(password)}
-                ),
-                run_as="mysql",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                ]
+            ],
+            secret_files=pulumi.Output.from_input(args.root_password).apply(
+                lambda password: {"root-account.sql": root_account_sql(password)}
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.network.dependency()),
+            run_as="mysql",
         )
-        return server, server.instance, server.log_path
 
-    def _docker_server(self, name: str, args: MySqlArgs) -> tuple[pulumi.Resource, pulumi.Output[str], pulumi.Output[str]]:
-        container = docker_service(
-            self,
-            name,
-            args.network,
-            DockerServiceSpec(
-                service=name,
-                image=args.placement.toolchain.image("MYSQL_IMAGE"),
-                ports={CONTAINER_PORT: args.port},
-                health_test=["CMD-SHELL", 'mysqladmin ping -h 127.0.0.1 -uroot -p"$MYSQL_ROOT_PASSWORD" --silent'],
-                volume_path="/var/lib/mysql",
-                envs=pulumi.Output.secret(
-                    pulumi.Output.from_input(args.root_password).apply(
-                        lambda password: [f"MYSQL_ROOT_PASSWORD={password}", f"MYSQL_DATABASE={args.database}"]
-                    )
-                ),
-                command=["mysqld", *BINLOG_FLAGS, "--gtid-mode=ON", "--enforce-gtid-consistency=ON"],
-                memory_mb=1024,
+    @staticmethod
+    def _docker_server(args: MySqlArgs) -> DockerServiceSpec:
+        return DockerServiceSpec(
+            image=args.placement.toolchain.image("MYSQL_IMAGE"),
+            ports={CONTAINER_PORT: args.port},
+            health_test=["CMD-SHELL", 'mysqladmin ping -h 127.0.0.1 -uroot -p"$MYSQL_ROOT_PASSWORD" --silent'],
+            volume_path="/var/lib/mysql",
+            envs=pulumi.Output.secret(
+                pulumi.Output.from_input(args.root_password).apply(
+                    lambda password: [f"MYSQL_ROOT_PASSWORD={password}", f"MYSQL_DATABASE={args.database}"]
+                )
             ),
+            command=["mysqld", *BINLOG_FLAGS, "--gtid-mode=ON", "--enforce-gtid-consistency=ON"],
+            memory_mb=1024,
         )
-        return container, container.id, docker_log_hint(container)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.runtime import LOOPBACK, Placement, Runtime
+from components.runtime import Placement, Runtime
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,6 @@ class StackNetwork(pulumi.ComponentResource):
     """docker: a bridge network the containers join by service alias; process: loopback only."""
 
     name: pulumi.Output[str]
-    host: pulumi.Output[str]
 
     def __init__(self, name: str, args: StackNetworkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:StackNetwork", name, None, opts)
@@ -36,21 +35,8 @@ class StackNetwork(pulumi.ComponentResource):
             self.name = self.docker_network.name
         else:
             self.name = pulumi.Output.from_input("loopback")
-        self.host = pulumi.Output.from_input(LOOPBACK)
-        self.register_outputs({"name": self.name, "host": self.host})
+        self.register_outputs({"name": self.name})
 
     def dependency(self) -> list[pulumi.Resource]:
         """What a service must wait for before it can join the network."""
         return [self.docker_network] if self.docker_network is not None else []
-
-
-@dataclass(frozen=True)
-class ServiceArgs:
-    """What every service component's Args start with."""
-
-    placement: Placement
-    """Runtime, state dir and toolchain of the stack."""
-    network: StackNetwork
-    """The stack's network."""
-    port: int
-    """The service's main port on 127.0.0.1."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
+import service_catalogue
 from components.database import SqlDatabase
-from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
-from components.network import ServiceArgs
-from components.runtime import LOOPBACK, Runtime
-from providers.local_service import LocalService, LocalServiceArgs
+from components.docker_service import DockerServiceSpec
+from components.runtime import LOOPBACK
+from components.service import ProcessLaunch, ServiceArgs, ServiceDefinition
+from pipelines.connectors import postgres_source_config
 
 CONTAINER_PORT = 5432
 SUPERUSER = "postgres"
@@ -37,6 +39,10 @@ class PostgresArgs(ServiceArgs):
     """Superuser password (a Pulumi secret)."""
     database: str = "inventory"
     """Database holding the seeded `inventory` schema."""
+    connector_name: str = "cdcstack-postgres"
+    """Its Debezium connector (and, with dashes as underscores, its slot and publication)."""
+    topic_prefix: str = "pg"
+    """Change topics are `<prefix>.<schema>.<table>`."""
 
 
 def dsn(user: str, password: pulumi.Input[str], port: int, database: str) -> pulumi.Output[str]:
@@ -50,41 +56,47 @@ class Postgres(SqlDatabase):
     """PostgreSQL with wal_level=logical, seeded with the `inventory` sample schema."""
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:Postgres", name, None, opts)
+        super().__init__("cdcstack:components:Postgres", name, service_catalogue.service("postgres"), opts)
         admin_dsn = dsn(SUPERUSER, args.password, args.port, MAINTENANCE_DATABASE)
-
-        if args.placement.runtime is Runtime.PROCESS:
-            server, instance, log_path = self._process_server(name, args, admin_dsn)
-        else:
-            server, instance, log_path = self._docker_server(name, args)
-
+        served = self._serve(
+            args.placement,
+            args.network,
+            ServiceDefinition(
+                ports=(args.port,),
+                health=admin_dsn.apply(lambda url: {"kind": "postgres", "dsn": url}),
+                container_port=CONTAINER_PORT,
+                process=lambda workdir: self._process_server(args, workdir),
+                docker=lambda: self._docker_server(args),
+            ),
+        )
         seed = self._seed(
             "postgres",
             pulumi.Output.all(admin_dsn, dsn(SUPERUSER, args.password, args.port, args.database)).apply(
                 lambda dsns: {"maintenance_dsn": dsns[0], "dsn": dsns[1], "database": args.database}
             ),
-            instance,
-            server,
+            served,
         )
-
         self._publish(
-            args.placement.runtime,
             args.port,
-            CONTAINER_PORT,
             args.database,
             SUPERUSER,
             args.password,
             dsn(SUPERUSER, args.password, args.port, args.database),
-            log_path,
-            seed.id,
+            seed,
+            (args.connector_name, args.topic_prefix),
         )
 
-    def _process_server(
-        self, name: str, args: PostgresArgs, admin_dsn: pulumi.Output[str]
-    ) -> tuple[pulumi.Resource, pulumi.Output[str], pulumi.Output[str]]:
+    def debezium_config(self, kafka_bootstrap: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
+        """The pgoutput connector; its slot and publication are the connector name with underscores."""
+        slot = self.connector_name.replace("-", "_")
+        return pulumi.Output.all(
+            self.internal_host, self.internal_port, self.user, self.password, self.database, self.ready
+        ).apply(lambda values: postgres_source_config(*values[:5], self.topic_prefix, slot))
+
+    @staticmethod
+    def _process_server(args: PostgresArgs, workdir: Path) -> ProcessLaunch:
         toolchain = args.placement.toolchain
         bin_dir = (toolchain.postgres_bin_dir,)
-        workdir = args.placement.service_dir(name)
         settings = {
             **SERVER_SETTINGS,
             "listen_addresses": LOOPBACK,
@@ -95,54 +107,39 @@ class Postgres(SqlDatabase):
         argv = [toolchain.executable("postgres", bin_dir), "-D", str(workdir / "data")]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
-        server = LocalService(
-            f"{name}-process",
-            LocalServiceArgs(
-                service=name,
-                argv=argv,
-                workdir=str(workdir),
-                ports=[args.port],
-                health=admin_dsn.apply(lambda url: {"kind": "postgres", "dsn": url}),
-                init=[
-                    [
-                        toolchain.executable("initdb", bin_dir),
-                        "--pgdata=data",
-                        f"--username={SUPERUSER}",
-                        "--pwfile=superuser.password",
-                        "--auth-host=scram-sha-256",
-                        "--auth-local=peer",
-                        "--encoding=UTF8",
-                        "--no-instructions",
-                    ]
-                ],
-                secret_files=pulumi.Output.from_input(args.password).apply(lambda pw: {"superuser.password": pw}),
-                run_as="postgres",
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=args.network.dependency()),
+        return ProcessLaunch(
+            argv=argv,
+            init=[
+                [
+                    toolchain.executable("initdb", bin_dir),
+                    "--pgdata=data",
+                    f"--username={SUPERUSER}",
+                    "--pwfile=superuser.password",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=peer",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ]
+            ],
+            secret_files=pulumi.Output.from_input(args.password).apply(lambda pw: {"superuser.password": pw}),
+            run_as="postgres",
         )
-        return server, server.instance, server.log_path
 
-    def _docker_server(self, name: str, args: PostgresArgs) -> tuple[pulumi.Resource, pulumi.Output[str], pulumi.Output[str]]:
+    @staticmethod
+    def _docker_server(args: PostgresArgs) -> DockerServiceSpec:
         command = ["postgres"]
         for key, value in SERVER_SETTINGS.items():
             command += ["-c", f"{key}={value}"]
-        container = docker_service(
-            self,
-            name,
-            args.network,
-            DockerServiceSpec(
-                service=name,
-                image=args.placement.toolchain.image("POSTGRES_IMAGE"),
-                ports={CONTAINER_PORT: args.port},
-                health_test=["CMD-SHELL", f"pg_isready -U {SUPERUSER} -d {args.database}"],
-                volume_path="/var/lib/postgresql/data",
-                envs=pulumi.Output.secret(
-                    pulumi.Output.all(args.password).apply(
-                        lambda values: [f"POSTGRES_USER={SUPERUSER}", f"POSTGRES_PASSWORD={values[0]}", f"POSTGRES_DB={args.database}"]
-                    )
-                ),
-                command=command,
-                memory_mb=1024,
+        return DockerServiceSpec(
+            image=args.placement.toolchain.image("POSTGRES_IMAGE"),
+            ports={CONTAINER_PORT: args.port},
+            health_test=["CMD-SHELL", f"pg_isready -U {SUPERUSER} -d {args.database}"],
+            volume_path="/var/lib/postgresql/data",
+            envs=pulumi.Output.secret(
+                pulumi.Output.all(args.password).apply(
+                    lambda values: [f"POSTGRES_USER={SUPERUSER}", f"POSTGRES_PASSWORD={values[0]}", f"POSTGRES_DB={args.database}"]
+                )
             ),
+            command=command,
+            memory_mb=1024,
         )
-        return container, container.id, docker_log_hint(container)

@@ -102,11 +102,6 @@ class ChangeEvent:
     """The source primary key's columns, from the record key."""
 
     @property
-    def row(self) -> dict[str, Any] | None:
-        """The row as it is after the change (None for deletes and truncates)."""
-        return self.after
-
-    @property
     def operation(self) -> str:
         return OPERATIONS.get(self.op, self.op)
 

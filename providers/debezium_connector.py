@@ -32,16 +32,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
 
+from providers.base import DeclaredProvider, DeclaredResource, Input, ResourceSchema
 from providers.connect_client import ConnectClient, ConnectorStatus
 from providers.preview import is_known
 from providers.source_tables import unmatched_include_patterns
@@ -60,12 +53,18 @@ before it records it as a problem; a FAILED task is recorded at once."""
 RESTART_STABLE_SECONDS = 5.0
 """How long a restarted connector must keep running before a repair counts: a task that fails on the
 same record again does so within about a second of starting."""
-DECLARED_INPUTS = ("name", "connect_url", "config")
-
-
-def changed_inputs(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
-    """The declared inputs whose new value differs from the recorded (or refreshed) one."""
-    return [key for key in DECLARED_INPUTS if olds.get(key) != news.get(key)]
+SCHEMA = ResourceSchema(
+    id_key="name",
+    inputs=(
+        Input("name"),
+        Input("connect_url"),
+        Input("config", secret=True),
+        # Named in error messages and bounding a wait: neither changes the connector on the worker.
+        Input("worker_log", diffed=False),
+        Input("running_timeout", default=DEFAULT_RUNNING_TIMEOUT_SECONDS, diffed=False),
+    ),
+    outputs=("state", "task_count", "tasks", "problem"),
+)
 
 
 def needs_repair(olds: Mapping[str, Any]) -> bool:
@@ -88,7 +87,9 @@ def _with_status(props: Mapping[str, Any], status: ConnectorStatus) -> dict[str,
     }
 
 
-class DebeziumConnectorProvider(ResourceProvider):
+class DebeziumConnectorProvider(DeclaredProvider):
+    schema = SCHEMA
+
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         name = news.get("name", "?")
         config = news.get("config") or {}
@@ -103,13 +104,9 @@ class DebeziumConnectorProvider(ResourceProvider):
         return CheckResult(news, [CheckFailure("config", f"connector {name}: {problem}") for problem in problems])
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = changed_inputs(olds, news)
-        return DiffResult(
-            changes=bool(changed) or needs_repair(olds),
-            replaces=[key for key in changed if key == "name"],
-            stables=[] if "name" in changed else ["name"],
-            delete_before_replace=True,
-        )
+        # A refreshed state that records a problem is a change though the inputs are the same, so
+        # `pulumi up --refresh` repairs it in place (never by replacing the connector).
+        return SCHEMA.diff(olds, news, also_changed=needs_repair(olds))
 
     def _register(self, props: dict[str, Any], remove_on_failure: bool, repair: bool = False) -> dict[str, Any]:
         """Validates, PUTs the config and waits until it runs; with `repair`, restarts what FAILED before waiting."""
@@ -125,7 +122,7 @@ class DebeziumConnectorProvider(ResourceProvider):
                 f"connector {name} rejected by {client.where()}:\n" + "\n".join(f"  - {p}" for p in problems)
             )
         client.put_config(name, config)
-        timeout = float(props.get("running_timeout") or DEFAULT_RUNNING_TIMEOUT_SECONDS)
+        timeout = float(SCHEMA.value(props, "running_timeout"))
         try:
             if repair:
                 status = client.restart_failed(name, timeout, RESTART_STABLE_SECONDS)
@@ -177,7 +174,7 @@ class DebeziumConnectorArgs:
     """Seconds to wait for the connector and its tasks to reach RUNNING."""
 
 
-class DebeziumConnector(pulumi.dynamic.Resource, module="cdcstack", name="DebeziumConnector"):
+class DebeziumConnector(DeclaredResource, module="cdcstack", name="DebeziumConnector"):
     """A connector on a Kafka Connect worker; see the module docstring."""
 
     state: pulumi.Output[str]
@@ -188,16 +185,4 @@ class DebeziumConnector(pulumi.dynamic.Resource, module="cdcstack", name="Debezi
     """What keeps the connector from running, one line; "" when it runs."""
 
     def __init__(self, name: str, args: DebeziumConnectorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {
-            "name": args.name,
-            "connect_url": args.connect_url,
-            "config": pulumi.Output.secret(args.config),
-            "worker_log": args.worker_log,
-            "running_timeout": args.running_timeout,
-            "state": None,
-            "task_count": None,
-            "tasks": None,
-            "problem": None,
-        }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["config"]))
-        super().__init__(DebeziumConnectorProvider(), name, props, opts)
+        super().__init__(DebeziumConnectorProvider(), name, args, opts)

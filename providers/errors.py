@@ -1,30 +1,39 @@
 """The errors cdcstack's providers raise.
 
 Each names the service, what was expected, and where to look (a log path or a command). Transient
-errors may succeed when retried; terminal ones need a change of input or environment first.
+errors may succeed when retried; terminal ones need a change of input or environment first. The
+roots (and the toolchain's own error) live in :mod:`toolchain.errors`, so the toolchain raises them
+without importing the providers; they are re-exported here.
 """
 
 from __future__ import annotations
 
+from toolchain.errors import CdcstackError, MissingToolchainError, TerminalError, TransientError
 
-class CdcstackError(Exception):
-    """Base of every error cdcstack raises on purpose."""
-
-
-class TransientError(CdcstackError):
-    """May succeed if retried later (a service still starting, a connection reset)."""
-
-
-class TerminalError(CdcstackError):
-    """Retrying will not help until the input or the environment changes."""
+__all__ = [
+    "CdcstackError",
+    "TransientError",
+    "TerminalError",
+    "MissingToolchainError",
+    "UnknownRuntimeError",
+    "PortInUseError",
+    "ServiceExitedError",
+    "ServiceUnhealthyError",
+    "ServiceStopError",
+    "InitCommandError",
+    "SeedError",
+    "ConnectUnavailableError",
+    "ConnectRebalanceError",
+    "ConnectorNotFoundError",
+    "ConnectorConfigInvalidError",
+    "ConnectorFailedError",
+    "ConnectorNotRunningError",
+    "ObjectStoreError",
+]
 
 
 class UnknownRuntimeError(TerminalError):
     """`cdcstack:runtime` holds a value other than auto, process or docker."""
-
-
-class MissingToolchainError(TerminalError):
-    """A binary, jar folder or package the process runtime needs is not installed."""
 
 
 class PortInUseError(TerminalError):

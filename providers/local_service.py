@@ -36,17 +36,10 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pulumi
-from pulumi.dynamic import (
-    CheckFailure,
-    CheckResult,
-    CreateResult,
-    DiffResult,
-    ReadResult,
-    ResourceProvider,
-    UpdateResult,
-)
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, UpdateResult
 
 from providers import health, processes, supervisor
+from providers.base import DeclaredProvider, DeclaredResource, Input, ResourceSchema
 from providers.preview import UNKNOWN, is_known
 from providers.errors import (
     InitCommandError,
@@ -56,26 +49,31 @@ from providers.errors import (
     ServiceUnhealthyError,
 )
 
-SPEC_KEYS = (
-    "service",
-    "argv",
-    "env",
-    "secret_env",
-    "workdir",
-    "host",
-    "ports",
-    "health",
-    "init",
-    "files",
-    "secret_files",
-    "run_as",
-    "start_timeout",
-    "stop_timeout",
-    "restart",
-)
 RESTART_POLICIES = ("always", "never")
-SPEC_DEFAULTS: dict[str, Any] = {"restart": "always"}
-"""What a key an older state lacks meant then, so that state diffs as unchanged against the default."""
+SCHEMA = ResourceSchema(
+    id_key="service",
+    inputs=(
+        Input("service"),
+        Input("argv"),
+        Input("env"),
+        Input("workdir"),
+        Input("host"),
+        Input("ports"),
+        # The secret inputs in the order state already records them (`additional_secret_outputs`).
+        Input("health", secret=True),
+        Input("init"),
+        Input("files"),
+        Input("secret_files", secret=True),
+        Input("secret_env", secret=True),
+        Input("run_as"),
+        Input("start_timeout"),
+        Input("stop_timeout"),
+        # State written before supervision existed has no restart key; it ran as "always" runs now.
+        Input("restart", default="always"),
+    ),
+    outputs=("pid", "restarts", "log_path", "data_dir", "instance"),
+)
+"""Every input is part of the spec: any change restarts the process (in place), a new name replaces it."""
 INIT_MARKER = ".initialized"
 INIT_TIMEOUT_SECONDS = 300.0
 
@@ -109,11 +107,6 @@ class ServiceLayout:
 
 def _failure_text(service: str, expected: str, log_file: Path) -> str:
     return f"{service}: {expected}. Log: {log_file}\n--- last lines ---\n{processes.log_tail(log_file)}"
-
-
-def _spec_value(props: Mapping[str, Any], key: str) -> Any:
-    # `or`: an empty value and a missing one (a key older state lacks) are the same spec.
-    return props.get(key) or SPEC_DEFAULTS.get(key)
 
 
 def _running(layout: ServiceLayout, executable: str) -> tuple[int, bool] | None:
@@ -157,8 +150,14 @@ def _stop_orphan(layout: ServiceLayout, stop_timeout: float) -> None:
         processes.stop_process(state.child_pid, stop_timeout, group=state.supervisor_pid)
 
 
-class LocalServiceProvider(ResourceProvider):
-    """Manages one native service process. Stateless: everything it needs is in the inputs."""
+class LocalServiceProvider(DeclaredProvider):
+    """Manages one native service process. Stateless: everything it needs is in the inputs.
+
+    Its diff is the schema's: only a new natural id is a new resource; any other change restarts
+    the process in update.
+    """
+
+    schema = SCHEMA
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures: list[CheckFailure] = []
@@ -183,7 +182,7 @@ class LocalServiceProvider(ResourceProvider):
         health_spec = news.get("health")
         if isinstance(health_spec, dict) and is_known(health_spec):
             failures.extend(CheckFailure("health", f"{service}: {problem}") for problem in health.spec_problems(health_spec))
-        restart = _spec_value(news, "restart")
+        restart = SCHEMA.value(news, "restart")
         if restart != UNKNOWN and restart not in RESTART_POLICIES:
             failures.append(
                 CheckFailure("restart", f"{service}: restart {restart!r} is not one of {', '.join(RESTART_POLICIES)}")
@@ -195,16 +194,6 @@ class LocalServiceProvider(ResourceProvider):
             except KeyError:
                 failures.append(CheckFailure("run_as", f"{service}: system account {run_as!r} does not exist"))
         return CheckResult(news, failures)
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in SPEC_KEYS if _spec_value(olds, key) != _spec_value(news, key)]
-        # Only a new natural id is a new resource; any other change restarts the process in update.
-        return DiffResult(
-            changes=bool(changed),
-            replaces=[key for key in changed if key == "service"],
-            stables=[] if "service" in changed else ["service"],
-            delete_before_replace=True,
-        )
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         return CreateResult(id_=props["service"], outs=self._start(props))
@@ -237,7 +226,7 @@ class LocalServiceProvider(ResourceProvider):
         layout.workdir.mkdir(parents=True, exist_ok=True)
         self._initialise(service, layout, props, env, account)
 
-        supervised = _spec_value(props, "restart") == "always"
+        supervised = SCHEMA.value(props, "restart") == "always"
         executable = props["argv"][0]
         layout.supervisor_state.unlink(missing_ok=True)
         if supervised:
@@ -383,7 +372,7 @@ class LocalServiceArgs:
     exits on its own; with "never" a dead process stays dead until the next `make up`."""
 
 
-class LocalService(pulumi.dynamic.Resource, module="cdcstack", name="LocalService"):
+class LocalService(DeclaredResource, module="cdcstack", name="LocalService"):
     """A native service process; see the module docstring for its life cycle."""
 
     pid: pulumi.Output[int]
@@ -395,29 +384,4 @@ class LocalService(pulumi.dynamic.Resource, module="cdcstack", name="LocalServic
     instance: pulumi.Output[str]
 
     def __init__(self, name: str, args: LocalServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {
-            "service": args.service,
-            "argv": args.argv if isinstance(args.argv, pulumi.Output) else list(args.argv),
-            "env": args.env,
-            "secret_env": pulumi.Output.secret(args.secret_env),
-            "workdir": args.workdir,
-            "host": args.host,
-            "ports": list(args.ports),
-            "health": pulumi.Output.secret(args.health),
-            "init": [list(command) for command in args.init],
-            "files": args.files,
-            "secret_files": pulumi.Output.secret(args.secret_files),
-            "run_as": args.run_as,
-            "start_timeout": args.start_timeout,
-            "stop_timeout": args.stop_timeout,
-            "restart": args.restart,
-            "pid": None,
-            "restarts": None,
-            "log_path": None,
-            "data_dir": None,
-            "instance": None,
-        }
-        opts = pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(additional_secret_outputs=["health", "secret_files", "secret_env"])
-        )
-        super().__init__(LocalServiceProvider(), name, props, opts)
+        super().__init__(LocalServiceProvider(), name, args, opts)

@@ -11,12 +11,18 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
+from providers.base import DeclaredProvider, DeclaredResource, Input, ResourceSchema
 from providers.errors import ObjectStoreError
 
 ADOPTABLE = ("BucketAlreadyOwnedByYou", "BucketAlreadyExists")
 GONE = ("NoSuchBucket", "404", "NotFound")
+SCHEMA = ResourceSchema(
+    id_key="bucket",
+    inputs=(Input("bucket"), Input("endpoint"), Input("region"), Input("credentials", secret=True)),
+)
+"""A new name is a new bucket; a new endpoint, region or credentials only change how it is reached."""
 
 
 def s3_client(endpoint: str, access_key: str, secret_key: str, region: str) -> Any:
@@ -48,10 +54,8 @@ def _code(error: Exception) -> str:
     return str(getattr(error, "response", {}).get("Error", {}).get("Code", ""))
 
 
-class S3BucketProvider(ResourceProvider):
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in ("bucket", "endpoint", "region", "credentials") if olds.get(key) != news.get(key)]
-        return DiffResult(changes=bool(changed), replaces=[key for key in changed if key == "bucket"], delete_before_replace=True)
+class S3BucketProvider(DeclaredProvider):
+    schema = SCHEMA
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -113,13 +117,6 @@ class S3BucketArgs:
     """Signing region the store expects."""
 
 
-class S3Bucket(pulumi.dynamic.Resource, module="cdcstack", name="S3Bucket"):
+class S3Bucket(DeclaredResource, module="cdcstack", name="S3Bucket"):
     def __init__(self, name: str, args: S3BucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {
-            "bucket": args.bucket,
-            "endpoint": args.endpoint,
-            "credentials": pulumi.Output.secret(args.credentials),
-            "region": args.region,
-        }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["credentials"]))
-        super().__init__(S3BucketProvider(), name, props, opts)
+        super().__init__(S3BucketProvider(), name, args, opts)

@@ -11,11 +11,20 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider
+from pulumi.dynamic import CreateResult
 
+from providers.base import DeclaredProvider, DeclaredResource, Input, ResourceSchema
 from providers.errors import SeedError
 
-SPEC_KEYS = ("seed", "engine", "connection", "statements", "instance")
+SCHEMA = ResourceSchema(
+    id_key="seed",
+    inputs=(Input("seed"), Input("engine"), Input("connection", secret=True), Input("statements"), Input("instance")),
+    outputs=("statement_count",),
+    # No update: running the (idempotent) statements again is how any change, a new instance
+    # included, is applied.
+    replace_on_change=True,
+    delete_before_replace=False,
+)
 
 
 def _run_postgres(connection: Mapping[str, Any], statements: Sequence[str]) -> None:
@@ -52,10 +61,8 @@ def _run_mysql(connection: Mapping[str, Any], statements: Sequence[str]) -> None
 _RUNNERS = {"postgres": _run_postgres, "mysql": _run_mysql}
 
 
-class SqlSeedProvider(ResourceProvider):
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [key for key in SPEC_KEYS if olds.get(key) != news.get(key)]
-        return DiffResult(changes=bool(changed), replaces=changed, delete_before_replace=False)
+class SqlSeedProvider(DeclaredProvider):
+    schema = SCHEMA
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         runner = _RUNNERS[props["engine"]]
@@ -89,17 +96,8 @@ class SqlSeedArgs:
     """The database instance's identity: a new instance runs the seed again."""
 
 
-class SqlSeed(pulumi.dynamic.Resource, module="cdcstack", name="SqlSeed"):
+class SqlSeed(DeclaredResource, module="cdcstack", name="SqlSeed"):
     statement_count: pulumi.Output[int]
 
     def __init__(self, name: str, args: SqlSeedArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        props = {
-            "seed": args.seed,
-            "engine": args.engine,
-            "connection": pulumi.Output.secret(args.connection),
-            "statements": list(args.statements),
-            "instance": args.instance,
-            "statement_count": None,
-        }
-        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["connection"]))
-        super().__init__(SqlSeedProvider(), name, props, opts)
+        super().__init__(SqlSeedProvider(), name, args, opts)

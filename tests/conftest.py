@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -22,12 +22,28 @@ pytest_plugins = ["tests.support.no_skips"]
 
 TESTS_DIR = Path(__file__).resolve().parent
 MARKER_BY_FOLDER = {"unit": "unit", "integration": "integration", "e2e": "e2e"}
+LIVE_STACK_FIXTURE = "stack"
+"""Every fixture that reaches the live stack (connections, catalogs, captured tables) goes through this one."""
+
+
+def marker_for(folder: str, fixture_names: Collection[str]) -> str | None:
+    """The marker of a test in `folder` of tests/ using `fixture_names` (their whole closure).
+
+    By folder, except that a test in unit/ which needs the live stack is marked integration: the
+    spec fixes the path tests/unit/test_cdc_pipelines/ (a contract), yet most of its tests write to
+    the live catalog and object store, so `-m unit` must not pick them up. Its pure planning tests
+    stay unit.
+    """
+    marker = MARKER_BY_FOLDER.get(folder)
+    if marker == "unit" and LIVE_STACK_FIXTURE in fixture_names:
+        return "integration"
+    return marker
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         folder = Path(str(item.fspath)).relative_to(TESTS_DIR).parts[0]
-        marker = MARKER_BY_FOLDER.get(folder)
+        marker = marker_for(folder, getattr(item, "fixturenames", ()))
         if marker is not None:
             item.add_marker(getattr(pytest.mark, marker))
 

@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from providers.errors import MissingToolchainError
+from toolchain.errors import MissingToolchainError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VERSIONS_FILE = PROJECT_ROOT / "toolchain" / "versions.env"

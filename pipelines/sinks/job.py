@@ -5,7 +5,7 @@ Topics that appear later (new source tables) are picked up within the discovery 
 topic that is deleted has its sink closed. Nothing in the loop ends the job: a failing table is
 retried by its sink and reported, Kafka away is reported and retried.
 
-GET /health on 127.0.0.1 answers 200 while every table commits (or has nothing to do) and 503 while
+GET /health on 127.0.0.1 (`--health-host`) answers 200 while every table commits (or has nothing to do) and 503 while
 any table's batch is failing or topics cannot be listed, with per-table figures either way: events
 applied, batches, dead letters and the last dead-letter error, the pending failure, committed
 offsets. The log has one JSON line per event (batch committed, batch failed, record dead-lettered).
@@ -165,7 +165,7 @@ class SinkJob:
             sink.close()
 
 
-def serve_health(job: SinkJob, port: int) -> ThreadingHTTPServer:
+def serve_health(job: SinkJob, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path != "/health":
@@ -183,7 +183,7 @@ def serve_health(job: SinkJob, port: int) -> ThreadingHTTPServer:
         def log_message(self, *args: object) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Health)
+    server = ThreadingHTTPServer((host, port), Health)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -196,6 +196,8 @@ def job_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--group", required=True, help="consumer groups are <group>.<topic>")
     parser.add_argument("--health-port", type=int, required=True)
+    # 0.0.0.0 inside a container, so the port Docker publishes on the host's 127.0.0.1 reaches it.
+    parser.add_argument("--health-host", default="127.0.0.1")
     parser.add_argument("--discover-seconds", type=float, default=5.0)
     parser.add_argument("--poll-seconds", type=float, default=0.1, help="per table and round")
     return parser
@@ -205,7 +207,7 @@ def run_job(args: argparse.Namespace, writer_for: Callable[[str], TableWriter]) 
     """Runs a job until SIGTERM, serving /health meanwhile."""
     configure_logging()
     job = SinkJob(args.bootstrap, args.topics_regex, args.namespace, writer_for, args.group, args.discover_seconds, args.poll_seconds)
-    server = serve_health(job, args.health_port)
+    server = serve_health(job, args.health_port, args.health_host)
     signal.signal(signal.SIGTERM, lambda *_: job.stopping.set())
     log.info("sink job started", extra={"fields": {"topics_regex": args.topics_regex, "namespace": args.namespace, "pid": os.getpid()}})
     try:

@@ -14,8 +14,9 @@ from pipelines.consistency import compare_rows
 from pipelines.sinks.core import CdcSink
 from pipelines.sinks.iceberg.writer import IcebergTableWriter
 from pipelines.sinks.iceberg.snapshots import commit_containing, rows_at
-from tests.support.iceberg import catalog_of, owned_namespace
-from tests.support.names import unique_name
+from testkit.iceberg import owned_namespace
+from testkit.names import unique_name
+from tests.support.iceberg import catalog_of
 from tests.support.stack import StackOutputs
 
 PRODUCT_COLUMNS = ("id", "name", "description", "weight_kg", "price", "created_on")

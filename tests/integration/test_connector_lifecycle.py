@@ -23,16 +23,17 @@ import stack_outputs as out
 from pipelines.kafka_limits import MAX_RECORD_BYTES
 from providers.connect_client import ConnectClient
 from providers.debezium_connector import DebeziumConnector, DebeziumConnectorArgs
-from tests.support.cdc import EventReader, delete_topic, ensure_topic
+from testkit.connectors import drop_slot_and_publication
+from testkit.kafka import EventReader, delete_topic, ensure_topic
+from testkit.names import unique_name
+from testkit.stack import toolchain_env
 from tests.support.connectors import (
     delete_connector_topics,
-    drop_slot_and_publication,
     postgres_config,
     set_topic_max_message_bytes,
     wait_for_failed_task,
 )
-from tests.support.names import unique_name
-from tests.support.stack import StackOutputs, toolchain_env
+from tests.support.stack import StackOutputs
 from tests.support.threads import CheckedThread, join_all, start_all
 
 PROJECT = "cdcstack-connector-tests"

@@ -13,21 +13,20 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 import stack_outputs as out
-from components.change_capture import mysql_source_config
-from components.kafka_connect import MARIADB_CONNECTOR
+from pipelines.connectors import MARIADB_CONNECTOR, mysql_source_config
 from pipelines.kafka_limits import MAX_RECORD_BYTES
 from providers.connect_client import ConnectClient
 from providers.debezium_connector import DebeziumConnectorProvider
 from providers.errors import ConnectorConfigInvalidError, ConnectorFailedError, ConnectUnavailableError
-from tests.support.cdc import EventReader, delete_topic, ensure_topic
+from testkit.connectors import drop_slot_and_publication
+from testkit.kafka import EventReader, delete_topic, ensure_topic
+from testkit.names import unique_name
 from tests.support.connectors import (
     delete_connector_topics,
-    drop_slot_and_publication,
     postgres_config,
     set_topic_max_message_bytes,
     wait_for_failed_task,
 )
-from tests.support.names import unique_name
 from tests.support.stack import StackOutputs
 
 

@@ -22,8 +22,8 @@ from confluent_kafka.admin import AdminClient
 from pyiceberg.catalog import Catalog
 
 import stack_outputs as out
+from testkit.kafka import consume_exactly
 from tests.support.iceberg import catalog_of
-from tests.support.kafka import consume_exactly
 from tests.support.lake import (
     LakeTable,
     LoadWriter,

@@ -16,8 +16,10 @@ from pyiceberg.types import LongType, NestedField, StringType
 
 import stack_outputs as out
 from providers import processes
-from tests.support.iceberg import catalog_of, owned_namespace
-from tests.support.stack import PulumiCli, StackOutputs
+from testkit.iceberg import owned_namespace
+from testkit.stack import PulumiCli
+from tests.support.iceberg import catalog_of
+from tests.support.stack import StackOutputs
 
 SCHEMA = Schema(
     NestedField(1, "id", LongType(), required=True),

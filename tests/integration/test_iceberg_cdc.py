@@ -12,9 +12,10 @@ from pyiceberg.catalog import Catalog
 from pipelines.consistency import compare_rows
 from pipelines.sinks.core import CdcSink
 from pipelines.sinks.iceberg.writer import IcebergTableWriter, committed_offsets
+from testkit.iceberg import owned_namespace
+from testkit.names import unique_name
 from tests.support.cdc import CapturedTable
-from tests.support.iceberg import catalog_of, owned_namespace
-from tests.support.names import unique_name
+from tests.support.iceberg import catalog_of
 from tests.support.sinks import group_offsets
 from tests.support.stack import StackOutputs
 

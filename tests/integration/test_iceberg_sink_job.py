@@ -9,8 +9,8 @@ import psycopg
 
 import stack_outputs as out
 from pipelines.consistency import compare_rows
+from testkit.names import unique_name
 from tests.support.iceberg import catalog_of
-from tests.support.names import unique_name
 from tests.support.stack import StackOutputs
 
 CUSTOMER_COLUMNS = ("id", "first_name", "last_name", "email")

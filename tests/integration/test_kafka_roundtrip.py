@@ -8,7 +8,7 @@ from collections import defaultdict
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from tests.support.kafka import consume_exactly, owned_topic, wait_for_topic_listed
+from testkit.kafka import consume_exactly, owned_topic, wait_for_topic_listed
 from tests.support.stack import StackOutputs
 
 

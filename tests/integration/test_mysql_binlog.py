@@ -10,8 +10,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 import stack_outputs as out
-from tests.support.cdc import delete_topic
-from tests.support.names import unique_name
+from testkit.kafka import delete_topic
+from testkit.names import unique_name
 from tests.support.stack import StackOutputs
 
 

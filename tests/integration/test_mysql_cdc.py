@@ -10,7 +10,8 @@ import pymysql
 import stack_outputs as out
 from pipelines.consistency import compare_rows, materialize
 from pipelines.debezium import ChangeEvent, Tombstone
-from tests.support.cdc import EventReader, changes, rows_of
+from testkit.kafka import EventReader, changes
+from tests.support.cdc import rows_of
 from tests.support.stack import StackOutputs
 
 ITEMS = "id int PRIMARY KEY, name varchar(64) NOT NULL, qty int NOT NULL"

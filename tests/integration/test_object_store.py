@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 import stack_outputs as out
 from providers.s3_bucket import s3_client
-from tests.support.names import unique_name
+from testkit.names import unique_name
 from tests.support.stack import StackOutputs
 
 PART_SIZE = 5 * 1024 * 1024

@@ -14,8 +14,9 @@ import stack_outputs as out
 from pipelines.consistency import compare_rows, materialize
 from pipelines.debezium import ChangeEvent, Tombstone
 from pipelines.lag import measure_lag
-from tests.support.cdc import changes, rows_of
-from tests.support.names import unique_name
+from testkit.kafka import changes
+from testkit.names import unique_name
+from tests.support.cdc import rows_of
 from tests.support.stack import StackOutputs
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ def test_nulls_arrive_as_nulls(pg: psycopg.Connection, postgres_capture) -> None
 
 def test_seeded_tables_were_snapshotted_row_for_row(stack: StackOutputs, pg: psycopg.Connection) -> None:
     """DQ-001/DQ-004: the connector's snapshot of inventory.products equals the source table."""
-    from tests.support.cdc import EventReader
+    from testkit.kafka import EventReader
 
     stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
     reader = EventReader(stack.kafka_bootstrap, f"{stack[out.POSTGRES_TOPIC_PREFIX]}.inventory.products")

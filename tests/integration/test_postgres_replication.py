@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from tests.support.names import unique_name
+from testkit.names import unique_name
 
 
 @pytest.fixture

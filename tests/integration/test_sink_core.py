@@ -11,9 +11,9 @@ from confluent_kafka.admin import AdminClient
 
 from pipelines.sinks.core import CdcSink, RetryPolicy
 from pipelines.sinks.errors import StorageError, TerminalSinkError
-from tests.support.cdc import delete_topic
-from tests.support.kafka import consume_exactly, owned_topic
-from tests.support.names import unique_name
+from testkit.kafka import consume_exactly, owned_topic
+from testkit.kafka import delete_topic
+from testkit.names import unique_name
 from tests.support.sinks import ScriptedWriter, debezium_key, debezium_value, group_offsets, inserts, produce
 from tests.support.stack import StackOutputs
 

@@ -1,6 +1,8 @@
 """The stack's life cycle through the Pulumi CLI, on a throwaway stack with its own ports and state dir.
 
 The tests run in file order on one stack: up, no-change up, kill + refresh + up, bad input, destroy.
+Every service of the service catalogue is checked (its ports, its log, its process, freed by destroy),
+so a service added to the catalogue is covered here without a line of its own.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import Any
 import pymysql
 import pytest
 
+import service_catalogue
 import stack_outputs as out
 from providers import health, processes
-from tests.support.stack import (
+from testkit.stack import (
     PROJECT_ROOT,
     PulumiCli,
     init_throwaway_stack,
@@ -28,6 +31,9 @@ from tests.support.stack import (
     remove_throwaway_stack,
     toolchain_env,
 )
+
+SERVICE_NAMES = [service.name for service in service_catalogue.SERVICES]
+
 
 @dataclass
 class ThrowawayStack:
@@ -43,6 +49,10 @@ class ThrowawayStack:
         pid = processes.read_pid(self.state_dir / "services" / service / "service.pid")
         assert pid is not None, f"{service} has no pid file under {self.state_dir}"
         return pid
+
+    def service_ports(self) -> dict[str, list[int]]:
+        """The `service_ports` output: every port of every service, keyed by catalogue name."""
+        return self.outputs[out.SERVICE_PORTS]
 
     def mysql_connection(self) -> dict[str, Any]:
         return {
@@ -71,6 +81,15 @@ def test_up_brings_every_service_up_healthy(throwaway: ThrowawayStack) -> None:
     health.probe({"kind": "mysql", **throwaway.mysql_connection()})
     health.probe({"kind": "kafka", "bootstrap_servers": outputs[out.KAFKA_BOOTSTRAP]})
     assert outputs[out.POSTGRES_DSN] == f"postgresql://postgres:throwaway-postgres@127.0.0.1:{throwaway.ports['postgresPort']}/inventory"
+
+
+def test_every_catalogue_service_runs_on_the_ports_it_was_given_with_a_log(throwaway: ThrowawayStack) -> None:
+    ports, logs = throwaway.service_ports(), throwaway.outputs[out.SERVICE_LOGS]
+    assert sorted(ports) == sorted(logs) == sorted(SERVICE_NAMES)
+    for service in service_catalogue.SERVICES:
+        assert ports[service.name] == [throwaway.ports[key] for key in service.port_keys], service.name
+        assert Path(logs[service.name]).is_file(), f"{service.name}: no log at {logs[service.name]}"
+        assert processes.is_running(throwaway.pid_of(service.name)), f"{service.name} is not running; log: {logs[service.name]}"
 
 
 def test_credentials_are_secrets_in_the_outputs(throwaway: ThrowawayStack) -> None:
@@ -168,9 +187,13 @@ def test_a_port_in_use_fails_up_clearly_and_starts_nothing_on_it(throwaway: Thro
 
 
 def test_destroy_leaves_no_process_and_frees_every_port(throwaway: ThrowawayStack) -> None:
-    pids = [throwaway.pid_of(service) for service in ("postgres", "mysql", "kafka", "connect")]
+    pids = {service: throwaway.pid_of(service) for service in SERVICE_NAMES}
+    ports = throwaway.service_ports()
     throwaway.cli.destroy()
-    assert [pid for pid in pids if processes.is_running(pid)] == []
+    assert {service: pid for service, pid in pids.items() if processes.is_running(pid)} == {}
     assert processes_mentioning(throwaway.state_dir) == []
+    assert {service: processes.busy_ports("127.0.0.1", ports[service]) for service in SERVICE_NAMES} == {
+        service: [] for service in SERVICE_NAMES
+    }
     assert processes.busy_ports("127.0.0.1", throwaway.ports.values()) == []
     assert not (throwaway.state_dir / "services").exists() or not any((throwaway.state_dir / "services").iterdir())

@@ -1,4 +1,5 @@
-"""Connectors a test owns: configs for the stack's databases, and clean-up of what Debezium leaves behind."""
+"""Connectors a test owns: configs for the stack's databases, and clean-up of the topics they make
+(their slots and publications: `testkit.connectors`)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import time
 from typing import Any
 from urllib.parse import urlparse
 
-import psycopg
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 import stack_outputs as out
-from components.change_capture import postgres_source_config
+from pipelines.connectors import postgres_source_config
 from providers.connect_client import ConnectClient, ConnectorStatus
-from tests.support.cdc import ADMIN_TIMEOUT_SECONDS, delete_topic
+from testkit.kafka import ADMIN_TIMEOUT_SECONDS, delete_topic
 from tests.support.stack import StackOutputs
 
 
@@ -24,24 +24,6 @@ def postgres_config(stack: StackOutputs, topic_prefix: str, slot: str, tables: s
     )
     config.update({"publication.autocreate.mode": "filtered", "table.include.list": tables})
     return config
-
-
-def drop_slot_and_publication(dsn: str, slot: str, timeout_seconds: float = 30.0) -> None:
-    """Debezium keeps its slot and publication after the connector is deleted; a test removes its own.
-
-    Right after the delete the slot may still be active for a moment: retry within a bound.
-    """
-    deadline = time.monotonic() + timeout_seconds
-    with psycopg.connect(dsn, autocommit=True) as pg:
-        while True:
-            try:
-                pg.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", [slot])
-                break
-            except psycopg.errors.ObjectInUse:
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.5)
-        pg.execute(f"DROP PUBLICATION IF EXISTS {slot}")
 
 
 def delete_connector_topics(admin: AdminClient, topic_prefix: str) -> None:

@@ -22,9 +22,10 @@ import stack_outputs as out
 from pipelines.consistency import RowDiff, compare_rows
 from pipelines.sinks.core import DEAD_LETTER_SUFFIX
 from pipelines.sinks.job import table_identifier
-from tests.support.cdc import delete_topic, ensure_topic
-from tests.support.names import unique_name
-from tests.support.stack import PROJECT_ROOT, StackOutputs
+from testkit.kafka import delete_topic, ensure_topic
+from testkit.names import unique_name
+from testkit.stack import PROJECT_ROOT
+from tests.support.stack import StackOutputs
 
 JOB_TIMEOUT_SECONDS = 60.0
 FAULT_REPORT = PROJECT_ROOT / "reports" / "faults.tsv"

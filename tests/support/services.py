@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from providers import health, processes, supervisor
-from tests.support.stack import PulumiCli, StackOutputs
+from testkit.stack import PulumiCli
+from tests.support.stack import StackOutputs
 
 STOP_GRACE_SECONDS = 20.0
 

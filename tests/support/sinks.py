@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, Producer
 from pipelines.debezium import ChangeEvent
 from pipelines.sinks.batch import plan_batch
 from pipelines.sinks.core import Commit
-from tests.support.names import unique_name
+from testkit.names import unique_name
 
 ROW_SCHEMA = {
     "type": "struct",

@@ -1,13 +1,8 @@
-"""The live stack as the tests see it: its outputs, its services' health, and the Pulumi CLI."""
+"""The live stack as the tests see it: its outputs and its services' health, failing a test (never
+skipping it) with the command to run. The Pulumi CLI and throwaway stacks are `testkit.stack`'s."""
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-import shutil
-import socket
-import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,69 +11,9 @@ from urllib.parse import urlparse
 
 import pytest
 
-import stack_config
 import stack_outputs as out
-from providers import health, processes
-from tests.support.names import unique_name
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_STACK = "dev"
-PULUMI_TIMEOUT_SECONDS = 600
-
-
-@functools.cache
-def toolchain_env() -> dict[str, str]:
-    """The environment `make` runs with (toolchain/env.sh), so pytest works when started directly too."""
-    dump = subprocess.run(
-        ["bash", "-c", "source toolchain/env.sh && env -0"],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        check=True,
-        env=dict(os.environ),
-    ).stdout.decode()
-    return dict(entry.split("=", 1) for entry in dump.split("\0") if "=" in entry)
-
-
-@dataclass(frozen=True)
-class PulumiCli:
-    """`pulumi` against one stack of this project, with the project's offline settings."""
-
-    stack: str
-
-    def run(
-        self,
-        *args: str,
-        check: bool = True,
-        timeout: float = PULUMI_TIMEOUT_SECONDS,
-        env: Mapping[str, str] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            ["pulumi", *args, "--stack", self.stack, "--non-interactive"],
-            cwd=PROJECT_ROOT,
-            env={**toolchain_env(), **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"`pulumi {' '.join(args)}` on stack {self.stack} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-        return result
-
-    def outputs(self) -> dict[str, Any]:
-        return json.loads(self.run("stack", "output", "--json", "--show-secrets").stdout or "{}")
-
-    def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("up", "--yes", "--skip-preview", *extra, check=check)
-
-    def refresh(self) -> subprocess.CompletedProcess[str]:
-        return self.run("refresh", "--yes", "--skip-preview")
-
-    def destroy(self, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("destroy", "--yes", "--skip-preview", check=check)
-
-    def config_set(self, key: str, value: str, secret: bool = False) -> None:
-        self.run("config", "set", f"cdcstack:{key}", value, *(["--secret"] if secret else []))
+from providers import health
+from testkit.stack import StackNotUp, read_outputs, stack_name
 
 
 @dataclass(frozen=True)
@@ -173,69 +108,11 @@ class StackOutputs:
             )
 
 
-PORT_CONFIG_KEYS = stack_config.PORT_KEYS
-"""Every port a stack's config sets; a throwaway stack gets free ones for all of them."""
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports free right now on 127.0.0.1 (held together while choosing, so they are distinct)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for probe in sockets:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
-
-
-def init_throwaway_stack(prefix: str, postgres_password: str, mysql_password: str) -> tuple[PulumiCli, dict[str, int]]:
-    """A new stack of this project on the process runtime with free ports; the caller destroys and removes it."""
-    cli = PulumiCli(unique_name(prefix).replace("_", "-"))
-    cli.run("stack", "init")
-    ports = dict(zip(PORT_CONFIG_KEYS, free_ports(len(PORT_CONFIG_KEYS))))
-    cli.config_set("runtime", "process")
-    for key, port in ports.items():
-        cli.config_set(key, str(port))
-    cli.config_set("postgresPassword", postgres_password, secret=True)
-    cli.config_set("mysqlRootPassword", mysql_password, secret=True)
-    cli.config_set("objectStoreSecretKey", f"{postgres_password}-s3", secret=True)
-    return cli, ports
-
-
-def remove_throwaway_stack(cli: PulumiCli) -> None:
-    """Destroys and removes a throwaway stack; no process of it may outlive its state."""
-    if cli.destroy(check=False).returncode != 0:
-        # A service that died or a worker that hangs can fail the plain destroy: refresh first.
-        cli.run("destroy", "--yes", "--skip-preview", "--refresh", check=False)
-    stack_dir = Path(toolchain_env()["CDCSTACK_STATE_DIR"]) / "stacks" / cli.stack
-    for pid in processes_mentioning(stack_dir):
-        processes.stop_process(pid, grace_seconds=10)
-    cli.run("stack", "rm", "--yes", "--force", check=False)
-    shutil.rmtree(stack_dir, ignore_errors=True)
-
-
-def processes_mentioning(path: Path) -> list[int]:
-    """Pids of live processes whose command line mentions `path` (a stack's state dir)."""
-    needle = str(path).encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
 def read_stack_outputs(stack: str | None = None) -> StackOutputs:
-    name = stack or os.environ.get("STACK", DEFAULT_STACK)
+    """The outputs of `stack` (else $STACK, else dev); fails the test naming `make up` when it is not up."""
+    name = stack_name(stack)
     try:
-        values = PulumiCli(name).outputs()
-    except (AssertionError, FileNotFoundError, json.JSONDecodeError) as error:
-        pytest.fail(f"cannot read the outputs of stack {name}: run `make up` first ({error})")
-    if not values:
-        pytest.fail(f"stack {name} is not up (it has no outputs): run `make up`")
+        values = read_outputs(name)
+    except StackNotUp as not_up:
+        pytest.fail(str(not_up))
     return StackOutputs(name, values)

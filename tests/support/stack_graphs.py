@@ -1,59 +1,188 @@
-"""The stack's components built under Pulumi mocks, one builder per component (shared by the unit tests)."""
+"""The stack's components built under Pulumi mocks, one builder per component (shared by the unit tests).
+
+Each builder builds the component with what it needs (its network, and the services it depends on)
+and returns the graph whose `component` is that service. `SERVICE_GRAPHS` has one per catalogue
+service; `process_program_pins` is the whole program's process runtime as the engine diffs it.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import pulumi
 
+from components.change_capture import ChangeCapture, ChangeCaptureArgs
+from components.iceberg_catalog import IcebergRestCatalog, IcebergRestCatalogArgs
+from components.iceberg_sink_job import IcebergSinkJob, IcebergSinkJobArgs
 from components.kafka import Kafka, KafkaArgs
+from components.kafka_connect import KafkaConnect, KafkaConnectArgs
 from components.mysql import MySql, MySqlArgs
 from components.network import StackNetwork, StackNetworkArgs
+from components.object_store import ObjectStore, ObjectStoreArgs
 from components.postgres import Postgres, PostgresArgs
 from components.runtime import Placement
-from tests.support.pulumi_mocks import Graph, build
+from components.service import ServiceComponent
+from tests.support.pulumi_mocks import Graph, build, pinned_inputs, run_program
+from toolchain.layout import PROJECT_ROOT, Toolchain
 
 POSTGRES_PASSWORD = "pg-secret"
 MYSQL_PASSWORD = "my'secret"
+S3_SECRET = "s3-secret"
+SINK_PYTHON = "/venv/bin/python"
+PROGRAM_SECRETS = {"postgresPassword": POSTGRES_PASSWORD, "mysqlRootPassword": MYSQL_PASSWORD, "objectStoreSecretKey": S3_SECRET}
+PROCESS_PINS = Path(__file__).resolve().parents[1] / "unit" / "process_runtime_pins.json"
 
 
 def network_in(placement: Placement, opts: pulumi.ResourceOptions) -> StackNetwork:
     return StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
 
 
-def postgres_graph(placement: Placement) -> Graph[Postgres]:
-    return build(
-        lambda opts: Postgres(
-            "postgres",
-            PostgresArgs(
-                placement=placement,
-                network=network_in(placement, opts),
-                port=25432,
-                password=pulumi.Output.secret(POSTGRES_PASSWORD),
-            ),
-            opts=opts,
-        )
+def _postgres(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> Postgres:
+    args = PostgresArgs(placement=placement, network=network, port=25432, password=pulumi.Output.secret(POSTGRES_PASSWORD))
+    return Postgres("postgres", args, opts=opts)
+
+
+def _mysql(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> MySql:
+    args = MySqlArgs(placement=placement, network=network, port=23306, root_password=pulumi.Output.secret(MYSQL_PASSWORD))
+    return MySql("mysql", args, opts=opts)
+
+
+def _kafka(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> Kafka:
+    return Kafka("kafka", KafkaArgs(placement=placement, network=network, port=29092, controller_port=29093), opts=opts)
+
+
+def _connect(placement: Placement, network: StackNetwork, kafka: Kafka, opts: pulumi.ResourceOptions) -> KafkaConnect:
+    return KafkaConnect("connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=28083), opts=opts)
+
+
+def _object_store(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> ObjectStore:
+    args = ObjectStoreArgs(
+        placement=placement, network=network, port=29000, access_key_id="cdcstack", secret_access_key=pulumi.Output.secret(S3_SECRET)
     )
+    return ObjectStore("object-store", args, opts=opts)
+
+
+def _catalog(
+    placement: Placement, network: StackNetwork, store: ObjectStore, opts: pulumi.ResourceOptions, persistent: bool = True
+) -> IcebergRestCatalog:
+    args = IcebergRestCatalogArgs(placement=placement, network=network, store=store, port=28181, persistent=persistent)
+    return IcebergRestCatalog("iceberg-catalog", args, opts=opts)
+
+
+def _capture(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> tuple[ChangeCapture, Kafka]:
+    postgres = _postgres(placement, network, opts)
+    mysql = _mysql(placement, network, opts)
+    kafka = _kafka(placement, network, opts)
+    connect = _connect(placement, network, kafka, opts)
+    capture = ChangeCapture("cdc", ChangeCaptureArgs(connect=connect, kafka=kafka, sources=[postgres, mysql]), opts=opts)
+    return capture, kafka
+
+
+def postgres_graph(placement: Placement) -> Graph[Postgres]:
+    return build(lambda opts: _postgres(placement, network_in(placement, opts), opts))
 
 
 def mysql_graph(placement: Placement) -> Graph[MySql]:
-    return build(
-        lambda opts: MySql(
-            "mysql",
-            MySqlArgs(
-                placement=placement,
-                network=network_in(placement, opts),
-                port=23306,
-                root_password=pulumi.Output.secret(MYSQL_PASSWORD),
-            ),
-            opts=opts,
-        )
-    )
+    return build(lambda opts: _mysql(placement, network_in(placement, opts), opts))
 
 
 def kafka_graph(placement: Placement) -> Graph[Kafka]:
-    return build(
-        lambda opts: Kafka(
-            "kafka",
-            KafkaArgs(placement=placement, network=network_in(placement, opts), port=29092, controller_port=29093),
-            opts=opts,
+    return build(lambda opts: _kafka(placement, network_in(placement, opts), opts))
+
+
+def connect_graph(placement: Placement) -> Graph[KafkaConnect]:
+    def stack(opts: pulumi.ResourceOptions) -> KafkaConnect:
+        network = network_in(placement, opts)
+        return _connect(placement, network, _kafka(placement, network, opts), opts)
+
+    return build(stack)
+
+
+def cdc_graph(placement: Placement) -> Graph[ChangeCapture]:
+    """Postgres, MySQL, Kafka and Connect, with the change capture of both databases."""
+    return build(lambda opts: _capture(placement, network_in(placement, opts), opts)[0])
+
+
+def object_store_graph(placement: Placement) -> Graph[ObjectStore]:
+    return build(lambda opts: _object_store(placement, network_in(placement, opts), opts))
+
+
+def lakehouse_graph(placement: Placement, persistent: bool = True) -> Graph[IcebergRestCatalog]:
+    """The object store and the Iceberg REST catalog on it."""
+
+    def stack(opts: pulumi.ResourceOptions) -> IcebergRestCatalog:
+        network = network_in(placement, opts)
+        return _catalog(placement, network, _object_store(placement, network, opts), opts, persistent)
+
+    return build(stack)
+
+
+def sink_graph(placement: Placement) -> Graph[IcebergSinkJob]:
+    """The whole stack up to the Iceberg sink job."""
+
+    def stack(opts: pulumi.ResourceOptions) -> IcebergSinkJob:
+        network = network_in(placement, opts)
+        capture, kafka = _capture(placement, network, opts)
+        catalog = _catalog(placement, network, _object_store(placement, network, opts), opts)
+        args = IcebergSinkJobArgs(
+            placement=placement,
+            network=network,
+            port=28190,
+            python=SINK_PYTHON,
+            project_dir=str(PROJECT_ROOT),
+            kafka=kafka,
+            change_capture=capture,
+            catalog=catalog,
         )
-    )
+        return IcebergSinkJob("iceberg-sink", args, opts=opts)
+
+    return build(stack)
+
+
+SERVICE_GRAPHS: dict[str, Callable[[Placement], Graph[Any]]] = {
+    "postgres": postgres_graph,
+    "mysql": mysql_graph,
+    "kafka": kafka_graph,
+    "connect": connect_graph,
+    "object-store": object_store_graph,
+    "iceberg-catalog": lakehouse_graph,
+    "iceberg-sink": sink_graph,
+}
+"""One builder per catalogue service; the graph's component is that service."""
+
+
+def service_graph(name: str, placement: Placement) -> Graph[ServiceComponent]:
+    return SERVICE_GRAPHS[name](placement)
+
+
+def process_program_pins(state_dir: Path) -> dict[str, dict[str, Any]]:
+    """`__main__.py` on the process runtime of a stack named "dev", every cdcstack resource as the
+    engine diffs it (see `pulumi_mocks.pinned_inputs`), with its state under `state_dir`."""
+    previous = os.environ.get("CDCSTACK_STATE_DIR")
+    os.environ["CDCSTACK_STATE_DIR"] = str(state_dir)
+    try:
+        run = run_program(PROJECT_ROOT / "__main__.py", {"runtime": "process"}, PROGRAM_SECRETS, stack="dev")
+    finally:
+        if previous is None:
+            os.environ.pop("CDCSTACK_STATE_DIR")
+        else:
+            os.environ["CDCSTACK_STATE_DIR"] = previous
+    places = {
+        str(state_dir): "<state>",
+        str(Toolchain.discover().cache_dir): "<toolchain>",
+        sys.executable: "<python>",
+        str(PROJECT_ROOT): "<project>",
+    }
+    return pinned_inputs(run, places)
+
+
+def write_process_pins() -> None:
+    """Rewrites the pins `test_components_process` holds the process runtime to (after a deliberate change)."""
+    with tempfile.TemporaryDirectory() as state_dir:
+        PROCESS_PINS.write_text(json.dumps(process_program_pins(Path(state_dir)), indent=1, sort_keys=True) + "\n")

@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import pulumi
 import pytest
 
-from components.change_capture import ChangeCapture, ChangeCaptureArgs
-from components.kafka import Kafka, KafkaArgs
-from components.kafka_connect import MARIADB_CONNECTOR, MYSQL_CONNECTOR, POSTGRES_CONNECTOR, KafkaConnect, KafkaConnectArgs
-from components.mysql import MySql, MySqlArgs
-from components.network import StackNetwork, StackNetworkArgs
-from components.postgres import Postgres, PostgresArgs
+from components.change_capture import ChangeCapture
 from components.runtime import Placement
-from tests.support.pulumi_mocks import Graph, build, settle
+from pipelines.connectors import MARIADB_CONNECTOR, MYSQL_CONNECTOR, POSTGRES_CONNECTOR
+from tests.support.pulumi_mocks import Graph, settle
+from tests.support.stack_graphs import POSTGRES_PASSWORD, cdc_graph
 
 CONNECTOR = ":DebeziumConnector"
-
-
-def cdc_graph(placement: Placement) -> Graph[ChangeCapture]:
-    def stack(opts: pulumi.ResourceOptions) -> ChangeCapture:
-        network = StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
-        postgres = Postgres(
-            "postgres", PostgresArgs(placement=placement, network=network, port=25432, password=pulumi.Output.secret("pg-pw")), opts=opts
-        )
-        mysql = MySql(
-            "mysql", MySqlArgs(placement=placement, network=network, port=23306, root_password=pulumi.Output.secret("my-pw")), opts=opts
-        )
-        kafka = Kafka("kafka", KafkaArgs(placement=placement, network=network, port=29092, controller_port=29093), opts=opts)
-        connect = KafkaConnect("connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=28083), opts=opts)
-        return ChangeCapture(
-            "cdc",
-            ChangeCaptureArgs(runtime=placement.runtime, connect=connect, kafka=kafka, postgres=postgres, mysql=mysql),
-            opts=opts,
-        )
-
-    return build(stack)
 
 
 def connector_configs(graph: Graph[ChangeCapture]) -> dict[str, dict[str, str]]:
@@ -49,16 +25,35 @@ def connector_configs(graph: Graph[ChangeCapture]) -> dict[str, dict[str, str]]:
 
 def test_process_connect_runs_the_distributed_worker_with_the_debezium_plugin_path(process_placement: Placement) -> None:
     graph = cdc_graph(process_placement)
-    [worker] = [args.inputs for args in graph.mocks.registered if args.name == "connect-process"]
-    assert worker["argv"][-2] == "org.apache.kafka.connect.cli.ConnectDistributed"
-    properties = settle([c for c in graph.children if c.name == "connect-process"][0].props["files"])[0][
-        "connect-distributed.properties"
-    ]
+    assert graph.inputs_named("connect-process")["argv"][-2] == "org.apache.kafka.connect.cli.ConnectDistributed"
+    properties = settle(graph.named("connect-process").props["files"])[0]["connect-distributed.properties"]
     assert "bootstrap.servers=127.0.0.1:29092\n" in properties
     assert f"plugin.path={process_placement.toolchain.debezium_plugin_dir}\n" in properties
     assert "plugin.discovery=service_load\n" in properties and "listeners=http://127.0.0.1:28083\n" in properties
-    health, _ = settle([c for c in graph.children if c.name == "connect-process"][0].props["health"])
+    health, _ = settle(graph.named("connect-process").props["health"])
     assert health == {"kind": "connect", "url": "http://127.0.0.1:28083", "plugins": [POSTGRES_CONNECTOR, MYSQL_CONNECTOR, MARIADB_CONNECTOR]}
+
+
+def test_docker_connect_is_healthy_when_it_lists_the_same_plugins(docker_placement: Placement) -> None:
+    health, secret = settle(cdc_graph(docker_placement).named("connect-health").props["health"])
+    assert secret and health == {
+        "kind": "connect",
+        "url": "http://127.0.0.1:28083",
+        "plugins": [POSTGRES_CONNECTOR, MYSQL_CONNECTOR, MARIADB_CONNECTOR],
+    }
+
+
+@pytest.mark.parametrize("placement_fixture", ["process_placement", "docker_placement"])
+def test_one_connector_per_source_named_as_before(placement_fixture: str, request: pytest.FixtureRequest) -> None:
+    graph = cdc_graph(request.getfixturevalue(placement_fixture))
+    names = {child.name: graph.inputs_named(child.name)["name"] for child in graph.children if child.type_.endswith(CONNECTOR)}
+    assert names == {"cdc-postgres": "cdcstack-postgres", "cdc-mysql": "cdcstack-mysql"}
+    capture = graph.component
+    assert {source: settle(name)[0] for source, name in capture.connectors.items()} == {
+        "postgres": "cdcstack-postgres",
+        "mysql": "cdcstack-mysql",
+    }
+    assert {source: settle(prefix)[0] for source, prefix in capture.topic_prefixes.items()} == {"postgres": "pg", "mysql": "my"}
 
 
 def test_process_runtime_uses_the_mariadb_connector(process_placement: Placement) -> None:
@@ -77,12 +72,12 @@ def test_docker_runtime_uses_the_mysql_connector_and_container_addresses(docker_
 
 
 @pytest.mark.parametrize("placement_fixture", ["process_placement", "docker_placement"])
-def test_postgres_connector_captures_every_operation_of_the_inventory_schema(placement_fixture: str, request) -> None:
+def test_postgres_connector_captures_every_operation_of_the_inventory_schema(placement_fixture: str, request: pytest.FixtureRequest) -> None:
     config = connector_configs(cdc_graph(request.getfixturevalue(placement_fixture)))["cdc-postgres"]
     assert config["connector.class"] == POSTGRES_CONNECTOR and config["plugin.name"] == "pgoutput"
     assert config["publication.autocreate.mode"] == "all_tables" and config["schema.include.list"] == "inventory"
     assert config["skipped.operations"] == "none" and config["tombstones.on.delete"] == "true"
-    assert config["database.password"] == "pg-pw" and config["slot.name"] == "cdcstack_postgres"
+    assert config["database.password"] == POSTGRES_PASSWORD and config["slot.name"] == "cdcstack_postgres"
 
 
 def test_connectors_wait_for_the_worker_and_are_parented(process_placement: Placement) -> None:
@@ -95,8 +90,7 @@ def test_connectors_wait_for_the_worker_and_are_parented(process_placement: Plac
 
 def test_docker_connect_is_the_debezium_image_on_the_internal_listener(docker_placement: Placement) -> None:
     graph = cdc_graph(docker_placement)
-    [image] = [args.inputs["name"] for args in graph.mocks.registered if args.name == "connect-image"]
-    assert image == docker_placement.toolchain.image("DEBEZIUM_CONNECT_IMAGE")
-    [container] = [args.inputs for args in graph.mocks.registered if args.name == "connect-container"]
+    assert graph.inputs_named("connect-image")["name"] == docker_placement.toolchain.image("DEBEZIUM_CONNECT_IMAGE")
+    container = graph.inputs_named("connect-container")
     assert "BOOTSTRAP_SERVERS=kafka:19092" in container["envs"]
     assert container["ports"] == [{"internal": 8083, "external": 28083, "ip": "127.0.0.1"}]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from components.runtime import Placement
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import kafka_graph, mysql_graph, postgres_graph
+from tests.support.stack_graphs import SERVICE_GRAPHS, kafka_graph, mysql_graph, postgres_graph, sink_graph
+from toolchain.layout import PROJECT_ROOT
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -39,10 +42,10 @@ def test_postgres_credentials_stay_secret(docker_placement: Placement) -> None:
     assert settle(graph.component.password) == ("pg-secret", True)
 
 
-def test_postgres_seed_waits_for_the_healthy_container(docker_placement: Placement) -> None:
+def test_postgres_seed_waits_for_the_sql_ping_after_the_container(docker_placement: Placement) -> None:
     graph = postgres_graph(docker_placement)
     seed = graph.child(":SqlSeed")
-    assert [dependency._name for dependency in seed.opts.depends_on] == ["postgres-container"]
+    assert [dependency._name for dependency in seed.opts.depends_on] == ["postgres-health"]
     assert settle(seed.props["connection"])[1] is True
     assert graph.inputs_of(":SqlSeed")["instance"] == "postgres-container-id"
 
@@ -82,16 +85,51 @@ def test_docker_runtime_creates_the_stack_network(docker_placement: Placement) -
     assert "network-bridge" in [dependency._name for dependency in container.opts.depends_on]
 
 
-@pytest.mark.parametrize("graph_of", [postgres_graph, mysql_graph, kafka_graph], ids=["postgres", "mysql", "kafka"])
-def test_every_docker_child_is_parented_to_its_component(docker_placement: Placement, graph_of) -> None:
-    graph = graph_of(docker_placement)
-    service_children = [child for child in graph.children if not child.name.startswith("network")]
-    assert {child.type_ for child in service_children} >= {CONTAINER, IMAGE, VOLUME}
+@pytest.mark.parametrize("service", SERVICE_GRAPHS)
+def test_every_docker_child_is_parented_to_its_component(docker_placement: Placement, service: str) -> None:
+    graph = SERVICE_GRAPHS[service](docker_placement)
+    service_children = [child for child in graph.children if child.name.startswith(f"{service}-")]
+    assert {child.name for child in service_children} >= {f"{service}-{part}" for part in ("image", "data", "container", "health")}
     for child in service_children:
         assert child.opts.parent is graph.component, f"{child.name} is not parented to {graph.component._name}"
-        assert child.name.startswith(f"{graph.component._name}-")
 
 
-@pytest.mark.parametrize("graph_of", [postgres_graph, mysql_graph, kafka_graph], ids=["postgres", "mysql", "kafka"])
-def test_docker_runtime_starts_no_local_process(docker_placement: Placement, graph_of) -> None:
-    assert not [typ for typ in graph_of(docker_placement).types() if typ.endswith(":LocalService")]
+@pytest.mark.parametrize("service", SERVICE_GRAPHS)
+def test_docker_runtime_starts_no_local_process(docker_placement: Placement, service: str) -> None:
+    assert not [typ for typ in SERVICE_GRAPHS[service](docker_placement).types() if typ.endswith(":LocalService")]
+
+
+@pytest.mark.parametrize("service", SERVICE_GRAPHS)
+def test_docker_health_is_the_process_runtimes_check_after_the_container(
+    docker_placement: Placement, process_placement: Placement, service: str
+) -> None:
+    docker_graph = SERVICE_GRAPHS[service](docker_placement)
+    process_graph = SERVICE_GRAPHS[service](process_placement)
+    gate = docker_graph.named(f"{service}-health")
+    assert [dependency._name for dependency in gate.opts.depends_on] == [f"{service}-container"]
+    inputs = docker_graph.inputs_named(f"{service}-health")
+    assert inputs["service"] == service and inputs["instance"] == f"{service}-container-id"
+    docker_health, secret = settle(gate.props["health"])
+    process_health, _ = settle(process_graph.named(f"{service}-process").props["health"])
+    assert secret
+    if service == "object-store":
+        # The same endpoint question, at the path each server answers it on (gateway vs MinIO).
+        assert docker_health == {"kind": "http", "url": "http://127.0.0.1:29000/minio/health/ready"}
+    else:
+        assert docker_health == process_health
+
+
+def test_the_sink_job_is_the_python_image_running_the_project_read_only(docker_placement: Placement) -> None:
+    graph = sink_graph(docker_placement)
+    assert graph.inputs_named("iceberg-sink-image")["name"] == docker_placement.toolchain.image("PYTHON_IMAGE")
+    container = graph.inputs_named("iceberg-sink-container")
+    assert {"containerPath": "/project", "hostPath": str(PROJECT_ROOT), "readOnly": True} in container["volumes"]
+    assert container["ports"] == [{"internal": 8190, "external": 28190, "ip": "127.0.0.1"}]
+    script = container["command"][2]
+    assert "pip install" in script and "-r /project/requirements.txt" in script and "--health-host 0.0.0.0" in script
+    envs, secret = settle(graph.named("iceberg-sink-container").props["envs"])
+    assert secret
+    values = dict(entry.split("=", 1) for entry in envs)
+    assert values["BOOTSTRAP"] == "kafka:19092"
+    properties = json.loads(values["CATALOG_PROPERTIES"])
+    assert properties["uri"] == "http://iceberg-catalog:8181" and properties["s3.endpoint"] == "http://object-store:9000"

@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-import pulumi
 import pytest
 
-from components.iceberg_catalog import IcebergRestCatalog, IcebergRestCatalogArgs
-from components.network import StackNetwork, StackNetworkArgs
-from components.object_store import ObjectStore, ObjectStoreArgs
 from components.runtime import Placement
-from tests.support.pulumi_mocks import Graph, build, settle
-
-S3_SECRET = "s3-secret"
-
-
-def lakehouse_graph(placement: Placement, persistent: bool = True) -> Graph[IcebergRestCatalog]:
-    def stack(opts: pulumi.ResourceOptions) -> IcebergRestCatalog:
-        network = StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
-        store = ObjectStore(
-            "object-store",
-            ObjectStoreArgs(
-                placement=placement, network=network, port=29000, access_key_id="cdcstack", secret_access_key=pulumi.Output.secret(S3_SECRET)
-            ),
-            opts=opts,
-        )
-        return IcebergRestCatalog(
-            "iceberg-catalog",
-            IcebergRestCatalogArgs(placement=placement, network=network, store=store, port=28181, persistent=persistent),
-            opts=opts,
-        )
-
-    return build(stack)
-
-
-def child(graph: Graph, name: str):
-    [match] = [entry for entry in graph.children if entry.name == name]
-    return match
+from tests.support.pulumi_mocks import settle
+from tests.support.stack_graphs import S3_SECRET, lakehouse_graph
 
 
 def test_process_store_is_the_s3_gateway_on_loopback_with_a_secret_root_key(process_placement: Placement) -> None:
     graph = lakehouse_graph(process_placement)
-    store = child(graph, "object-store-process")
+    store = graph.named("object-store-process")
     argv = settle(store.props["argv"])[0]
     assert argv[0].endswith("/versitygw") and argv[1:3] == ["--port", "127.0.0.1:29000"] and "posix" in argv
     assert settle(store.props["secret_env"]) == ({"ROOT_ACCESS_KEY_ID": "cdcstack", "ROOT_SECRET_ACCESS_KEY": S3_SECRET}, True)
@@ -49,7 +20,7 @@ def test_process_store_is_the_s3_gateway_on_loopback_with_a_secret_root_key(proc
 
 def test_the_warehouse_bucket_is_a_resource_waiting_for_the_store(process_placement: Placement) -> None:
     graph = lakehouse_graph(process_placement)
-    bucket = child(graph, "object-store-bucket-warehouse")
+    bucket = graph.named("object-store-bucket-warehouse")
     assert settle(bucket.props["bucket"])[0] == "warehouse"
     assert [dependency._name for dependency in bucket.opts.depends_on] == ["object-store-process"]
     assert settle(bucket.props["credentials"])[1] is True
@@ -59,7 +30,7 @@ def test_the_warehouse_bucket_is_a_resource_waiting_for_the_store(process_placem
 def test_process_catalog_keeps_metadata_in_sqlite_unless_told_not_to(
     process_placement: Placement, persistent: bool, uri_suffix: str
 ) -> None:
-    catalog = child(lakehouse_graph(process_placement, persistent), "iceberg-catalog-process")
+    catalog = lakehouse_graph(process_placement, persistent).named("iceberg-catalog-process")
     env = settle(catalog.props["env"])[0]
     assert env["CATALOG_URI"].endswith(uri_suffix)
     assert env["CATALOG_WAREHOUSE"] == "s3://warehouse/" and env["CATALOG_S3_ENDPOINT"] == "http://127.0.0.1:29000"
@@ -89,5 +60,5 @@ def test_docker_runtime_runs_minio_and_the_rest_fixture_image(docker_placement: 
         "object-store-image": docker_placement.toolchain.image("MINIO_IMAGE"),
         "iceberg-catalog-image": docker_placement.toolchain.image("ICEBERG_REST_IMAGE"),
     }
-    envs, secret = settle(child(graph, "iceberg-catalog-container").props["envs"])
+    envs, secret = settle(graph.named("iceberg-catalog-container").props["envs"])
     assert secret and "CATALOG_S3_ENDPOINT=http://object-store:9000" in envs and f"CATALOG_S3_SECRET__ACCESS__KEY={S3_SECRET}" in envs

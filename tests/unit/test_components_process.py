@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from components.mysql import root_account_sql
 from components.runtime import Placement
 from providers.errors import MissingToolchainError
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import kafka_graph, mysql_graph, postgres_graph
+from tests.support.stack_graphs import PROCESS_PINS, SERVICE_GRAPHS, kafka_graph, mysql_graph, postgres_graph, process_program_pins
 from toolchain.layout import Toolchain
 
 SERVICE = ":LocalService"
@@ -98,16 +99,23 @@ def test_kafka_without_jars_fails_with_the_command_to_run(tmp_path: Path, proces
         Kafka("kafka", KafkaArgs(placement=empty, network=None, port=1, controller_port=2))  # type: ignore[arg-type]
 
 
-def test_process_runtime_creates_no_docker_resources(process_placement: Placement) -> None:
-    for graph in (postgres_graph(process_placement), mysql_graph(process_placement), kafka_graph(process_placement)):
-        assert not [typ for typ in graph.types() if typ.startswith("docker:")]
+@pytest.mark.parametrize("service", SERVICE_GRAPHS)
+def test_process_runtime_creates_no_docker_resources(process_placement: Placement, service: str) -> None:
+    assert not [typ for typ in SERVICE_GRAPHS[service](process_placement).types() if typ.startswith("docker:")]
 
 
-@pytest.mark.parametrize("graph_of", [postgres_graph, mysql_graph, kafka_graph], ids=["postgres", "mysql", "kafka"])
-def test_every_process_child_is_parented_and_named_after_its_component(process_placement: Placement, graph_of) -> None:
-    graph = graph_of(process_placement)
-    service_children = [child for child in graph.children if not child.name.startswith("network")]
+@pytest.mark.parametrize("service", SERVICE_GRAPHS)
+def test_every_process_child_is_parented_and_named_after_its_component(process_placement: Placement, service: str) -> None:
+    graph = SERVICE_GRAPHS[service](process_placement)
+    service_children = [child for child in graph.children if child.opts.parent is graph.component]
     assert service_children
     for child in service_children:
-        assert child.opts.parent is graph.component
         assert child.name.startswith(f"{graph.component._name}-")
+
+
+def test_the_process_runtime_is_pinned_so_an_up_restarts_nothing(tmp_path: Path) -> None:
+    """Every cdcstack resource the program registers on the process runtime: name, type, parent,
+    dependencies and every input. Any difference restarts (or replaces) a running service of an
+    existing stack on the next `pulumi up`. Only when that is the point, rewrite the pins with
+    `python -c "from tests.support.stack_graphs import write_process_pins; write_process_pins()"`."""
+    assert process_program_pins(tmp_path) == json.loads(PROCESS_PINS.read_text())

@@ -13,6 +13,7 @@ import pulumi
 import pytest
 import yaml
 
+import service_catalogue
 import stack_config
 from stack_config import ConfigError, parse, values_from_cli_json
 from tests.support.pulumi_mocks import RecordingMocks
@@ -33,22 +34,23 @@ def test_only_the_secrets_set_gives_every_default() -> None:
     settings = parse(SECRETS)
     assert settings.runtime == "auto" and settings.object_store_access_key == "cdcstack"
     assert settings.iceberg_catalog_persistent is True
-    assert settings.ports.by_service() == {
-        "postgres": [25432],
-        "mysql": [23306],
-        "kafka": [29092, 29093],
-        "connect": [28083],
-        "object_store": [29000],
-        "iceberg_catalog": [28181],
-        "iceberg_sink": [28190],
+    assert dict(settings.ports) == {
+        "postgres": (25432,),
+        "mysql": (23306,),
+        "kafka": (29092, 29093),
+        "connect": (28083,),
+        "object-store": (29000,),
+        "iceberg-catalog": (28181,),
+        "iceberg-sink": (28190,),
     }
+    assert (settings.ports.main("kafka"), settings.ports.of("kafka", "controller")) == (29092, 29093)
 
 
 def test_a_good_config_is_parsed_typed() -> None:
     settings = parse(
         {**SECRETS, "runtime": " Process ", "kafkaPort": "39092", "icebergCatalogPersistent": "false", "objectStoreAccessKey": "me"}
     )
-    assert (settings.runtime, settings.ports.kafka, settings.iceberg_catalog_persistent) == ("process", 39092, False)
+    assert (settings.runtime, settings.ports["kafka"], settings.iceberg_catalog_persistent) == ("process", (39092, 29093), False)
     assert settings.object_store_access_key == "me"
 
 
@@ -110,8 +112,20 @@ def test_cli_json_secrets_become_placeholders_and_other_namespaces_are_ignored()
 
 
 def test_every_port_has_a_key_and_the_defaults_are_distinct() -> None:
-    defaults = [port for ports in parse(SECRETS).ports.by_service().values() for port in ports]
+    defaults = [port for ports in parse(SECRETS).ports.values() for port in ports]
     assert len(defaults) == len(set(defaults)) == len(stack_config.PORT_KEYS) == len(set(stack_config.PORT_KEYS))
+
+
+def test_the_catalogue_the_config_and_the_dev_stack_name_the_same_services_and_port_keys() -> None:
+    """One list: the ports the config parses and Pulumi.dev.yaml sets are the catalogue's, nothing more or less."""
+    stack_file = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    dev_port_keys = {key.removeprefix("cdcstack:") for key in stack_file if key.endswith("Port")}
+    catalogue_keys = {port.config_key for service in service_catalogue.SERVICES for port in service.ports}
+    assert set(stack_config.PORT_KEYS) == catalogue_keys == dev_port_keys
+    assert list(parse(SECRETS).ports) == [service.name for service in service_catalogue.SERVICES]
+    assert {key: stack_file[f"cdcstack:{key}"] for key in dev_port_keys} == {
+        port.config_key: str(port.default) for service in service_catalogue.SERVICES for port in service.ports
+    }
 
 
 def run_check(document: object) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""The pinned versions file, the Go replace copier and the seed splitter."""
+"""The pinned versions file, the Go replace copier, the seed splitter, and the toolchain standing on its own."""
 
 from __future__ import annotations
 
@@ -64,3 +64,14 @@ def test_state_and_toolchain_dirs_are_git_ignored() -> None:
     ignored = (PROJECT_ROOT / ".gitignore").read_text().splitlines()
     assert {".toolchain/", ".cdcstack/", ".venv/"} <= set(ignored)
     assert Path(PROJECT_ROOT / "toolchain/versions.env").is_file()
+
+
+def test_the_toolchain_layout_imports_no_provider_and_raises_a_cdcstack_error() -> None:
+    code = "import sys, toolchain.layout; print(sorted(name for name in sys.modules if name.split('.')[0] in ('providers', 'components')))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
+
+    from providers.errors import CdcstackError, MissingToolchainError
+    from toolchain.errors import MissingToolchainError as raised_by_the_toolchain
+
+    assert raised_by_the_toolchain is MissingToolchainError and issubclass(MissingToolchainError, CdcstackError)

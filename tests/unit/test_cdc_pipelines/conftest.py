@@ -8,7 +8,8 @@ import pytest
 from pyiceberg.catalog import Catalog
 
 from pipelines.sinks.iceberg.writer import IcebergTableWriter
-from tests.support.iceberg import catalog_of, owned_namespace
+from testkit.iceberg import owned_namespace
+from tests.support.iceberg import catalog_of
 from tests.support.stack import StackOutputs
 
 

@@ -17,8 +17,9 @@ from pipelines.sinks.errors import StorageError, TransientSinkError
 from pipelines.sinks.iceberg.writer import IcebergTableWriter
 from pipelines.sinks.iceberg.catalog import CONNECT_TIMEOUT_PROPERTY, READ_TIMEOUT_PROPERTY, load_rest_catalog
 from providers import health
-from tests.support.iceberg import change
-from tests.support.stack import StackOutputs, free_ports
+from testkit.iceberg import change
+from testkit.stack import free_ports
+from tests.support.stack import StackOutputs
 from toolchain.layout import Toolchain
 
 
@@ -102,7 +103,7 @@ def test_a_catalog_stopped_through_the_stack_fails_writes_fast_and_is_restored(
     stack: StackOutputs, writer: IcebergTableWriter
 ) -> None:
     from providers import processes
-    from tests.support.stack import PulumiCli
+    from testkit.stack import PulumiCli
 
     writer.apply([change("c", after={"id": 1, "name": "a", "qty": 1})], {"t:0": 1})
     pid = processes.read_pid(stack.state_dir / "services" / "iceberg-catalog" / "service.pid")

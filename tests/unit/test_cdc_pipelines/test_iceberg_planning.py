@@ -11,7 +11,7 @@ from pyiceberg.types import DateType, DecimalType, IntegerType, LongType, String
 from pipelines.sinks.batch import plan_batch
 from pipelines.sinks.errors import TerminalSinkError
 from pipelines.sinks.iceberg.writer import iceberg_type, key_filter, schema_from_event
-from tests.support.iceberg import change
+from testkit.iceberg import change
 
 ROW_SCHEMA = {
     "fields": [

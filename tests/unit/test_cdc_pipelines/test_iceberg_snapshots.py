@@ -6,7 +6,7 @@ import time
 
 from pipelines.sinks.iceberg.writer import IcebergTableWriter, committed_offsets
 from pipelines.sinks.iceberg.snapshots import changes_between, commit_as_of, commit_containing, rows_at, sink_commits
-from tests.support.iceberg import change
+from testkit.iceberg import change
 
 
 def three_batches(writer: IcebergTableWriter) -> list[int]:

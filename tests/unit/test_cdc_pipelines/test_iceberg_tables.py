@@ -9,8 +9,8 @@ from pyiceberg.types import IntegerType, StringType
 
 import stack_outputs as out
 from pipelines.sinks.iceberg.writer import IcebergTableWriter
-from tests.support.iceberg import change
-from tests.support.names import unique_name
+from testkit.iceberg import change
+from testkit.names import unique_name
 from tests.support.stack import StackOutputs
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import decimal
 
 from pipelines.sinks.iceberg.writer import IcebergTableWriter, sink_offsets_of
-from tests.support.iceberg import change
+from testkit.iceberg import change
 
 
 def rows(writer: IcebergTableWriter) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Names a test owns: unique per run, so tests never collide with each other or with seeded objects."""
+"""Names a test or a bench run owns: unique per run, so they never collide with each other or with seeded objects."""
 
 from __future__ import annotations
 

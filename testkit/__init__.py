@@ -1,0 +1,8 @@
+"""What the tests and `make bench` both need to drive the stack, without pytest.
+
+The Pulumi CLI and throwaway stacks (`testkit.stack`), names a caller owns (`testkit.names`), Kafka
+topics and Debezium event readers (`testkit.kafka`), connector clean-up (`testkit.connectors`) and
+Iceberg namespaces and events built in code (`testkit.iceberg`). Failures are plain exceptions
+(`AssertionError`, `testkit.stack.StackNotUp`); `tests/support` turns them into pytest failures
+where a test needs a message naming the fix.
+"""
