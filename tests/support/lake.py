@@ -85,13 +85,28 @@ def lake_postgres_table(stack: StackOutputs, pg: psycopg.Connection, admin: Admi
         yield table
     finally:
         pg.execute(f"DROP TABLE IF EXISTS {table.qualified}")
-        delete_topic(admin, topic)
-        delete_topic(admin, f"{topic}{DEAD_LETTER_SUFFIX}")
-        wait_for_job(stack, lambda _code, status: topic not in status.get("tables", {}), f"the sink of {topic} closed")
+        forget_topic(stack, admin, topic)
         try:
             catalog.purge_table(table.identifier)
         except NoSuchTableError:
             pass
+
+
+def forget_topic(stack: StackOutputs, admin: AdminClient, topic: str, attempts: int = 4) -> None:
+    """Deletes the topic (and its dead letters) until the job has closed its sink.
+
+    A connector task restarted after a fault replays the dropped table's last changes from its
+    offsets, and Kafka creates the topic again for them; deleting once more ends that.
+    """
+    for attempt in range(1, attempts + 1):
+        delete_topic(admin, topic)
+        delete_topic(admin, f"{topic}{DEAD_LETTER_SUFFIX}")
+        try:
+            wait_for_job(stack, lambda _code, status: topic not in status.get("tables", {}), f"the sink of {topic} closed", 20.0)
+            return
+        except AssertionError:
+            if attempt == attempts:
+                raise
 
 
 @dataclass

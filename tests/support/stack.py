@@ -3,6 +3,8 @@ skipping it) with the command to run. The Pulumi CLI and throwaway stacks are `t
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,16 +93,22 @@ class StackOutputs:
         self.require_healthy("iceberg-catalog", {"kind": "http", "url": f"{properties['uri']}/v1/config"})
         return properties
 
-    def require_connector_running(self, name: str) -> None:
-        """Fails naming the fix unless connector `name` and all its tasks are RUNNING."""
+    def require_connector_running(self, name: str, settle_seconds: float = 0.0) -> None:
+        """Fails naming the fix unless connector `name` and all its tasks are RUNNING (within
+        `settle_seconds`, for a worker that is rejoining its group after a fault)."""
         from providers.connect_client import ConnectClient
         from providers.errors import CdcstackError
 
         client = ConnectClient(self.connect_url, log_hint=self.log_of("connect"))
-        try:
-            status = client.status(name)
-        except CdcstackError as error:
-            pytest.fail(f"connector {name} of stack {self.name} is missing ({error}); run `make up`")
+        deadline = time.monotonic() + settle_seconds
+        while True:
+            try:
+                status = client.status(name)
+            except CdcstackError as error:
+                pytest.fail(f"connector {name} of stack {self.name} is missing ({error}); run `make up`")
+            if status.running or status.failure or time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
         if not status.running:
             pytest.fail(
                 f"connector {name} is {status.state} with tasks {[state for _, state, _ in status.tasks]}"
