@@ -17,6 +17,7 @@ import service_catalogue
 import stack_config
 import stack_outputs as out
 from components.change_capture import ChangeCapture, ChangeCaptureArgs
+from components.delta_sink_job import DeltaSinkJob, DeltaSinkJobArgs
 from components.iceberg_catalog import IcebergRestCatalog, IcebergRestCatalogArgs
 from components.iceberg_sink_job import IcebergSinkJob, IcebergSinkJobArgs
 from components.kafka import Kafka, KafkaArgs
@@ -27,6 +28,7 @@ from components.object_store import ObjectStore, ObjectStoreArgs
 from components.postgres import Postgres, PostgresArgs
 from components.runtime import Placement, resolve_runtime
 from components.service import ServiceComponent
+from components.spark import Spark, SparkArgs
 from toolchain.layout import PROJECT_ROOT, Toolchain
 
 config = pulumi.Config(stack_config.NAMESPACE)
@@ -113,7 +115,47 @@ iceberg_sink = IcebergSinkJob(
         catalog=iceberg_catalog,
     ),
 )
-services: list[ServiceComponent] = [postgres, mysql, kafka, connect, object_store, iceberg_catalog, iceberg_sink]
+spark = Spark(
+    "spark",
+    SparkArgs(
+        placement=placement,
+        network=network,
+        store=object_store,
+        iceberg_catalog=iceberg_catalog,
+        metastore_port=ports.main("spark-metastore"),
+        master_port=ports.main("spark-master"),
+        master_ui_port=ports.of("spark-master", "ui"),
+        worker_port=ports.main("spark-worker"),
+        worker_ui_port=ports.of("spark-worker", "ui"),
+    ),
+)
+delta_sink = DeltaSinkJob(
+    "delta-sink",
+    DeltaSinkJobArgs(
+        placement=placement,
+        network=network,
+        port=ports.main("delta-sink"),
+        python=sys.executable,
+        project_dir=str(PROJECT_ROOT),
+        kafka=kafka,
+        change_capture=change_capture,
+        spark=spark,
+        warehouse=object_store.warehouse,
+    ),
+)
+services: list[ServiceComponent] = [
+    postgres,
+    mysql,
+    kafka,
+    connect,
+    object_store,
+    iceberg_catalog,
+    iceberg_sink,
+    spark.metastore,
+    spark.master,
+    spark.worker,
+    delta_sink,
+]
 # A catalogue entry without its component here would have ports in the config and no service behind them.
 unbuilt = sorted(set(service_catalogue.BY_NAME) - {service.service.name for service in services})
 if unbuilt:
@@ -145,3 +187,9 @@ pulumi.export(out.ICEBERG_CATALOG_URI, iceberg_catalog.uri)
 pulumi.export(out.ICEBERG_CATALOG_PROPERTIES, iceberg_catalog.catalog_properties)
 pulumi.export(out.ICEBERG_SINK_HEALTH_URL, iceberg_sink.health_url)
 pulumi.export(out.ICEBERG_SINK_NAMESPACE, iceberg_sink.namespace)
+pulumi.export(out.SPARK_MASTER_URL, spark.master_url)
+pulumi.export(out.SPARK_UI_URL, spark.ui_url)
+pulumi.export(out.SPARK_CONF, spark.spark_conf)
+pulumi.export(out.DELTA_DATABASE, delta_sink.database)
+pulumi.export(out.DELTA_WAREHOUSE, spark.delta_warehouse)
+pulumi.export(out.DELTA_SINK_HEALTH_URL, delta_sink.health_url)

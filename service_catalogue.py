@@ -62,6 +62,20 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("object-store", "S3-compatible object store", (PortSpec("objectStorePort", 29000),), "its health endpoint answers 200"),
     ServiceSpec("iceberg-catalog", "Iceberg REST catalog", (PortSpec("icebergCatalogPort", 28181),), "GET /v1/config answers 200"),
     ServiceSpec("iceberg-sink", "CDC -> Iceberg sink job", (PortSpec("icebergSinkPort", 28190, "health"),), "GET /health answers"),
+    ServiceSpec("spark-metastore", "Hive metastore database (Derby network server)", (PortSpec("sparkMetastorePort", 21527),), "its TCP port accepts"),
+    ServiceSpec(
+        "spark-master",
+        "Spark standalone master",
+        (PortSpec("sparkMasterPort", 27077), PortSpec("sparkMasterUiPort", 28480, "ui")),
+        "its JSON status says ALIVE",
+    ),
+    ServiceSpec(
+        "spark-worker",
+        "Spark standalone worker",
+        (PortSpec("sparkWorkerPort", 27078), PortSpec("sparkWorkerUiPort", 28481, "ui")),
+        "the master's JSON status lists it ALIVE",
+    ),
+    ServiceSpec("delta-sink", "CDC -> Delta Lake sink job (Spark)", (PortSpec("deltaSinkPort", 28191, "health"),), "GET /health answers"),
 )
 
 BY_NAME: dict[str, ServiceSpec] = {service.name: service for service in SERVICES}

@@ -12,53 +12,39 @@ their container addresses (checked only with Pulumi mocks, like the rest of the 
 from __future__ import annotations
 
 import json
-import re
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
 import pulumi
 
 import service_catalogue
-from components.change_capture import ChangeCapture
 from components.docker_service import DockerServiceSpec
 from components.iceberg_catalog import IcebergRestCatalog
-from components.kafka import Kafka
 from components.runtime import LOOPBACK
-from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
+from components.service import ProcessLaunch, ServiceComponent, ServiceDefinition
+from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, container_script, topics_regex
 
 PROPERTIES_FILE = "catalog.json"
 CONTAINER_PORT = 8190
-PROJECT_MOUNT = "/project"
-CONTAINER_VENV = "/data/venv"
 # Installing pyarrow and pyiceberg on a first start takes minutes; later starts reuse the venv.
 CONTAINER_START_SECONDS = 900
 
 
 @dataclass(frozen=True)
-class IcebergSinkJobArgs(ServiceArgs):
-    python: str
-    """The interpreter of the project's venv (it has the pipeline package and its dependencies)."""
-    project_dir: str
-    """The project checkout: mounted read-only into the docker runtime's container."""
-    kafka: Kafka
-    """Where the Debezium topics are."""
-    change_capture: ChangeCapture
-    """The connectors whose topics it consumes (their topic prefixes)."""
+class IcebergSinkJobArgs(SinkJobArgs):
     catalog: IcebergRestCatalog
     """Where it keeps the tables."""
     namespace: str = "cdc"
     """Iceberg namespace of the replicated tables."""
-    tables: tuple[str, ...] = ("customers", "products", "orders")
-    """Source tables (of the `inventory` schema/database) to replicate: the seeded ones, so tables
-    that tests create and drop are not replicated behind their backs."""
-    replicated_prefix: str = "lake_"
-    """Tables whose name starts with it are replicated too: create one to have the job keep it."""
+    tables: tuple[str, ...] = SEEDED_TABLES
+    """Source tables (of the `inventory` schema/database) to replicate."""
+    replicated_prefixes: tuple[str, ...] = ("lake_", "both_")
+    """Tables whose name starts with one of them are replicated too (`both_`: into Delta as well)."""
     group: str = "cdcstack-iceberg-sink"
     """Consumer groups are `<group>.<topic>`."""
 
 
-def job_argv(python: str, args: IcebergSinkJobArgs, bootstrap: str, topics_regex: str, properties: str, port: int) -> list[str]:
+def job_argv(python: str, args: IcebergSinkJobArgs, bootstrap: str, topics: str, properties: str, port: int) -> list[str]:
     """The job's command line: the same module and options on both runtimes."""
     return [
         python,
@@ -67,7 +53,7 @@ def job_argv(python: str, args: IcebergSinkJobArgs, bootstrap: str, topics_regex
         "--bootstrap",
         bootstrap,
         "--topics-regex",
-        topics_regex,
+        topics,
         "--namespace",
         args.namespace,
         "--catalog-properties",
@@ -88,13 +74,7 @@ class IcebergSinkJob(ServiceComponent):
     def __init__(self, name: str, args: IcebergSinkJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:IcebergSinkJob", name, service_catalogue.service("iceberg-sink"), opts)
         health_url = f"http://{LOOPBACK}:{args.port}/health"
-        prefixes = pulumi.Output.all(*args.change_capture.topic_prefixes.values())
-        topics_regex = prefixes.apply(
-            lambda values: (
-                rf"^({'|'.join(re.escape(prefix) for prefix in values)})\.inventory\."
-                rf"({'|'.join(args.tables)}|{re.escape(args.replicated_prefix)}[A-Za-z0-9_]+)$"
-            )
-        )
+        topics = topics_regex(args.change_capture, args.tables, args.replicated_prefixes)
         self._serve(
             args.placement,
             args.network,
@@ -102,8 +82,8 @@ class IcebergSinkJob(ServiceComponent):
                 ports=(args.port,),
                 health={"kind": "http", "url": health_url},
                 container_port=CONTAINER_PORT,
-                process=lambda workdir: self._process_job(args, topics_regex, workdir),
-                docker=lambda: self._docker_job(args, topics_regex),
+                process=lambda workdir: self._process_job(args, topics, workdir),
+                docker=lambda: self._docker_job(args, topics),
                 depends_on=(args.catalog, args.change_capture),
                 start_timeout=60.0,
             ),
@@ -113,9 +93,9 @@ class IcebergSinkJob(ServiceComponent):
         self._register({"health_url": self.health_url, "namespace": self.namespace})
 
     @staticmethod
-    def _process_job(args: IcebergSinkJobArgs, topics_regex: pulumi.Output[str], workdir: Path) -> ProcessLaunch:
+    def _process_job(args: IcebergSinkJobArgs, topics: pulumi.Output[str], workdir: Path) -> ProcessLaunch:
         return ProcessLaunch(
-            argv=pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics_regex).apply(
+            argv=pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics).apply(
                 lambda values: job_argv(args.python, args, values[0], values[1], str(workdir / PROPERTIES_FILE), args.port)
             ),
             secret_files=args.catalog.internal_catalog_properties.apply(
@@ -124,23 +104,13 @@ class IcebergSinkJob(ServiceComponent):
         )
 
     @staticmethod
-    def _docker_job(args: IcebergSinkJobArgs, topics_regex: pulumi.Output[str]) -> DockerServiceSpec:
+    def _docker_job(args: IcebergSinkJobArgs, topics: pulumi.Output[str]) -> DockerServiceSpec:
         properties = f"/tmp/{PROPERTIES_FILE}"
         # The options come from the environment, so the command is fixed and holds no secret.
         argv = job_argv(f"{CONTAINER_VENV}/bin/python", args, "$BOOTSTRAP", "$TOPICS_REGEX", properties, CONTAINER_PORT)
-        script = "; ".join(
-            [
-                "set -e",
-                f"[ -x {CONTAINER_VENV}/bin/python ] || python -m venv {CONTAINER_VENV}",
-                f"{CONTAINER_VENV}/bin/pip install --quiet --disable-pip-version-check -r {PROJECT_MOUNT}/requirements.txt",
-                "umask 077",
-                f'printf %s "$CATALOG_PROPERTIES" > {properties}',
-                f"cd {PROJECT_MOUNT}",
-                "exec " + " ".join(_shell_word(word) for word in [*argv, "--health-host", "0.0.0.0"]),
-            ]
-        )
+        script = container_script("requirements.txt", {properties: "CATALOG_PROPERTIES"}, argv)
         envs = pulumi.Output.secret(
-            pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics_regex, args.catalog.internal_catalog_properties).apply(
+            pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics, args.catalog.internal_catalog_properties).apply(
                 lambda values: [
                     f"BOOTSTRAP={values[0]}",
                     f"TOPICS_REGEX={values[1]}",
@@ -163,11 +133,3 @@ class IcebergSinkJob(ServiceComponent):
             start_timeout_seconds=CONTAINER_START_SECONDS,
             health_start_period_seconds=CONTAINER_START_SECONDS,
         )
-
-
-def _shell_word(word: str) -> str:
-    """A word for `sh -c`: `$VARIABLE` expands (quoted, so a regex stays one word), anything else is literal."""
-    if re.fullmatch(r"\$[A-Z_]+", word):
-        return f'"{word}"'
-    return shlex.quote(word)
-

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Mapping
 
 HealthSpec = Mapping[str, Any]
-"""``{"kind": "tcp"|"postgres"|"mysql"|"kafka"|"http"|"connect", ...}`` with the fields each kind needs."""
+"""``{"kind": "tcp"|"postgres"|"mysql"|"kafka"|"http"|"connect"|"spark", ...}`` with the fields each kind needs."""
 
 PROBE_TIMEOUT_SECONDS = 3.0
 
@@ -100,6 +100,28 @@ def _probe_connect(spec: HealthSpec) -> None:
         raise ProbeFailed(f"Connect is up but does not list plugins {missing} (it lists {sorted(listed)})")
 
 
+def _probe_spark(spec: HealthSpec) -> None:
+    """A Spark standalone master is healthy once its JSON status says ALIVE; with `alive_workers`
+    given, once that many workers are registered with it and ALIVE (a worker's own health)."""
+    import httpx
+
+    url = f"{spec['url'].rstrip('/')}/json/"
+    try:
+        response = httpx.get(url, timeout=PROBE_TIMEOUT_SECONDS)
+        status = response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError) as error:
+        raise ProbeFailed(f"GET {url} failed: {error!r}") from error
+    if status is None:
+        raise ProbeFailed(f"GET {url} answered {response.status_code}")
+    if status.get("status") != "ALIVE":
+        raise ProbeFailed(f"the Spark master is {status.get('status')!r}, expected ALIVE")
+    wanted = int(spec.get("alive_workers", 0))
+    workers = {f"{entry.get('host')}:{entry.get('port')}": entry.get("state") for entry in status.get("workers", [])}
+    alive = sum(1 for state in workers.values() if state == "ALIVE")
+    if alive < wanted:
+        raise ProbeFailed(f"the Spark master lists {alive} ALIVE workers, expected {wanted} (its workers: {workers or 'none'})")
+
+
 _PROBES: dict[str, Callable[[HealthSpec], None]] = {
     "tcp": _probe_tcp,
     "postgres": _probe_postgres,
@@ -107,6 +129,7 @@ _PROBES: dict[str, Callable[[HealthSpec], None]] = {
     "kafka": _probe_kafka,
     "http": _probe_http,
     "connect": _probe_connect,
+    "spark": _probe_spark,
 }
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -116,6 +139,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "kafka": ("bootstrap_servers",),
     "http": ("url",),
     "connect": ("url", "plugins"),
+    "spark": ("url",),
 }
 
 

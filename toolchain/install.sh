@@ -53,11 +53,11 @@ install_apt_packages() {
 
 install_venv() {
   local key
-  key=$( (cat "$root/requirements.txt" "$root/pyproject.toml"; python3 --version) | sha256sum | cut -c1-16)
+  key=$( (cat "$root/requirements.txt" "$root/requirements-spark.txt" "$root/pyproject.toml"; python3 --version) | sha256sum | cut -c1-16)
   if [ -x "$CDCSTACK_VENV/bin/python" ] && stamp_matches venv "$key"; then echo cached; return; fi
   python3 -m venv "$CDCSTACK_VENV" >&2
   "$CDCSTACK_VENV/bin/python" -m pip install -q --upgrade pip wheel >&2
-  "$CDCSTACK_VENV/bin/python" -m pip install -q -r "$root/requirements.txt" >&2
+  "$CDCSTACK_VENV/bin/python" -m pip install -q -r "$root/requirements-spark.txt" >&2
   "$CDCSTACK_VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root" >&2
   write_stamp venv "$key"
   echo installed
@@ -129,7 +129,8 @@ install_maven_bundle() {
   rm -rf "$dest" && mkdir -p "$dest"
   local substitutions=()
   for key in KAFKA_VERSION SCALA_BINARY_VERSION LOG4J_VERSION ICEBERG_VERSION AWS_SDK_VERSION JETTY_VERSION \
-    SQLITE_JDBC_VERSION SLF4J_VERSION; do
+    SQLITE_JDBC_VERSION SLF4J_VERSION SPARK_BINARY_VERSION SPARK_SCALA_BINARY_VERSION DELTA_VERSION HADOOP_VERSION \
+    AWS_SDK_V1_VERSION DERBY_VERSION; do
     substitutions+=(-e "s/@$key@/${!key}/g")
   done
   sed "${substitutions[@]}" "$pom_template" >"$dest/pom.xml"
@@ -179,6 +180,33 @@ install_iceberg_rest() {
   echo installed
 }
 
+# The jars Spark sessions load through `spark.jars`, on top of the pyspark package's own jars/, and
+# the metastore's Derby network server and client.
+spark_jars_version() { echo "$DELTA_VERSION-iceberg$ICEBERG_VERSION-hadoop$HADOOP_VERSION-spark$SPARK_BINARY_VERSION-derby$DERBY_VERSION"; }
+
+install_spark_jars() {
+  local dest="$CDCSTACK_TOOLCHAIN_DIR/spark"
+  if [ -d "$dest/lib" ] && stamp_matches spark-checked "$(spark_jars_version)"; then echo cached; return; fi
+  local pyspark_jars
+  pyspark_jars=$("$CDCSTACK_VENV/bin/python" -c 'import pathlib, pyspark; print(pathlib.Path(pyspark.__file__).parent / "jars")') ||
+    die "pyspark is missing from $CDCSTACK_VENV (requirements.txt)"
+  case "$(basename "$(ls "$pyspark_jars"/spark-core_*.jar)")" in
+    "spark-core_${SPARK_SCALA_BINARY_VERSION}-${SPARK_BINARY_VERSION}."*) ;;
+    *) die "pyspark's jars are not Spark $SPARK_BINARY_VERSION for Scala $SPARK_SCALA_BINARY_VERSION (toolchain/versions.env)" ;;
+  esac
+  install_maven_bundle spark "$(spark_jars_version)" "$root/toolchain/maven/spark.pom.xml" >/dev/null
+  # Two versions of one artifact on a Spark class path fail at run time, far from here.
+  local jar artifact
+  for jar in "$dest"/lib/*.jar; do
+    artifact=$(basename "$jar" | sed -E 's/-[0-9][^-]*(\.Final)?\.jar$//')
+    if compgen -G "$pyspark_jars/$artifact-[0-9]*.jar" >/dev/null; then
+      die "$(basename "$jar") duplicates pyspark's $(basename "$(compgen -G "$pyspark_jars/$artifact-[0-9]*.jar" | head -n 1)"); exclude it in toolchain/maven/spark.pom.xml"
+    fi
+  done
+  write_stamp spark-checked "$(spark_jars_version)"
+  echo installed
+}
+
 piece "debian packages" "$APT_PACKAGES" install_apt_packages
 piece "python venv" "$(python3 --version | cut -d' ' -f2)" install_venv
 piece "pulumi cli + python host" "$PULUMI_VERSION" install_pulumi
@@ -187,5 +215,6 @@ piece "kafka broker jars" "$KAFKA_VERSION" install_maven_bundle kafka "$KAFKA_VE
 piece "kafka connect jars" "$KAFKA_VERSION" install_maven_bundle connect "$KAFKA_VERSION" "$root/toolchain/maven/connect.pom.xml"
 piece "debezium plugins" "$DEBEZIUM_VERSION" install_debezium_plugins
 piece "iceberg rest catalog" "$ICEBERG_VERSION" install_iceberg_rest
+piece "spark lakehouse jars" "$(spark_jars_version)" install_spark_jars
 
 column -t -s $'\t' -N PIECE,VERSION,STATUS,SECONDS "$report"

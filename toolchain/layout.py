@@ -6,6 +6,7 @@ themselves never look anything up.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shlex
 import shutil
@@ -69,6 +70,37 @@ class Toolchain:
     @property
     def iceberg_rest_classes_dir(self) -> Path:
         return self.cache_dir / "iceberg-rest" / "classes"
+
+    @property
+    def spark_home(self) -> Path:
+        """The pip-installed pyspark package: bin/spark-class, jars/ (Spark, Hadoop client, Hive, Derby)."""
+        spec = importlib.util.find_spec("pyspark")
+        if spec is None or spec.origin is None:
+            raise MissingToolchainError("pyspark is not installed in this Python; run `make toolchain`")
+        return Path(spec.origin).parent
+
+    @property
+    def spark_class(self) -> str:
+        """`spark-class`, which starts the standalone master and worker in the foreground."""
+        return self.executable("spark-class", (self.spark_home / "bin",))
+
+    @property
+    def spark_lib_dir(self) -> Path:
+        """Delta, Iceberg and S3A jars for the sessions, and the metastore's Derby server and client."""
+        return self.cache_dir / "spark" / "lib"
+
+    def spark_jars(self) -> tuple[Path, ...]:
+        """The jars of `spark_lib_dir` a session loads (`spark.jars`), in a stable order: all but Derby's."""
+        folder = self.require_jars(self.spark_lib_dir, "Spark lakehouse")
+        return tuple(sorted(jar for jar in folder.glob("*.jar") if not jar.name.startswith("derby")))
+
+    def derby_jar(self, artifact: str) -> Path:
+        """`derby` (the engine, pyspark's own), `derbynet` (the network server) or `derbyclient`."""
+        folder = self.spark_home / "jars" if artifact == "derby" else self.require_jars(self.spark_lib_dir, "Spark lakehouse")
+        jar = folder / f"{artifact}-{self.versions['DERBY_VERSION']}.jar"
+        if not jar.is_file():
+            raise MissingToolchainError(f"{jar} is missing (DERBY_VERSION must be pyspark's Derby); run `make toolchain`")
+        return jar
 
     def image(self, key: str) -> str:
         return self.versions[key]

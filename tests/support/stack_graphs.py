@@ -18,6 +18,7 @@ from typing import Any
 import pulumi
 
 from components.change_capture import ChangeCapture, ChangeCaptureArgs
+from components.delta_sink_job import DeltaSinkJob, DeltaSinkJobArgs
 from components.iceberg_catalog import IcebergRestCatalog, IcebergRestCatalogArgs
 from components.iceberg_sink_job import IcebergSinkJob, IcebergSinkJobArgs
 from components.kafka import Kafka, KafkaArgs
@@ -28,6 +29,7 @@ from components.object_store import ObjectStore, ObjectStoreArgs
 from components.postgres import Postgres, PostgresArgs
 from components.runtime import Placement
 from components.service import ServiceComponent
+from components.spark import Spark, SparkArgs
 from tests.support.pulumi_mocks import Graph, build, pinned_inputs, run_program
 from toolchain.layout import PROJECT_ROOT, Toolchain
 
@@ -145,6 +147,50 @@ def sink_graph(placement: Placement) -> Graph[IcebergSinkJob]:
     return build(stack)
 
 
+def _spark(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> Spark:
+    store = _object_store(placement, network, opts)
+    args = SparkArgs(
+        placement=placement,
+        network=network,
+        store=store,
+        iceberg_catalog=_catalog(placement, network, store, opts),
+        metastore_port=21527,
+        master_port=27077,
+        master_ui_port=28480,
+        worker_port=27078,
+        worker_ui_port=28481,
+    )
+    return Spark("spark", args, opts=opts)
+
+
+def spark_graph(placement: Placement, part: Callable[[Spark], ServiceComponent]) -> Graph[ServiceComponent]:
+    """The object store, the Iceberg catalog and the Spark cluster; the graph's component is `part` of it."""
+    return build(lambda opts: part(_spark(placement, network_in(placement, opts), opts)))
+
+
+def delta_sink_graph(placement: Placement) -> Graph[DeltaSinkJob]:
+    """The whole stack up to the Delta sink job."""
+
+    def stack(opts: pulumi.ResourceOptions) -> DeltaSinkJob:
+        network = network_in(placement, opts)
+        capture, kafka = _capture(placement, network, opts)
+        spark = _spark(placement, network, opts)
+        args = DeltaSinkJobArgs(
+            placement=placement,
+            network=network,
+            port=28191,
+            python=SINK_PYTHON,
+            project_dir=str(PROJECT_ROOT),
+            kafka=kafka,
+            change_capture=capture,
+            spark=spark,
+            warehouse="s3://warehouse/",
+        )
+        return DeltaSinkJob("delta-sink", args, opts=opts)
+
+    return build(stack)
+
+
 SERVICE_GRAPHS: dict[str, Callable[[Placement], Graph[Any]]] = {
     "postgres": postgres_graph,
     "mysql": mysql_graph,
@@ -153,6 +199,10 @@ SERVICE_GRAPHS: dict[str, Callable[[Placement], Graph[Any]]] = {
     "object-store": object_store_graph,
     "iceberg-catalog": lakehouse_graph,
     "iceberg-sink": sink_graph,
+    "spark-metastore": lambda placement: spark_graph(placement, lambda spark: spark.metastore),
+    "spark-master": lambda placement: spark_graph(placement, lambda spark: spark.master),
+    "spark-worker": lambda placement: spark_graph(placement, lambda spark: spark.worker),
+    "delta-sink": delta_sink_graph,
 }
 """One builder per catalogue service; the graph's component is that service."""
 

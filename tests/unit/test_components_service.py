@@ -19,6 +19,10 @@ CONTAINER_PORTS = {
     "object-store": 9000,
     "iceberg-catalog": 8181,
     "iceberg-sink": 8190,
+    "spark-metastore": 1527,
+    "spark-master": 7077,
+    "spark-worker": 7078,
+    "delta-sink": 8191,
 }
 """The port other containers reach each service on: Kafka's INTERNAL listener, else the service's own."""
 

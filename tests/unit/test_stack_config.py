@@ -42,6 +42,10 @@ def test_only_the_secrets_set_gives_every_default() -> None:
         "object-store": (29000,),
         "iceberg-catalog": (28181,),
         "iceberg-sink": (28190,),
+        "spark-metastore": (21527,),
+        "spark-master": (27077, 28480),
+        "spark-worker": (27078, 28481),
+        "delta-sink": (28191,),
     }
     assert (settings.ports.main("kafka"), settings.ports.of("kafka", "controller")) == (29092, 29093)
 

@@ -1,0 +1,441 @@
+"""`Spark`: a Spark standalone cluster (one master, one worker) with a Hive metastore, for Delta
+Lake and Iceberg on the stack's object store.
+
+Three services of the catalogue, each a component of its own so each has its log, health and
+supervision: `spark-metastore` (a Derby network server holding the Hive metastore, so table names
+such as `cdc_delta.customers` survive any driver's restart and several drivers share them;
+embedded Derby admits one JVM), `spark-master`, and `spark-worker` (healthy once the master lists
+it ALIVE). `Spark` groups them and publishes what a driver needs: the master URL and the session
+conf (`pipelines.spark.lakehouse_conf`: Delta and Iceberg catalogs, S3A endpoint and keys, the
+metastore; secret).
+
+Process runtime: the pyspark package of the venv is SPARK_HOME (`bin/spark-class` runs the master
+and worker in the foreground), the jars come from `make toolchain`. The worker offers two cores and
+room for two applications (the Delta sink's and one test or bench session), with every daemon's heap
+capped so the stack stays well under 8 GB. Docker runtime: the apache/spark image at the pinned
+version, the toolchain's jars mounted read-only at the same path in every container.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+
+import service_catalogue
+from components.docker_service import DockerServiceSpec
+from components.iceberg_catalog import IcebergRestCatalog
+from components.network import StackNetwork
+from components.object_store import ObjectStore
+from components.runtime import LOOPBACK, Placement, Runtime
+from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
+from pipelines.spark import DELTA_DATABASE, DELTA_PREFIX, LakehouseEndpoints, bucket_of, lakehouse_conf, local_jar_uris
+
+DAEMON_HEAP = "256m"
+"""Master and worker JVMs (SPARK_DAEMON_MEMORY); the executors are sized by the sessions."""
+METASTORE_HEAP = ["-Xms32m", "-Xmx192m"]
+WORKER_CORES = 2
+WORKER_MEMORY = "2g"
+"""Two applications of one core and 768 MiB executor each, with headroom."""
+CONTAINER_MASTER_PORT, CONTAINER_MASTER_UI_PORT = 7077, 8080
+CONTAINER_WORKER_PORT, CONTAINER_WORKER_UI_PORT = 7078, 8081
+CONTAINER_METASTORE_PORT = 1527
+CONTAINER_SPARK_HOME = "/opt/spark"
+CONTAINER_JARS = "/opt/cdcstack/spark-jars"
+METASTORE_NETWORK_SERVER = "org.apache.derby.drda.NetworkServerControl"
+
+
+def java_home(java: str) -> str:
+    """JAVA_HOME of a `java` executable (spark-class looks for $JAVA_HOME/bin/java)."""
+    return str(Path(os.path.realpath(java)).parent.parent)
+
+
+def spark_daemon_env(placement: Placement, workdir: Path) -> dict[str, str]:
+    """What spark-class needs: SPARK_HOME, and every folder it writes in the service's work dir."""
+    toolchain = placement.toolchain
+    return {
+        "SPARK_HOME": str(toolchain.spark_home),
+        "JAVA_HOME": java_home(toolchain.executable("java")),
+        "SPARK_CONF_DIR": str(workdir / "conf"),
+        "SPARK_LOG_DIR": str(workdir / "logs"),
+        "SPARK_LOCAL_DIRS": str(workdir / "local"),
+        "SPARK_LOCAL_IP": LOOPBACK,
+        "SPARK_DAEMON_MEMORY": DAEMON_HEAP,
+        "SPARK_NO_DAEMONIZE": "1",
+    }
+
+
+@dataclass(frozen=True)
+class SparkMetastoreArgs(ServiceArgs):
+    pass
+
+
+class SparkMetastore(ServiceComponent):
+    """The Hive metastore's database: a Derby network server with its data in the service's dir."""
+
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+
+    def __init__(self, name: str, args: SparkMetastoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cdcstack:components:SparkMetastore", name, service_catalogue.service("spark-metastore"), opts)
+        self._serve(
+            args.placement,
+            args.network,
+            ServiceDefinition(
+                ports=(args.port,),
+                health={"kind": "tcp", "host": LOOPBACK, "port": args.port},
+                container_port=CONTAINER_METASTORE_PORT,
+                process=lambda workdir: self._process(args, workdir),
+                docker=lambda: self._docker(args),
+                start_timeout=60.0,
+            ),
+        )
+        self.host = self.internal_host
+        self.port = self.internal_port
+        self._register({"host": self.host, "port": self.port})
+
+    @staticmethod
+    def _process(args: SparkMetastoreArgs, workdir: Path) -> ProcessLaunch:
+        toolchain = args.placement.toolchain
+        classpath = f"{toolchain.derby_jar('derby')}:{toolchain.derby_jar('derbynet')}"
+        return ProcessLaunch(
+            argv=[
+                toolchain.executable("java"),
+                *METASTORE_HEAP,
+                f"-Dderby.system.home={workdir / 'data'}",
+                f"-Dderby.stream.error.file={workdir / 'derby.log'}",
+                "-cp",
+                classpath,
+                METASTORE_NETWORK_SERVER,
+                "start",
+                "-h",
+                LOOPBACK,
+                "-p",
+                str(args.port),
+                "-noSecurityManager",
+            ],
+            init=[["mkdir", "-p", "data"]],
+        )
+
+    @staticmethod
+    def _docker(args: SparkMetastoreArgs) -> DockerServiceSpec:
+        versions = args.placement.toolchain.versions
+        derby = f"{CONTAINER_SPARK_HOME}/jars/derby-{versions['DERBY_VERSION']}.jar"
+        derbynet = f"{CONTAINER_JARS}/derbynet-{versions['DERBY_VERSION']}.jar"
+        return DockerServiceSpec(
+            image=args.placement.toolchain.image("SPARK_IMAGE"),
+            ports={CONTAINER_METASTORE_PORT: args.port},
+            health_test=["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/localhost/{CONTAINER_METASTORE_PORT}'"],
+            volume_path="/data",
+            binds={str(args.placement.toolchain.spark_lib_dir): CONTAINER_JARS},
+            command=[
+                "java",
+                *METASTORE_HEAP,
+                "-Dderby.system.home=/data",
+                "-cp",
+                f"{derby}:{derbynet}",
+                METASTORE_NETWORK_SERVER,
+                "start",
+                "-h",
+                "0.0.0.0",
+                "-p",
+                str(CONTAINER_METASTORE_PORT),
+                "-noSecurityManager",
+            ],
+            memory_mb=384,
+        )
+
+
+@dataclass(frozen=True)
+class SparkMasterArgs(ServiceArgs):
+    ui_port: int
+    """The master's web UI, whose /json/ is the health check."""
+
+
+class SparkMaster(ServiceComponent):
+    """The standalone master: `spark://127.0.0.1:<port>`."""
+
+    url: pulumi.Output[str]
+    internal_url: pulumi.Output[str]
+    ui_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SparkMasterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cdcstack:components:SparkMaster", name, service_catalogue.service("spark-master"), opts)
+        ui_url = f"http://{LOOPBACK}:{args.ui_port}"
+        self._serve(
+            args.placement,
+            args.network,
+            ServiceDefinition(
+                ports=(args.port, args.ui_port),
+                health={"kind": "spark", "url": ui_url},
+                container_port=CONTAINER_MASTER_PORT,
+                process=lambda workdir: self._process(args, workdir),
+                docker=lambda: self._docker(args),
+            ),
+        )
+        self.url = pulumi.Output.from_input(f"spark://{LOOPBACK}:{args.port}")
+        self.internal_url = pulumi.Output.from_input(f"spark://{self._internal_address()}")
+        self.ui_url = pulumi.Output.from_input(ui_url)
+        self._register({"url": self.url, "internal_url": self.internal_url, "ui_url": self.ui_url})
+
+    @staticmethod
+    def _process(args: SparkMasterArgs, workdir: Path) -> ProcessLaunch:
+        return ProcessLaunch(
+            argv=[
+                args.placement.toolchain.spark_class,
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                LOOPBACK,
+                "--port",
+                str(args.port),
+                "--webui-port",
+                str(args.ui_port),
+            ],
+            init=[["mkdir", "-p", "conf", "logs", "local"]],
+            env=spark_daemon_env(args.placement, workdir),
+        )
+
+    @staticmethod
+    def _docker(args: SparkMasterArgs) -> DockerServiceSpec:
+        return DockerServiceSpec(
+            image=args.placement.toolchain.image("SPARK_IMAGE"),
+            ports={CONTAINER_MASTER_PORT: args.port, CONTAINER_MASTER_UI_PORT: args.ui_port},
+            health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_MASTER_UI_PORT}/json/ | grep -q ALIVE"],
+            volume_path="/data",
+            envs=[f"SPARK_DAEMON_MEMORY={DAEMON_HEAP}", "SPARK_NO_DAEMONIZE=1"],
+            command=[
+                f"{CONTAINER_SPARK_HOME}/bin/spark-class",
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(CONTAINER_MASTER_PORT),
+                "--webui-port",
+                str(CONTAINER_MASTER_UI_PORT),
+            ],
+            memory_mb=512,
+        )
+
+
+@dataclass(frozen=True)
+class SparkWorkerArgs(ServiceArgs):
+    ui_port: int
+    master: SparkMaster
+    """The master it registers with; healthy once that master lists it ALIVE."""
+    master_ui_port: int
+
+
+class SparkWorker(ServiceComponent):
+    """The one worker: executors of every application run under it."""
+
+    def __init__(self, name: str, args: SparkWorkerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cdcstack:components:SparkWorker", name, service_catalogue.service("spark-worker"), opts)
+        self._serve(
+            args.placement,
+            args.network,
+            ServiceDefinition(
+                ports=(args.port, args.ui_port),
+                health={"kind": "spark", "url": f"http://{LOOPBACK}:{args.master_ui_port}", "alive_workers": 1},
+                container_port=CONTAINER_WORKER_PORT,
+                process=lambda workdir: self._process(args, workdir),
+                docker=lambda: self._docker(args, name),
+                depends_on=(args.master,),
+            ),
+        )
+        self._register({})
+
+    @staticmethod
+    def _process(args: SparkWorkerArgs, workdir: Path) -> ProcessLaunch:
+        return ProcessLaunch(
+            argv=pulumi.Output.from_input(args.master.internal_url).apply(
+                lambda master_url: [
+                    args.placement.toolchain.spark_class,
+                    "org.apache.spark.deploy.worker.Worker",
+                    "--host",
+                    LOOPBACK,
+                    "--port",
+                    str(args.port),
+                    "--webui-port",
+                    str(args.ui_port),
+                    "--cores",
+                    str(WORKER_CORES),
+                    "--memory",
+                    WORKER_MEMORY,
+                    "--work-dir",
+                    str(workdir / "work"),
+                    master_url,
+                ]
+            ),
+            init=[["mkdir", "-p", "conf", "logs", "local", "work"]],
+            env={
+                **spark_daemon_env(args.placement, workdir),
+                # Finished applications' folders would pile up in the work dir otherwise.
+                "SPARK_WORKER_OPTS": "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.appDataTtl=3600",
+            },
+        )
+
+    @staticmethod
+    def _docker(args: SparkWorkerArgs, name: str) -> DockerServiceSpec:
+        return DockerServiceSpec(
+            image=args.placement.toolchain.image("SPARK_IMAGE"),
+            ports={CONTAINER_WORKER_PORT: args.port, CONTAINER_WORKER_UI_PORT: args.ui_port},
+            health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_WORKER_UI_PORT}/json/ | grep -q ALIVE"],
+            volume_path="/data",
+            binds={str(args.placement.toolchain.spark_lib_dir): CONTAINER_JARS},
+            envs=[f"SPARK_DAEMON_MEMORY={DAEMON_HEAP}", "SPARK_NO_DAEMONIZE=1"],
+            command=[
+                f"{CONTAINER_SPARK_HOME}/bin/spark-class",
+                "org.apache.spark.deploy.worker.Worker",
+                "--host",
+                name,
+                "--port",
+                str(CONTAINER_WORKER_PORT),
+                "--webui-port",
+                str(CONTAINER_WORKER_UI_PORT),
+                "--cores",
+                str(WORKER_CORES),
+                "--memory",
+                WORKER_MEMORY,
+                "--work-dir",
+                "/data/work",
+                f"spark://{service_catalogue.service('spark-master').name}:{CONTAINER_MASTER_PORT}",
+            ],
+            memory_mb=2560,
+        )
+
+
+@dataclass(frozen=True)
+class SparkArgs:
+    placement: Placement
+    network: StackNetwork
+    store: ObjectStore
+    """Holds the Delta tables (`s3a://<bucket>/delta/...`) and Spark's warehouse."""
+    iceberg_catalog: IcebergRestCatalog
+    """Offered to sessions as the `iceberg` catalog."""
+    metastore_port: int
+    master_port: int
+    master_ui_port: int
+    worker_port: int
+    worker_ui_port: int
+
+
+class Spark(pulumi.ComponentResource):
+    """The cluster; `spark_conf` is everything a driver needs (`pipelines.spark.open_session`)."""
+
+    metastore: SparkMetastore
+    master: SparkMaster
+    worker: SparkWorker
+    master_url: pulumi.Output[str]
+    ui_url: pulumi.Output[str]
+    spark_conf: pulumi.Output[dict]
+    """For drivers on the host (tests, bench, your notebooks); secret."""
+    internal_spark_conf: pulumi.Output[dict]
+    """For drivers that are services of the stack (the Delta sink); secret."""
+    delta_database: pulumi.Output[str]
+    delta_warehouse: pulumi.Output[str]
+    ready: pulumi.Output[str]
+    """Resolves once the metastore, master and worker are all healthy."""
+
+    def __init__(self, name: str, args: SparkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cdcstack:components:Spark", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        common = {"placement": args.placement, "network": args.network}
+        self.metastore = SparkMetastore(f"{name}-metastore", SparkMetastoreArgs(**common, port=args.metastore_port), child)
+        self.master = SparkMaster(f"{name}-master", SparkMasterArgs(**common, port=args.master_port, ui_port=args.master_ui_port), child)
+        self.worker = SparkWorker(
+            f"{name}-worker",
+            SparkWorkerArgs(
+                **common, port=args.worker_port, ui_port=args.worker_ui_port, master=self.master, master_ui_port=args.master_ui_port
+            ),
+            child,
+        )
+        self.master_url = self.master.url
+        self.ui_url = self.master.ui_url
+        self.ready = pulumi.Output.all(self.metastore.ready, self.master.ready, self.worker.ready).apply(lambda values: ",".join(values))
+        docker = args.placement.runtime is Runtime.DOCKER
+        toolchain = args.placement.toolchain
+        host_jars = local_jar_uris(toolchain.spark_jars())
+        host_driver_class_path = [str(toolchain.derby_jar("derbyclient"))]
+        if docker:
+            # Executors in containers find the jars where the worker mounts them; a driver on the
+            # host ships its own copies (plain paths in spark.jars).
+            internal_jars = local_jar_uris([Path(CONTAINER_JARS) / jar.name for jar in toolchain.spark_jars()])
+            internal_class_path = [f"{CONTAINER_JARS}/{toolchain.derby_jar('derbyclient').name}"]
+            host_jars = [str(jar) for jar in toolchain.spark_jars()]
+            # Executors call back to the driver: the sink's container by its alias.
+            internal_driver = {"spark.driver.host": service_catalogue.service("delta-sink").name, "spark.driver.bindAddress": "0.0.0.0"}
+        else:
+            internal_jars, internal_class_path, internal_driver = host_jars, host_driver_class_path, {}
+        self.spark_conf = self._conf(
+            args, self.master.url, LOOPBACK, args.metastore_port, args.store.endpoint, args.iceberg_catalog.uri, host_jars, host_driver_class_path
+        )
+        self.internal_spark_conf = self._conf(
+            args,
+            self.master.internal_url,
+            self.metastore.host,
+            self.metastore.port,
+            args.store.internal_endpoint,
+            args.iceberg_catalog.internal_uri,
+            internal_jars,
+            internal_class_path,
+            internal_driver,
+        )
+        self.delta_database = pulumi.Output.from_input(DELTA_DATABASE)
+        self.delta_warehouse = args.store.warehouse.apply(lambda warehouse: f"s3a://{bucket_of(warehouse)}/{DELTA_PREFIX}")
+        self.register_outputs(
+            {
+                "master_url": self.master_url,
+                "ui_url": self.ui_url,
+                "spark_conf": self.spark_conf,
+                "internal_spark_conf": self.internal_spark_conf,
+                "delta_database": self.delta_database,
+                "delta_warehouse": self.delta_warehouse,
+                "ready": self.ready,
+            }
+        )
+
+    def _conf(
+        self,
+        args: SparkArgs,
+        master_url: pulumi.Input[str],
+        metastore_host: pulumi.Input[str],
+        metastore_port: pulumi.Input[int],
+        s3_endpoint: pulumi.Input[str],
+        iceberg_uri: pulumi.Input[str],
+        jars: list[str],
+        driver_class_path: list[str],
+        driver: dict[str, str] | None = None,
+    ) -> pulumi.Output[dict]:
+        store = args.store
+        return pulumi.Output.secret(
+            pulumi.Output.all(
+                master_url,
+                metastore_host,
+                metastore_port,
+                s3_endpoint,
+                store.access_key_id,
+                store.secret_access_key,
+                store.region,
+                store.warehouse,
+                iceberg_uri,
+                self.ready,
+            ).apply(
+                lambda values: {**lakehouse_conf(
+                    LakehouseEndpoints(
+                        master_url=values[0],
+                        metastore_host=values[1],
+                        metastore_port=int(values[2]),
+                        s3_endpoint=values[3],
+                        s3_access_key_id=values[4],
+                        s3_secret_access_key=values[5],
+                        s3_region=values[6],
+                        bucket=bucket_of(values[7]),
+                        iceberg_catalog_uri=values[8],
+                    ),
+                    jars,
+                    driver_class_path,
+                ), **(driver or {})}
+            )
+        )

@@ -1,0 +1,164 @@
+"""Spark sessions for the lakehouse: Delta and Iceberg catalogs, S3A on the stack's object store,
+the stack's Hive metastore. No Pulumi here: the Spark component builds the conf with
+:func:`lakehouse_conf` and publishes it; the Delta sink, tests and bench open sessions with
+:func:`open_session` from that published conf.
+
+The conf is plain `spark.*` keys, so the same job runs against any Spark cluster that has these
+jars: point `spark.master` elsewhere and pass the jars as that cluster expects.
+
+Why some keys are set (measured on this machine, see docs/spikes/spark-delta.md):
+
+- `spark.jars` are `local:` URIs: every executor reads them where they are instead of fetching a
+  383 MiB copy per application into the worker's work dir.
+- `fs.s3a.directory.marker.retention=keep`: S3A otherwise deletes parent "directory" markers after
+  every write, which on the local S3 gateway turned each MERGE into minutes of listing.
+- `spark.databricks.delta.snapshotPartitions=1` and `spark.sql.shuffle.partitions=2`: small tables
+  on one or two cores; the defaults (50 and 200 tasks) made every MERGE several seconds slower.
+- `spark.ui.enabled=false` for sessions (the master and worker have UIs): a driver UI would take a
+  port per session.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+DELTA_DATABASE = "cdc_delta"
+"""The metastore database the Delta sink keeps its tables in (`spark.table("cdc_delta.<table>")`)."""
+DELTA_PREFIX = "delta"
+"""Folder of the warehouse bucket holding the Delta tables: `s3a://<bucket>/delta/<table>`."""
+ICEBERG_CATALOG = "iceberg"
+"""Name of the stack's Iceberg REST catalog inside Spark (`iceberg.<namespace>.<table>`)."""
+METASTORE_DATABASE = "metastore_db"
+SECRET_KEYS = ("spark.hadoop.fs.s3a.secret.key", f"spark.sql.catalog.{ICEBERG_CATALOG}.s3.secret-access-key")
+"""The keys of the conf that hold a secret."""
+
+
+@dataclass(frozen=True)
+class LakehouseEndpoints:
+    """Where a Spark driver finds the stack's services."""
+
+    master_url: str
+    """`spark://127.0.0.1:<port>`."""
+    metastore_host: str
+    metastore_port: int
+    s3_endpoint: str
+    """`http://host:port` of the object store."""
+    s3_access_key_id: str
+    s3_secret_access_key: str
+    s3_region: str
+    bucket: str
+    """The warehouse bucket (Delta under `delta/`, Spark's own warehouse under `spark-warehouse/`)."""
+    iceberg_catalog_uri: str
+
+
+@dataclass(frozen=True)
+class SessionResources:
+    """What one driver and its executor may take (the worker has room for two applications)."""
+
+    driver_memory: str = "768m"
+    executor_memory: str = "768m"
+    executor_cores: int = 1
+
+
+def bucket_of(warehouse: str) -> str:
+    """`s3://bucket/` -> `bucket`."""
+    return warehouse.split("://", 1)[-1].strip("/").split("/", 1)[0]
+
+
+def delta_location(bucket: str, table: str) -> str:
+    """Where the Delta sink keeps table `table` (the part after the database)."""
+    return f"s3a://{bucket}/{DELTA_PREFIX}/{table}"
+
+
+def lakehouse_conf(
+    endpoints: LakehouseEndpoints,
+    jars: Sequence[str],
+    driver_class_path: Sequence[str],
+    resources: SessionResources = SessionResources(),
+) -> dict[str, str]:
+    """Every `spark.*` setting a driver needs for Delta and Iceberg on the stack (holds secrets:
+    :data:`SECRET_KEYS`). `jars` are URIs for `spark.jars`; `driver_class_path` the metastore's
+    JDBC driver, which Hive's client loads through the system class loader."""
+    metastore = f"jdbc:derby://{endpoints.metastore_host}:{endpoints.metastore_port}/{METASTORE_DATABASE};create=true"
+    iceberg = f"spark.sql.catalog.{ICEBERG_CATALOG}"
+    return {
+        "spark.master": endpoints.master_url,
+        "spark.jars": ",".join(jars),
+        "spark.driver.extraClassPath": ":".join(driver_class_path),
+        "spark.driver.memory": resources.driver_memory,
+        "spark.executor.memory": resources.executor_memory,
+        "spark.executor.cores": str(resources.executor_cores),
+        "spark.cores.max": str(resources.executor_cores),
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "2",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension,"
+        "org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.databricks.delta.snapshotPartitions": "1",
+        "spark.sql.catalogImplementation": "hive",
+        "spark.sql.warehouse.dir": f"s3a://{endpoints.bucket}/spark-warehouse",
+        "spark.hadoop.javax.jdo.option.ConnectionURL": metastore,
+        "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.ClientDriver",
+        "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
+        "spark.hadoop.hive.metastore.schema.verification": "false",
+        "spark.hadoop.fs.s3a.endpoint": endpoints.s3_endpoint,
+        "spark.hadoop.fs.s3a.endpoint.region": endpoints.s3_region,
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
+        "spark.hadoop.fs.s3a.access.key": endpoints.s3_access_key_id,
+        "spark.hadoop.fs.s3a.secret.key": endpoints.s3_secret_access_key,
+        "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "spark.hadoop.fs.s3a.directory.marker.retention": "keep",
+        # A store that is down must fail a write within seconds (the sink retries), not after
+        # S3A's default of twenty attempts with backoff.
+        "spark.hadoop.fs.s3a.attempts.maximum": "3",
+        "spark.hadoop.fs.s3a.retry.limit": "3",
+        "spark.hadoop.fs.s3a.connection.establish.timeout": "5000",
+        "spark.hadoop.fs.s3a.connection.timeout": "20000",
+        iceberg: "org.apache.iceberg.spark.SparkCatalog",
+        f"{iceberg}.type": "rest",
+        f"{iceberg}.uri": endpoints.iceberg_catalog_uri,
+        f"{iceberg}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
+        f"{iceberg}.s3.endpoint": endpoints.s3_endpoint,
+        f"{iceberg}.s3.path-style-access": "true",
+        f"{iceberg}.s3.access-key-id": endpoints.s3_access_key_id,
+        f"{iceberg}.s3.secret-access-key": endpoints.s3_secret_access_key,
+        f"{iceberg}.client.region": endpoints.s3_region,
+    }
+
+
+def local_jar_uris(jars: Sequence[Path]) -> list[str]:
+    """`local:` URIs: the jars are at these paths on every node (one machine here)."""
+    return [f"local:{jar}" for jar in jars]
+
+
+def open_session(conf: Mapping[str, str], app_name: str, work_dir: Path | None = None) -> SparkSession:
+    """A Spark session with `conf` (from the stack's `spark_conf` output, or :func:`lakehouse_conf`).
+
+    `work_dir` takes the driver's scratch files (Derby's log, Spark's local dirs) instead of the
+    current directory. Only one session per Python process: a second call returns the first while
+    it is active.
+    """
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    settings = dict(conf)
+    if work_dir is not None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        settings.setdefault("spark.local.dir", str(work_dir / "spark-local"))
+        settings["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={work_dir}"
+    # The driver binds loopback only, like every service of the stack.
+    settings.setdefault("spark.driver.host", "127.0.0.1")
+    settings.setdefault("spark.driver.bindAddress", "127.0.0.1")
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    return builder.enableHiveSupport().getOrCreate()
