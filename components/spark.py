@@ -9,9 +9,9 @@ it ALIVE). `Spark` groups them and publishes what a driver needs: the master URL
 conf (`pipelines.spark.lakehouse_conf`: Delta and Iceberg catalogs, S3A endpoint and keys, the
 metastore; secret).
 
-Process runtime: the pyspark package of the venv is SPARK_HOME (`bin/spark-class` runs the master
-and worker in the foreground), the jars come from `make toolchain`. The worker offers two cores and
-room for two applications (the Delta sink's and one test or bench session), with every daemon's heap
+Process runtime: the pyspark package of the venv is SPARK_HOME (the master and worker are its
+jars run by java in the foreground), the jars come from `make toolchain`. The worker has room for three
+applications at once (the Delta sink's, a test or bench session, and one more), with every daemon's heap
 capped so the stack stays well under 8 GB. Docker runtime: the apache/spark image at the pinned
 version, the toolchain's jars mounted read-only at the same path in every container.
 """
@@ -36,20 +36,55 @@ from pipelines.spark import DELTA_DATABASE, DELTA_PREFIX, LakehouseEndpoints, bu
 DAEMON_HEAP = "256m"
 """Master and worker JVMs (SPARK_DAEMON_MEMORY); the executors are sized by the sessions."""
 METASTORE_HEAP = ["-Xms32m", "-Xmx192m"]
-WORKER_CORES = 2
-WORKER_MEMORY = "2g"
-"""Two applications of one core and 768 MiB executor each, with headroom."""
+WORKER_CORES = 3
+WORKER_MEMORY = "3g"
+"""Three applications at once (the Delta sink, a test or bench session, and a second driver such as
+a restarted one), each one core and a 768 MiB executor: a fourth waits for one to end. The cores
+are scheduling slots; the machine's two cores are shared."""
 CONTAINER_MASTER_PORT, CONTAINER_MASTER_UI_PORT = 7077, 8080
 CONTAINER_WORKER_PORT, CONTAINER_WORKER_UI_PORT = 7078, 8081
 CONTAINER_METASTORE_PORT = 1527
 CONTAINER_SPARK_HOME = "/opt/spark"
 CONTAINER_JARS = "/opt/cdcstack/spark-jars"
 METASTORE_NETWORK_SERVER = "org.apache.derby.drda.NetworkServerControl"
+MASTER_CLASS = "org.apache.spark.deploy.master.Master"
+WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
+JAVA_17_OPENS = [
+    "-XX:+IgnoreUnrecognizedVMOptions",
+    *(
+        f"--add-opens=java.base/{package}=ALL-UNNAMED"
+        for package in (
+            "java.lang",
+            "java.lang.invoke",
+            "java.lang.reflect",
+            "java.io",
+            "java.net",
+            "java.nio",
+            "java.util",
+            "java.util.concurrent",
+            "java.util.concurrent.atomic",
+            "jdk.internal.ref",
+            "sun.nio.ch",
+            "sun.nio.cs",
+            "sun.security.action",
+            "sun.util.calendar",
+        )
+    ),
+]
+"""What Spark's launcher (`JavaModuleOptions`) adds for Java 17."""
 
 
 def java_home(java: str) -> str:
     """JAVA_HOME of a `java` executable (spark-class looks for $JAVA_HOME/bin/java)."""
     return str(Path(os.path.realpath(java)).parent.parent)
+
+
+def spark_daemon_argv(placement: Placement, workdir: Path, main_class: str, *args: str) -> list[str]:
+    """The java command `spark-class` would exec, run directly: the supervisor identifies its
+    service by the executable it started, and spark-class is a shell script that execs java."""
+    toolchain = placement.toolchain
+    classpath = f"{workdir / 'conf'}/:{toolchain.spark_home / 'jars'}/*"
+    return [toolchain.executable("java"), f"-Xmx{DAEMON_HEAP}", *JAVA_17_OPENS, "-cp", classpath, main_class, *args]
 
 
 def spark_daemon_env(placement: Placement, workdir: Path) -> dict[str, str]:
@@ -62,8 +97,8 @@ def spark_daemon_env(placement: Placement, workdir: Path) -> dict[str, str]:
         "SPARK_LOG_DIR": str(workdir / "logs"),
         "SPARK_LOCAL_DIRS": str(workdir / "local"),
         "SPARK_LOCAL_IP": LOOPBACK,
-        "SPARK_DAEMON_MEMORY": DAEMON_HEAP,
-        "SPARK_NO_DAEMONIZE": "1",
+        # spark-class's load-spark-env.sh sets it; without it the worker cannot build executor commands.
+        "SPARK_SCALA_VERSION": toolchain.versions["SPARK_SCALA_BINARY_VERSION"],
     }
 
 
@@ -183,16 +218,17 @@ class SparkMaster(ServiceComponent):
     @staticmethod
     def _process(args: SparkMasterArgs, workdir: Path) -> ProcessLaunch:
         return ProcessLaunch(
-            argv=[
-                args.placement.toolchain.spark_class,
-                "org.apache.spark.deploy.master.Master",
+            argv=spark_daemon_argv(
+                args.placement,
+                workdir,
+                MASTER_CLASS,
                 "--host",
                 LOOPBACK,
                 "--port",
                 str(args.port),
                 "--webui-port",
                 str(args.ui_port),
-            ],
+            ),
             init=[["mkdir", "-p", "conf", "logs", "local"]],
             env=spark_daemon_env(args.placement, workdir),
         )
@@ -207,7 +243,7 @@ class SparkMaster(ServiceComponent):
             envs=[f"SPARK_DAEMON_MEMORY={DAEMON_HEAP}", "SPARK_NO_DAEMONIZE=1"],
             command=[
                 f"{CONTAINER_SPARK_HOME}/bin/spark-class",
-                "org.apache.spark.deploy.master.Master",
+                MASTER_CLASS,
                 "--host",
                 "0.0.0.0",
                 "--port",
@@ -250,9 +286,10 @@ class SparkWorker(ServiceComponent):
     def _process(args: SparkWorkerArgs, workdir: Path) -> ProcessLaunch:
         return ProcessLaunch(
             argv=pulumi.Output.from_input(args.master.internal_url).apply(
-                lambda master_url: [
-                    args.placement.toolchain.spark_class,
-                    "org.apache.spark.deploy.worker.Worker",
+                lambda master_url: spark_daemon_argv(
+                    args.placement,
+                    workdir,
+                    WORKER_CLASS,
                     "--host",
                     LOOPBACK,
                     "--port",
@@ -266,7 +303,7 @@ class SparkWorker(ServiceComponent):
                     "--work-dir",
                     str(workdir / "work"),
                     master_url,
-                ]
+                )
             ),
             init=[["mkdir", "-p", "conf", "logs", "local", "work"]],
             env={
@@ -287,7 +324,7 @@ class SparkWorker(ServiceComponent):
             envs=[f"SPARK_DAEMON_MEMORY={DAEMON_HEAP}", "SPARK_NO_DAEMONIZE=1"],
             command=[
                 f"{CONTAINER_SPARK_HOME}/bin/spark-class",
-                "org.apache.spark.deploy.worker.Worker",
+                WORKER_CLASS,
                 "--host",
                 name,
                 "--port",
@@ -302,7 +339,7 @@ class SparkWorker(ServiceComponent):
                 "/data/work",
                 f"spark://{service_catalogue.service('spark-master').name}:{CONTAINER_MASTER_PORT}",
             ],
-            memory_mb=2560,
+            memory_mb=3584,
         )
 
 

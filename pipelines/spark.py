@@ -97,6 +97,7 @@ def lakehouse_conf(
         "spark.executor.cores": str(resources.executor_cores),
         "spark.cores.max": str(resources.executor_cores),
         "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
         "spark.sql.shuffle.partitions": "2",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension,"
@@ -161,4 +162,7 @@ def open_session(conf: Mapping[str, str], app_name: str, work_dir: Path | None =
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     for key, value in settings.items():
         builder = builder.config(key, value)
-    return builder.enableHiveSupport().getOrCreate()
+    session = builder.enableHiveSupport().getOrCreate()
+    # Spark's INFO lines (and S3A's statistics at WARN) would drown the caller's own log.
+    session.sparkContext.setLogLevel("ERROR")
+    return session

@@ -103,3 +103,60 @@ def mysql_capture(stack: StackOutputs, mysql: pymysql.connections.Connection, ka
             )
 
         yield create
+
+
+@pytest.fixture(scope="session")
+def spark(stack: StackOutputs) -> Iterator[Any]:
+    """A Spark session on the stack's cluster with its Delta and Iceberg catalogs (one per test run:
+    a driver JVM takes seconds to start)."""
+    from pipelines.spark import open_session
+
+    stack.require_healthy("spark-worker", {"kind": "spark", "url": stack[out.SPARK_UI_URL], "alive_workers": 1})
+    stack.require_healthy("spark-metastore", {"kind": "tcp", **stack.spark_metastore_address})
+    session = open_session(stack[out.SPARK_CONF], "cdcstack-tests", stack.state_dir / "pytest-spark")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def delta_lake(stack: StackOutputs) -> Any:
+    from tests.support.delta import DeltaLake
+
+    return DeltaLake.of(stack)
+
+
+@pytest.fixture
+def delta_postgres_table(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient, spark: Any, delta_lake: Any):
+    """Makes `inventory.delta_*` tables in Postgres, which the stack's Delta sink replicates; each is
+    removed afterwards with its topics and Delta table. `prefix="both"` has the Iceberg sink keep it too."""
+    from tests.support.delta import DELTA_SINK, postgres_creator, replicated_table
+
+    stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
+    with ExitStack() as tables:
+
+        def create(columns_sql: str, prefix: str = "delta") -> Any:
+            sinks = (DELTA_SINK, "iceberg-sink") if prefix == "both" else (DELTA_SINK,)
+            create_table, drop_table = postgres_creator(pg, columns_sql)
+            return tables.enter_context(
+                replicated_table(stack, kafka_admin, spark, delta_lake, stack[out.POSTGRES_TOPIC_PREFIX], create_table, drop_table, prefix, sinks)
+            )
+
+        yield create
+
+
+@pytest.fixture
+def delta_mysql_table(stack: StackOutputs, mysql: pymysql.connections.Connection, kafka_admin: AdminClient, spark: Any, delta_lake: Any):
+    """Makes `inventory.delta_*` tables in MySQL, which the stack's Delta sink replicates (as above)."""
+    from tests.support.delta import DELTA_SINK, mysql_creator, replicated_table
+
+    stack.require_connector_running(stack[out.MYSQL_CONNECTOR])
+    with ExitStack() as tables:
+
+        def create(columns_sql: str, prefix: str = "delta") -> Any:
+            sinks = (DELTA_SINK, "iceberg-sink") if prefix == "both" else (DELTA_SINK,)
+            create_table, drop_table = mysql_creator(mysql, columns_sql)
+            return tables.enter_context(
+                replicated_table(stack, kafka_admin, spark, delta_lake, stack[out.MYSQL_TOPIC_PREFIX], create_table, drop_table, prefix, sinks)
+            )
+
+        yield create

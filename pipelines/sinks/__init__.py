@@ -1,1 +1,1 @@
-"""One module per destination: `iceberg` (and, with the Delta story, `delta`)."""
+"""One package per destination: `iceberg` and `delta`."""

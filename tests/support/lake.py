@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import psycopg
 from confluent_kafka.admin import AdminClient
 from pyiceberg.catalog import Catalog
@@ -20,10 +19,11 @@ from pyiceberg.exceptions import NoSuchTableError
 
 import stack_outputs as out
 from pipelines.consistency import RowDiff, compare_rows
-from pipelines.sinks.core import DEAD_LETTER_SUFFIX
 from pipelines.sinks.job import table_identifier
-from testkit.kafka import delete_topic, ensure_topic
+from testkit.kafka import ensure_topic
 from testkit.names import unique_name
+from testkit.sinks import forget_topic as forget_sink_topic
+from testkit.sinks import sink_status, wait_for_sink
 from testkit.stack import PROJECT_ROOT
 from tests.support.stack import StackOutputs
 
@@ -31,27 +31,26 @@ JOB_TIMEOUT_SECONDS = 60.0
 FAULT_REPORT = PROJECT_ROOT / "reports" / "faults.tsv"
 
 
-def job_status(stack: StackOutputs) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, body) of the sink job's /health; 503 is an answer too (a table retrying)."""
-    url = stack[out.ICEBERG_SINK_HEALTH_URL]
+SINK_HEALTH_URLS = {"iceberg-sink": out.ICEBERG_SINK_HEALTH_URL, "delta-sink": out.DELTA_SINK_HEALTH_URL}
+"""The stack's sink jobs and the output holding each one's /health."""
+
+
+def job_status(stack: StackOutputs, sink: str = "iceberg-sink") -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) of a sink job's /health; 503 is an answer too (a table retrying)."""
     try:
-        response = httpx.get(url, timeout=10)
-    except httpx.HTTPError as error:
-        raise AssertionError(f"iceberg-sink: {url} did not answer ({error!r}); log: {stack.log_of('iceberg-sink')}") from error
-    return response.status_code, response.json()
+        return sink_status(stack[SINK_HEALTH_URLS[sink]])
+    except AssertionError as error:
+        raise AssertionError(f"{sink}: {error}; log: {stack.log_of(sink)}") from error
 
 
-def wait_for_job(stack: StackOutputs, condition: Callable[[int, dict[str, Any]], bool], what: str, timeout: float = JOB_TIMEOUT_SECONDS) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            code, status = job_status(stack)
-        except AssertionError:
-            code, status = 0, {}
-        if code and condition(code, status):
-            return status
-        assert time.monotonic() < deadline, f"iceberg-sink: {what} not seen within {timeout:.0f}s; last /health: {code} {status}"
-        time.sleep(0.3)
+def wait_for_job(
+    stack: StackOutputs,
+    condition: Callable[[int, dict[str, Any]], bool],
+    what: str,
+    timeout: float = JOB_TIMEOUT_SECONDS,
+    sink: str = "iceberg-sink",
+) -> dict[str, Any]:
+    return wait_for_sink(stack[SINK_HEALTH_URLS[sink]], condition, f"{sink}: {what}", timeout, f"log: {stack.log_of(sink)}")
 
 
 @dataclass
@@ -92,21 +91,12 @@ def lake_postgres_table(stack: StackOutputs, pg: psycopg.Connection, admin: Admi
             pass
 
 
-def forget_topic(stack: StackOutputs, admin: AdminClient, topic: str, attempts: int = 4) -> None:
-    """Deletes the topic (and its dead letters) until the job has closed its sink.
-
-    A connector task restarted after a fault replays the dropped table's last changes from its
-    offsets, and Kafka creates the topic again for them; deleting once more ends that.
-    """
-    for attempt in range(1, attempts + 1):
-        delete_topic(admin, topic)
-        delete_topic(admin, f"{topic}{DEAD_LETTER_SUFFIX}")
-        try:
-            wait_for_job(stack, lambda _code, status: topic not in status.get("tables", {}), f"the sink of {topic} closed", 20.0)
-            return
-        except AssertionError:
-            if attempt == attempts:
-                raise
+def forget_topic(stack: StackOutputs, admin: AdminClient, topic: str, attempts: int = 4, sinks: Sequence[str] = ("iceberg-sink",)) -> None:
+    """Deletes the topic (and its dead letters) until every job in `sinks` has closed its sink
+    (see `testkit.sinks.forget_topic`)."""
+    urls = [stack[SINK_HEALTH_URLS[sink]] for sink in sinks]
+    logs = ", ".join(f"{sink} log: {stack.log_of(sink)}" for sink in sinks)
+    forget_sink_topic(admin, topic, urls, attempts, logs)
 
 
 @dataclass

@@ -79,6 +79,11 @@ class StackOutputs:
         self.require_healthy("connect", {"kind": "connect", "url": url, "plugins": []})
         return url
 
+    @property
+    def spark_metastore_address(self) -> dict[str, Any]:
+        """{"host", "port"} of the Hive metastore's database (for its health check)."""
+        return {"host": "127.0.0.1", "port": self[out.SERVICE_PORTS]["spark-metastore"][0]}
+
     def s3_client(self) -> Any:
         """A boto3 client for the stack's object store, checked healthy first."""
         from providers.s3_bucket import s3_client
