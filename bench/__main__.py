@@ -1,5 +1,6 @@
 """`make bench`: toolchain install time (cold and cached), `pulumi up` from nothing to healthy,
-a no-change `pulumi up`, `pulumi destroy`, and the resident memory of the running stack.
+a no-change `pulumi up`, `pulumi destroy`, the resident memory of the running stack, and the CDC,
+Iceberg and Delta figures (`bench.cdc`, `bench.iceberg`, `bench.delta`).
 
 Runs on a throwaway stack with its own ports, so the dev stack is left as it is.
 Set BENCH_COLD_TOOLCHAIN=0 to skip the cold toolchain build (about three minutes).
@@ -15,14 +16,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cdc, iceberg
-from testkit.stack import (
-    PROJECT_ROOT,
-    init_throwaway_stack,
-    processes_mentioning,
-    remove_throwaway_stack,
-    toolchain_env,
-)
+from bench import cdc, delta, iceberg, print_figures
+from bench.memory import memory_kib, stack_pids
+from testkit.stack import PROJECT_ROOT, init_throwaway_stack, remove_throwaway_stack, toolchain_env
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -66,21 +62,6 @@ def cold_toolchain_seconds() -> float:
             shutil.rmtree(root, ignore_errors=True)
 
 
-def memory_kib(pids: list[int]) -> tuple[int, int]:
-    """(sum of RSS, sum of PSS) in KiB over pids; PSS splits shared pages, so it does not over-count."""
-    rss = pss = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Rss:"):
-                    rss += int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-        except OSError:
-            continue
-    return rss, pss
-
-
 def stack_figures() -> list[tuple[str, str]]:
     cli, _ = init_throwaway_stack("bench", "bench-postgres", "bench-mysql")
     try:
@@ -88,7 +69,7 @@ def stack_figures() -> list[tuple[str, str]]:
         no_change_seconds = timed(cli.up)
         outputs = cli.outputs()
         state_dir = Path(outputs["state_dir"])
-        rss, pss = memory_kib(processes_mentioning(state_dir) + child_pids(processes_mentioning(state_dir)))
+        rss, pss = memory_kib(stack_pids(state_dir))
         cdc_figures = [("kafka connect worker, launch to healthy", f"{cdc.worker_start_seconds(cli):.1f} s")]
         for changes_per_second, duration in ((100, 20), (1000, 10)):
             report = cdc.streaming_lag(outputs, changes_per_second, duration)
@@ -114,6 +95,7 @@ def stack_figures() -> list[tuple[str, str]]:
         cdc_figures.append(
             ("source commit -> visible in Iceberg (200 changes at 50/s)", f"p50 {lag.percentile(0.5):.0f} ms, p95 {lag.percentile(0.95):.0f} ms, {len(lag.samples_ms)} of {lag.expected}")
         )
+        cdc_figures += delta.figures(outputs)
         destroy_seconds = timed(cli.destroy)
     finally:
         remove_throwaway_stack(cli)
@@ -127,17 +109,6 @@ def stack_figures() -> list[tuple[str, str]]:
     ]
 
 
-def child_pids(parents: list[int]) -> list[int]:
-    """Worker processes (Postgres backends) whose command lines do not name the state dir."""
-    children = []
-    for parent in parents:
-        try:
-            children += [int(pid) for pid in Path(f"/proc/{parent}/task/{parent}/children").read_text().split()]
-        except OSError:
-            continue
-    return [pid for pid in children if pid not in parents]
-
-
 def main() -> None:
     toolchain_env()
     figures: list[tuple[str, str]] = []
@@ -145,10 +116,7 @@ def main() -> None:
         figures.append(("make toolchain, cold (empty caches)", f"{cold_toolchain_seconds():.1f} s"))
     figures.append(("make toolchain, cached", f"{timed(lambda: install_toolchain({})):.1f} s"))
     figures += stack_figures()
-    width = max(len(name) for name, _ in figures)
-    print(f"{'figure'.ljust(width)}  value")
-    for name, value in figures:
-        print(f"{name.ljust(width)}  {value}")
+    print_figures(figures)
 
 
 if __name__ == "__main__":

@@ -137,6 +137,9 @@ _SHAPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "int64": ("an integer", _is_integer),
     "float32": ("a number", lambda value: _is_integer(value) or isinstance(value, float)),
     "float64": ("a number", lambda value: _is_integer(value) or isinstance(value, float)),
+    # What the JSON converter calls them.
+    "float": ("a number", lambda value: _is_integer(value) or isinstance(value, float)),
+    "double": ("a number", lambda value: _is_integer(value) or isinstance(value, float)),
     "boolean": ("a boolean", lambda value: isinstance(value, bool)),
     "string": ("a string", lambda value: isinstance(value, str)),
     "bytes": ("a base64 string", lambda value: isinstance(value, str)),

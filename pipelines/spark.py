@@ -38,6 +38,7 @@ ICEBERG_CATALOG = "iceberg"
 METASTORE_DATABASE = "metastore_db"
 SECRET_KEYS = ("spark.hadoop.fs.s3a.secret.key", f"spark.sql.catalog.{ICEBERG_CATALOG}.s3.secret-access-key")
 """The keys of the conf that hold a secret."""
+HADOOP_PREFIX = "spark.hadoop."
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,18 @@ def open_session(conf: Mapping[str, str], app_name: str, work_dir: Path | None =
     settings.setdefault("spark.driver.host", "127.0.0.1")
     settings.setdefault("spark.driver.bindAddress", "127.0.0.1")
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # pyspark hands every launch setting to spark-submit on its command line, which any local user
+    # can read in /proc: the secrets are set in the running session instead.
+    secrets = {key: settings.pop(key) for key in SECRET_KEYS if key in settings}
     for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.enableHiveSupport().getOrCreate()
+    hadoop = session.sparkContext._jsc.hadoopConfiguration()
+    for key, value in secrets.items():
+        if key.startswith(HADOOP_PREFIX):
+            hadoop.set(key.removeprefix(HADOOP_PREFIX), value)
+        else:
+            session.conf.set(key, value)
     # Spark's INFO lines (and S3A's statistics at WARN) would drown the caller's own log.
     session.sparkContext.setLogLevel("ERROR")
     return session

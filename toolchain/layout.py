@@ -80,11 +80,6 @@ class Toolchain:
         return Path(spec.origin).parent
 
     @property
-    def spark_class(self) -> str:
-        """`spark-class`, which starts the standalone master and worker in the foreground."""
-        return self.executable("spark-class", (self.spark_home / "bin",))
-
-    @property
     def spark_lib_dir(self) -> Path:
         """Delta, Iceberg and S3A jars for the sessions, and the metastore's Derby server and client."""
         return self.cache_dir / "spark" / "lib"

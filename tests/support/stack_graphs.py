@@ -168,6 +168,11 @@ def spark_graph(placement: Placement, part: Callable[[Spark], ServiceComponent])
     return build(lambda opts: part(_spark(placement, network_in(placement, opts), opts)))
 
 
+def spark_cluster_graph(placement: Placement) -> Graph[Spark]:
+    """The object store, the Iceberg catalog and the Spark cluster, which is the graph's component."""
+    return build(lambda opts: _spark(placement, network_in(placement, opts), opts))
+
+
 def delta_sink_graph(placement: Placement) -> Graph[DeltaSinkJob]:
     """The whole stack up to the Delta sink job."""
 

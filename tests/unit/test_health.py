@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -96,3 +97,72 @@ def test_spec_problems_name_missing_fields_and_unknown_kinds() -> None:
     ]
     assert health.spec_problems({"kind": "postgres", "dsn": "postgresql://x"}) == []
     assert "unknown health check kind None" in health.spec_problems({})[0]
+
+
+@dataclass
+class SparkMaster:
+    """A stand-in for a Spark master's web UI: GET /json/ answers `status` as JSON."""
+
+    url: str
+    status: dict[str, object] = field(default_factory=dict)
+    requested: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def spark_master() -> Iterator[SparkMaster]:
+    master = SparkMaster("")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            master.requested.append(self.path)
+            body = json.dumps(master.status).encode()
+            self.send_response(200 if self.path == "/json/" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    master.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield master
+    server.shutdown()
+    server.server_close()
+
+
+def spark_worker(state: str, port: int = 27078) -> dict[str, object]:
+    return {"id": f"worker-{port}", "host": "127.0.0.1", "port": port, "state": state}
+
+
+def test_spark_probe_passes_on_an_alive_master_and_asks_its_json(spark_master: SparkMaster) -> None:
+    spark_master.status = {"status": "ALIVE", "workers": []}
+    health.probe({"kind": "spark", "url": spark_master.url})
+    spark_master.status = {"status": "ALIVE", "workers": [spark_worker("DEAD", 1), spark_worker("ALIVE")]}
+    health.probe({"kind": "spark", "url": f"{spark_master.url}/", "alive_workers": 1})
+    assert spark_master.requested == ["/json/", "/json/"]
+
+
+def test_spark_probe_fails_while_the_master_is_not_alive(spark_master: SparkMaster) -> None:
+    spark_master.status = {"status": "RECOVERING", "workers": [spark_worker("ALIVE")]}
+    with pytest.raises(health.ProbeFailed, match=r"the Spark master is 'RECOVERING', expected ALIVE"):
+        health.probe({"kind": "spark", "url": spark_master.url, "alive_workers": 1})
+
+
+def test_spark_worker_probe_fails_while_no_worker_is_registered(spark_master: SparkMaster) -> None:
+    spark_master.status = {"status": "ALIVE", "workers": []}
+    with pytest.raises(health.ProbeFailed, match=r"lists 0 ALIVE workers, expected 1 \(its workers: none\)"):
+        health.probe({"kind": "spark", "url": spark_master.url, "alive_workers": 1})
+
+
+def test_spark_worker_probe_fails_on_a_dead_worker_naming_it(spark_master: SparkMaster) -> None:
+    spark_master.status = {"status": "ALIVE", "workers": [spark_worker("DEAD")]}
+    with pytest.raises(health.ProbeFailed, match=r"lists 0 ALIVE workers, expected 1 \(its workers: \{'127.0.0.1:27078': 'DEAD'\}\)"):
+        health.probe({"kind": "spark", "url": spark_master.url, "alive_workers": 1})
+
+
+def test_spark_probe_reports_a_master_that_does_not_answer_json(http_server: Teapot) -> None:
+    with pytest.raises(health.ProbeFailed, match=r"GET .*/json/ answered 418"):
+        health.probe({"kind": "spark", "url": http_server.url})

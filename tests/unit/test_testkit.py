@@ -20,7 +20,7 @@ FIRST_PARTY = ("tests", "components", "_pytest", "pytest")
 
 def test_the_bench_imports_with_pytest_blocked_and_pulls_in_no_test_or_component() -> None:
     code = (
-        "import sys; sys.modules['pytest'] = None; import bench.cdc, bench.iceberg, bench.__main__; "
+        "import sys; sys.modules['pytest'] = None; import bench.cdc, bench.iceberg, bench.delta, bench.__main__; "
         f"print(sorted(name for name in sys.modules if name.split('.')[0] in {FIRST_PARTY!r} and sys.modules[name] is not None))"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120, check=False)

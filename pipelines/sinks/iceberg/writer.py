@@ -108,6 +108,9 @@ _PRIMITIVE_TYPES: dict[str, Callable[[], IcebergType]] = {
     "int16": IntegerType,
     "int32": IntegerType,
     "int64": LongType,
+    # The JSON converter writes FLOAT32/FLOAT64 as "float"/"double"; Connect's own names are kept too.
+    "float": FloatType,
+    "double": DoubleType,
     "float32": FloatType,
     "float64": DoubleType,
     "boolean": BooleanType,

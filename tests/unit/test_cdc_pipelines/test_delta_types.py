@@ -61,6 +61,8 @@ def java_failure(trace: str) -> str:
         (column("int64"), LongType()),
         (column("float32"), FloatType()),
         (column("float64"), DoubleType()),
+        (column("float"), FloatType()),
+        (column("double"), DoubleType()),
         (column("boolean"), BooleanType()),
         (column("string"), StringType()),
         (column("bytes"), BinaryType()),

@@ -83,6 +83,8 @@ def test_binlog_and_postgres_column_types_map_to_iceberg_types() -> None:
         ("int16", None): IntegerType(),
         ("float32", None): FloatType(),
         ("float64", None): DoubleType(),
+        ("float", None): FloatType(),
+        ("double", None): DoubleType(),
         ("boolean", None): BooleanType(),
         ("bytes", None): BinaryType(),
         ("string", "io.debezium.data.Json"): StringType(),

@@ -1,0 +1,51 @@
+"""Delta Lake for tests and the bench: delta-rs's options for the stack's object store, metastore
+databases a caller owns, and removing a table's or a database's files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from testkit.names import unique_name
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def storage_options(endpoint: str, access_key_id: str, secret_access_key: str, region: str) -> dict[str, str]:
+    """What delta-rs needs to read `s3://<bucket>/...` on the stack's object store."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": access_key_id,
+        "AWS_SECRET_ACCESS_KEY": secret_access_key,
+        "AWS_REGION": region,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
+    }
+
+
+def delete_objects(s3: Any, bucket: str, root: str) -> None:
+    """Every object under `<root>/` of the bucket (a table or a database folder)."""
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=f"{root.strip('/')}/"):
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+
+
+@contextmanager
+def owned_database(
+    spark: SparkSession, s3: Any, bucket: str, prefix: str = "test_delta", folder: str = "delta-tests"
+) -> Iterator[tuple[str, str]]:
+    """(database, s3a location) of the caller's own in the stack's metastore, at
+    `s3a://<bucket>/<folder>/<database>`; dropped with its files afterwards."""
+    database = unique_name(prefix)
+    root = f"{folder}/{database}"
+    location = f"s3a://{bucket}/{root}"
+    spark.sql(f"CREATE DATABASE {database} LOCATION '{location}'")
+    try:
+        yield database, location
+    finally:
+        spark.sql(f"DROP DATABASE IF EXISTS {database} CASCADE")
+        delete_objects(s3, bucket, root)

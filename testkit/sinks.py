@@ -1,0 +1,72 @@
+"""The stack's sink jobs from outside, through their /health: waiting for a job to take up a topic
+or let it go, and removing a topic a job replicated."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+from confluent_kafka.admin import AdminClient
+
+from pipelines.sinks.core import DEAD_LETTER_SUFFIX
+from testkit.kafka import delete_topic
+
+SINK_TIMEOUT_SECONDS = 60.0
+CLOSE_TIMEOUT_SECONDS = 20.0
+
+
+def sink_status(health_url: str) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) of a sink job's /health; 503 is an answer too (a table retrying).
+    AssertionError when the job does not answer."""
+    try:
+        response = httpx.get(health_url, timeout=10)
+    except httpx.HTTPError as error:
+        raise AssertionError(f"{health_url} did not answer ({error!r})") from error
+    return response.status_code, response.json()
+
+
+def wait_for_sink(
+    health_url: str,
+    condition: Callable[[int, dict[str, Any]], bool],
+    what: str,
+    timeout: float = SINK_TIMEOUT_SECONDS,
+    hint: str = "",
+) -> dict[str, Any]:
+    """Polls /health until `condition(status code, body)` holds; AssertionError naming `what`, the
+    last answer and `hint` (where the job's log is) at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            code, status = sink_status(health_url)
+        except AssertionError:
+            code, status = 0, {}
+        if code and condition(code, status):
+            return status
+        assert time.monotonic() < deadline, f"{what} not seen within {timeout:.0f}s; last {health_url}: {code} {status}; {hint}"
+        time.sleep(0.3)
+
+
+def lists_topic(topic: str) -> Callable[[int, dict[str, Any]], bool]:
+    """A `wait_for_sink` condition: the job has a sink for `topic`."""
+    return lambda _code, status: topic in status.get("tables", {})
+
+
+def forget_topic(admin: AdminClient, topic: str, health_urls: Sequence[str], attempts: int = 4, hint: str = "") -> None:
+    """Deletes the topic (and its dead letters) until every job behind `health_urls` has closed its sink.
+
+    A connector task restarted after a fault replays the dropped table's last changes from its
+    offsets, and Kafka creates the topic again for them; deleting once more ends that.
+    """
+    listed = lists_topic(topic)
+    for attempt in range(1, attempts + 1):
+        delete_topic(admin, topic)
+        delete_topic(admin, f"{topic}{DEAD_LETTER_SUFFIX}")
+        try:
+            for url in health_urls:
+                wait_for_sink(url, lambda code, status: not listed(code, status), f"the sink of {topic} closed", CLOSE_TIMEOUT_SECONDS, hint)
+            return
+        except AssertionError:
+            if attempt == attempts:
+                raise
