@@ -125,6 +125,23 @@ def delta_lake(stack: StackOutputs) -> Any:
     return DeltaLake.of(stack)
 
 
+def iceberg_table_purger(stack: StackOutputs) -> Any:
+    """Purges the Iceberg sink's table of a topic, if it made one (for `both_` tables)."""
+
+    def purge(topic: str) -> None:
+        from pyiceberg.exceptions import NoSuchTableError
+
+        from pipelines.sinks.job import table_identifier
+        from tests.support.iceberg import catalog_of
+
+        try:
+            catalog_of(stack).purge_table(table_identifier(stack[out.ICEBERG_SINK_NAMESPACE], topic))
+        except NoSuchTableError:
+            pass
+
+    return purge
+
+
 @pytest.fixture
 def delta_postgres_table(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient, spark: Any, delta_lake: Any):
     """Makes `inventory.delta_*` tables in Postgres, which the stack's Delta sink replicates; each is
@@ -138,7 +155,9 @@ def delta_postgres_table(stack: StackOutputs, pg: psycopg.Connection, kafka_admi
             sinks = (DELTA_SINK, "iceberg-sink") if prefix == "both" else (DELTA_SINK,)
             create_table, drop_table = postgres_creator(pg, columns_sql)
             return tables.enter_context(
-                replicated_table(stack, kafka_admin, spark, delta_lake, stack[out.POSTGRES_TOPIC_PREFIX], create_table, drop_table, prefix, sinks)
+                replicated_table(
+                    stack, kafka_admin, spark, delta_lake, stack[out.POSTGRES_TOPIC_PREFIX], create_table, drop_table, prefix, sinks, iceberg_table_purger(stack)
+                )
             )
 
         yield create
@@ -156,7 +175,9 @@ def delta_mysql_table(stack: StackOutputs, mysql: pymysql.connections.Connection
             sinks = (DELTA_SINK, "iceberg-sink") if prefix == "both" else (DELTA_SINK,)
             create_table, drop_table = mysql_creator(mysql, columns_sql)
             return tables.enter_context(
-                replicated_table(stack, kafka_admin, spark, delta_lake, stack[out.MYSQL_TOPIC_PREFIX], create_table, drop_table, prefix, sinks)
+                replicated_table(
+                    stack, kafka_admin, spark, delta_lake, stack[out.MYSQL_TOPIC_PREFIX], create_table, drop_table, prefix, sinks, iceberg_table_purger(stack)
+                )
             )
 
         yield create

@@ -1,26 +1,36 @@
-"""Cross-storage: Postgres and MySQL through Kafka into Iceberg in the same environment, in parallel.
+"""Cross-storage: Postgres and MySQL through Kafka into Iceberg (and Delta) in the same environment, in parallel.
 
 SC-009 and DQ-004: rows from both sources are written while both sinks run at once, and each
-Iceberg table equals its source row by row, with counts matching at every stage.
+Iceberg table equals its source row by row, with counts matching at every stage; and one stream
+from each source lands in Delta and in Iceberg with equal rows and types.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
+import pyarrow as pa
 import pymysql
 import pytest
 from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
 
+import stack_outputs as out
 from pipelines.consistency import compare_rows
 from pipelines.sinks.core import CdcSink
 from pipelines.sinks.iceberg.writer import IcebergTableWriter
+from pipelines.sinks.job import table_identifier
 from testkit.iceberg import owned_namespace
 from testkit.names import unique_name
 from tests.support.cdc import CapturedTable
+from tests.support.delta import comparable, mysql_rows, postgres_rows, wait_for_delta_parity
 from tests.support.iceberg import catalog_of
+from tests.support.lake import wait_for_parity
 from tests.support.stack import StackOutputs
 from tests.support.threads import CheckedThread, join_all, start_all
 
@@ -157,3 +167,70 @@ def test_each_iceberg_commit_records_where_its_source_topic_was(landed: list[Flo
 def test_no_change_was_dead_lettered(landed: list[Flow]) -> None:
     for flow in landed:
         assert flow.sink.stats.dead_letters == 0, (flow.identifier, flow.sink.stats.last_dead_letter_error)
+
+
+ONE_STREAM_COLUMNS = {
+    "postgres": "id integer PRIMARY KEY, name text NOT NULL, price numeric(12,4), seen timestamp, seen_tz timestamptz, born date, ratio double precision",
+    "mysql": "id int PRIMARY KEY, name varchar(64) NOT NULL, price decimal(12,4), seen datetime(6), seen_tz timestamp(6) NULL, born date, ratio double",
+}
+
+
+def arrow_kind(data_type: Any) -> str:
+    """An Arrow type as both lakes' readers can agree on it (string/large_string/string_view alike,
+    timestamps by unit and whether they carry a zone)."""
+    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type) or str(data_type) == "string_view":
+        return "string"
+    if pa.types.is_timestamp(data_type):
+        return f"timestamp[{data_type.unit}{', utc' if data_type.tz else ''}]"
+    return str(data_type)
+
+
+@pytest.mark.parametrize("source", ["postgres", "mysql"])
+def test_one_stream_lands_equal_in_delta_and_iceberg(
+    source: str, pg: psycopg.Connection, mysql: pymysql.connections.Connection, delta_postgres_table, delta_mysql_table, delta_lake, catalog: Catalog, stack: StackOutputs
+) -> None:
+    """SC-009: a `both_` table is replicated by the Delta and the Iceberg sink from the same topic;
+    both lakes equal the source and each other, row by row and type by type."""
+
+    create = delta_postgres_table if source == "postgres" else delta_mysql_table
+    table = create(ONE_STREAM_COLUMNS[source], prefix="both")
+    rows = [
+        (n, f"{source} {n}", decimal.Decimal(f"{n}.{n:04d}"), dt.datetime(2026, 5, 6, 7, 8, 9, n), dt.datetime(2026, 5, 6, 7, 8, 9, n, tzinfo=dt.timezone.utc), dt.date(2020, 1, 1) + dt.timedelta(days=n), n / 8)
+        for n in range(1, 101)
+    ]
+    insert = f"INSERT INTO {table.qualified} VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    if source == "postgres":
+        with pg.cursor() as cursor:
+            cursor.executemany(insert, rows)
+        pg.execute(f"UPDATE {table.qualified} SET price = price * 2 WHERE id % 3 = 0")
+        pg.execute(f"DELETE FROM {table.qualified} WHERE id % 10 = 0")
+        read_source = postgres_rows(pg, table.qualified)
+    else:
+        with mysql.cursor() as cursor:
+            cursor.execute("SET time_zone = '+00:00'")
+            cursor.executemany(insert, [(*row[:4], row[4].replace(tzinfo=None), *row[5:]) for row in rows])
+            cursor.execute(f"UPDATE {table.qualified} SET price = price * 2 WHERE id % 3 = 0")
+            cursor.execute(f"DELETE FROM {table.qualified} WHERE id % 10 = 0")
+        read_source = mysql_rows(mysql, table.qualified)
+
+    def utc(row: dict[str, Any]) -> dict[str, Any]:
+        # MariaDB hands its TIMESTAMP back without a zone: it was written in UTC above.
+        if isinstance(row.get("seen_tz"), dt.datetime) and row["seen_tz"].tzinfo is None:
+            row = {**row, "seen_tz": row["seen_tz"].replace(tzinfo=dt.timezone.utc)}
+        return comparable(row)
+
+    in_delta = wait_for_delta_parity(delta_lake, table, read_source, normalize=utc)
+    identifier = table_identifier(stack[out.ICEBERG_SINK_NAMESPACE], table.topic)
+    in_iceberg = wait_for_parity(read_source, lambda: iceberg_rows_if_any(catalog, identifier), ["id"], f"iceberg-sink: {identifier}", 180.0, utc)
+    assert len(in_delta.rows) == len(in_iceberg.rows) == 90
+    assert compare_rows(in_delta.rows, in_iceberg.rows, ["id"]).equal
+    delta_schema = delta_lake.open(table.table).to_pyarrow_table().schema
+    iceberg_schema = catalog.load_table(identifier).schema().as_arrow()
+    assert {f.name: arrow_kind(f.type) for f in delta_schema} == {f.name: arrow_kind(f.type) for f in iceberg_schema}
+
+
+def iceberg_rows_if_any(catalog: Catalog, identifier: str) -> list[dict]:
+    try:
+        return iceberg_rows(catalog, identifier)
+    except NoSuchTableError:
+        return []

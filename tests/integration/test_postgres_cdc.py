@@ -9,6 +9,7 @@ import uuid
 
 import psycopg
 from confluent_kafka import Consumer
+from pyspark.sql import SparkSession
 
 import stack_outputs as out
 from pipelines.consistency import compare_rows, materialize
@@ -17,6 +18,7 @@ from pipelines.lag import measure_lag
 from testkit.kafka import changes
 from testkit.names import unique_name
 from tests.support.cdc import rows_of
+from tests.support.delta import DeltaLake, change_feed, postgres_rows, wait_for_delta_parity
 from tests.support.stack import StackOutputs
 
 log = logging.getLogger(__name__)
@@ -196,3 +198,19 @@ def test_commit_time_and_position_are_reported_per_event(pg: psycopg.Connection,
     assert before <= first.source.ts_ms <= second.source.ts_ms <= first.ts_ms + 60_000
     assert second.source.lsn > first.source.lsn and second.source.tx_id > first.source.tx_id
     assert first.source.connector == "postgresql" and not first.source.snapshot
+
+
+def test_end_to_end_postgres_to_delta(pg: psycopg.Connection, delta_postgres_table, delta_lake: DeltaLake, spark: SparkSession) -> None:
+    """Postgres → Debezium → Kafka → the stack's Delta sink: inserts, updates and deletes land as equal
+    rows, and the table's Change Data Feed holds every change."""
+    table = delta_postgres_table(ITEMS)
+    pg.execute(f"INSERT INTO {table.qualified} SELECT n, 'item ' || n, n FROM generate_series(1, 100) AS n")
+    wait_for_delta_parity(delta_lake, table, postgres_rows(pg, table.qualified))
+    pg.execute(f"UPDATE {table.qualified} SET qty = qty + 100 WHERE id <= 10")
+    pg.execute(f"DELETE FROM {table.qualified} WHERE id > 90")
+    result = wait_for_delta_parity(delta_lake, table, postgres_rows(pg, table.qualified))
+    assert len(result.rows) == 90 and result.diff.equal
+    feed = change_feed(spark, table.identifier)
+    kinds = [kind for _, kind, _ in feed]
+    assert (kinds.count("insert"), kinds.count("update_postimage"), kinds.count("delete")) == (100, 10, 10)
+    assert sorted(row["id"] for _, kind, row in feed if kind == "delete") == list(range(91, 101))

@@ -112,9 +112,11 @@ def replicated_table(
     drop: Callable[[str], None],
     prefix: str = "delta",
     sinks: Sequence[str] = (DELTA_SINK,),
+    forget_elsewhere: Callable[[str], None] = lambda _topic: None,
 ) -> Iterator[DeltaSourceTable]:
     """`inventory.<prefix>_<unique>` made by `create(qualified)`; the sinks replicate it until the
-    test ends, then the source table, its topics, its Delta table and files are removed."""
+    test ends, then the source table, its topics, its Delta table and files are removed (and with
+    `forget_elsewhere(topic)` what other sinks made of it)."""
     name = unique_name(prefix)
     topic = f"{topic_prefix}.inventory.{name}"
     table = DeltaSourceTable(name, f"inventory.{name}", topic, table_identifier(lake.database, topic))
@@ -129,6 +131,7 @@ def replicated_table(
         forget_topic(stack, admin, topic, sinks=sinks)
         spark.sql(f"DROP TABLE IF EXISTS {table.identifier}")
         lake.delete_files(stack.s3_client(), f"{DELTA_PREFIX}/{table.table}")
+        forget_elsewhere(topic)
 
 
 def postgres_creator(pg: psycopg.Connection, columns_sql: str) -> tuple[Callable[[str], None], Callable[[str], None]]:
