@@ -25,8 +25,8 @@ import pulumi
 import service_catalogue
 from components.docker_service import DockerServiceSpec
 from components.runtime import LOOPBACK
-from components.service import ProcessLaunch, ServiceComponent, ServiceDefinition
-from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, container_script, topics_regex
+from components.service import ProcessLaunch
+from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, SinkJobComponent, container_script, topics_regex
 from components.spark import CONTAINER_JARS, Spark
 from pipelines.spark import DELTA_DATABASE, bucket_of
 
@@ -77,30 +77,22 @@ def job_argv(python: str, args: DeltaSinkJobArgs, bootstrap: str, topics: str, c
     ]
 
 
-class DeltaSinkJob(ServiceComponent):
+class DeltaSinkJob(SinkJobComponent):
     """The Delta sink as a service: its health URL and the database its tables are in."""
 
-    health_url: pulumi.Output[str]
     database: pulumi.Output[str]
 
     def __init__(self, name: str, args: DeltaSinkJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:DeltaSinkJob", name, service_catalogue.service("delta-sink"), opts)
-        health_url = f"http://{LOOPBACK}:{args.port}/health"
         topics = topics_regex(args.change_capture, args.tables, args.replicated_prefixes)
-        self._serve(
-            args.placement,
-            args.network,
-            ServiceDefinition(
-                ports=(args.port,),
-                health={"kind": "http", "url": health_url},
-                container_port=CONTAINER_PORT,
-                process=lambda workdir: self._process_job(args, topics, workdir),
-                docker=lambda: self._docker_job(args, topics),
-                depends_on=(args.spark.metastore, args.spark.master, args.spark.worker, args.change_capture),
-                start_timeout=START_TIMEOUT_SECONDS,
-            ),
+        self._serve_job(
+            args,
+            CONTAINER_PORT,
+            lambda workdir: self._process_job(args, topics, workdir),
+            lambda: self._docker_job(args, topics),
+            (args.spark.metastore, args.spark.master, args.spark.worker, args.change_capture),
+            START_TIMEOUT_SECONDS,
         )
-        self.health_url = pulumi.Output.from_input(health_url)
         self.database = pulumi.Output.from_input(DELTA_DATABASE)
         self._register({"health_url": self.health_url, "database": self.database})
 

@@ -20,9 +20,8 @@ import pulumi
 import service_catalogue
 from components.docker_service import DockerServiceSpec
 from components.iceberg_catalog import IcebergRestCatalog
-from components.runtime import LOOPBACK
-from components.service import ProcessLaunch, ServiceComponent, ServiceDefinition
-from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, container_script, topics_regex
+from components.service import ProcessLaunch
+from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, SinkJobComponent, container_script, topics_regex
 
 PROPERTIES_FILE = "catalog.json"
 CONTAINER_PORT = 8190
@@ -65,30 +64,22 @@ def job_argv(python: str, args: IcebergSinkJobArgs, bootstrap: str, topics: str,
     ]
 
 
-class IcebergSinkJob(ServiceComponent):
+class IcebergSinkJob(SinkJobComponent):
     """The sink job as a service: its health URL and the namespace its tables are in."""
 
-    health_url: pulumi.Output[str]
     namespace: pulumi.Output[str]
 
     def __init__(self, name: str, args: IcebergSinkJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:IcebergSinkJob", name, service_catalogue.service("iceberg-sink"), opts)
-        health_url = f"http://{LOOPBACK}:{args.port}/health"
         topics = topics_regex(args.change_capture, args.tables, args.replicated_prefixes)
-        self._serve(
-            args.placement,
-            args.network,
-            ServiceDefinition(
-                ports=(args.port,),
-                health={"kind": "http", "url": health_url},
-                container_port=CONTAINER_PORT,
-                process=lambda workdir: self._process_job(args, topics, workdir),
-                docker=lambda: self._docker_job(args, topics),
-                depends_on=(args.catalog, args.change_capture),
-                start_timeout=60.0,
-            ),
+        self._serve_job(
+            args,
+            CONTAINER_PORT,
+            lambda workdir: self._process_job(args, topics, workdir),
+            lambda: self._docker_job(args, topics),
+            (args.catalog, args.change_capture),
+            60.0,
         )
-        self.health_url = pulumi.Output.from_input(health_url)
         self.namespace = pulumi.Output.from_input(args.namespace)
         self._register({"health_url": self.health_url, "namespace": self.namespace})
 

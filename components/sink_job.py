@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 
 from components.change_capture import ChangeCapture
+from components.docker_service import DockerServiceSpec
 from components.kafka import Kafka
-from components.service import ServiceArgs
+from components.runtime import LOOPBACK
+from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 
 SEEDED_TABLES = ("customers", "products", "orders")
 """The tables the databases are seeded with (components/seeds)."""
@@ -35,6 +38,37 @@ class SinkJobArgs(ServiceArgs):
     """Where the Debezium topics are."""
     change_capture: ChangeCapture
     """The connectors whose topics it consumes (their topic prefixes)."""
+
+
+class SinkJobComponent(ServiceComponent):
+    """A sink job as a service: healthy once its /health answers 200."""
+
+    health_url: pulumi.Output[str]
+
+    def _serve_job(
+        self,
+        args: SinkJobArgs,
+        container_port: int,
+        process: Callable[[Path], ProcessLaunch],
+        docker: Callable[[], DockerServiceSpec],
+        depends_on: Sequence[pulumi.Resource],
+        start_timeout: float,
+    ) -> None:
+        health_url = f"http://{LOOPBACK}:{args.port}/health"
+        self._serve(
+            args.placement,
+            args.network,
+            ServiceDefinition(
+                ports=(args.port,),
+                health={"kind": "http", "url": health_url},
+                container_port=container_port,
+                process=process,
+                docker=docker,
+                depends_on=depends_on,
+                start_timeout=start_timeout,
+            ),
+        )
+        self.health_url = pulumi.Output.from_input(health_url)
 
 
 def topics_regex(change_capture: ChangeCapture, tables: Sequence[str], prefixes: Sequence[str]) -> pulumi.Output[str]:

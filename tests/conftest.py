@@ -142,42 +142,37 @@ def iceberg_table_purger(stack: StackOutputs) -> Any:
     return purge
 
 
-@pytest.fixture
-def delta_postgres_table(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient, spark: Any, delta_lake: Any):
-    """Makes `inventory.delta_*` tables in Postgres, which the stack's Delta sink replicates; each is
-    removed afterwards with its topics and Delta table. `prefix="both"` has the Iceberg sink keep it too."""
-    from tests.support.delta import DELTA_SINK, postgres_creator, replicated_table
+def replicated_tables(stack: StackOutputs, kafka_admin: AdminClient, spark: Any, delta_lake: Any, topic_prefix: str, creator: Any) -> Iterator[Any]:
+    """A factory of source tables the Delta sink (and with `prefix="both"` the Iceberg sink too)
+    replicates; `creator(columns_sql)` gives the source's (create, drop)."""
+    from tests.support.delta import DELTA_SINK, replicated_table
 
-    stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
     with ExitStack() as tables:
 
         def create(columns_sql: str, prefix: str = "delta") -> Any:
             sinks = (DELTA_SINK, "iceberg-sink") if prefix == "both" else (DELTA_SINK,)
-            create_table, drop_table = postgres_creator(pg, columns_sql)
+            create_table, drop_table = creator(columns_sql)
             return tables.enter_context(
-                replicated_table(
-                    stack, kafka_admin, spark, delta_lake, stack[out.POSTGRES_TOPIC_PREFIX], create_table, drop_table, prefix, sinks, iceberg_table_purger(stack)
-                )
+                replicated_table(stack, kafka_admin, spark, delta_lake, topic_prefix, create_table, drop_table, prefix, sinks, iceberg_table_purger(stack))
             )
 
         yield create
+
+
+@pytest.fixture
+def delta_postgres_table(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient, spark: Any, delta_lake: Any):
+    """Makes `inventory.delta_*` tables in Postgres, which the stack's Delta sink replicates; each is
+    removed afterwards with its topics and Delta table. `prefix="both"` has the Iceberg sink keep it too."""
+    from tests.support.delta import postgres_creator
+
+    stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
+    yield from replicated_tables(stack, kafka_admin, spark, delta_lake, stack[out.POSTGRES_TOPIC_PREFIX], lambda columns: postgres_creator(pg, columns))
 
 
 @pytest.fixture
 def delta_mysql_table(stack: StackOutputs, mysql: pymysql.connections.Connection, kafka_admin: AdminClient, spark: Any, delta_lake: Any):
     """Makes `inventory.delta_*` tables in MySQL, which the stack's Delta sink replicates (as above)."""
-    from tests.support.delta import DELTA_SINK, mysql_creator, replicated_table
+    from tests.support.delta import mysql_creator
 
     stack.require_connector_running(stack[out.MYSQL_CONNECTOR])
-    with ExitStack() as tables:
-
-        def create(columns_sql: str, prefix: str = "delta") -> Any:
-            sinks = (DELTA_SINK, "iceberg-sink") if prefix == "both" else (DELTA_SINK,)
-            create_table, drop_table = mysql_creator(mysql, columns_sql)
-            return tables.enter_context(
-                replicated_table(
-                    stack, kafka_admin, spark, delta_lake, stack[out.MYSQL_TOPIC_PREFIX], create_table, drop_table, prefix, sinks, iceberg_table_purger(stack)
-                )
-            )
-
-        yield create
+    yield from replicated_tables(stack, kafka_admin, spark, delta_lake, stack[out.MYSQL_TOPIC_PREFIX], lambda columns: mysql_creator(mysql, columns))

@@ -42,10 +42,9 @@ from pyspark.sql.types import (
 )
 
 from pipelines.debezium import ChangeEvent
+from pipelines.sinks.columns import decimal_precision_and_scale
 from pipelines.sinks.errors import TerminalSinkError
 
-MAX_DECIMAL_PRECISION = 38
-"""Spark's limit (and Iceberg's): a wider Connect decimal has no column to go to."""
 INTEGER_RANGES: dict[type[DataType], tuple[int, int]] = {
     IntegerType: (-(2**31), 2**31 - 1),
     LongType: (-(2**63), 2**63 - 1),
@@ -53,14 +52,7 @@ INTEGER_RANGES: dict[type[DataType], tuple[int, int]] = {
 
 
 def _decimal_type(schema: Mapping[str, Any]) -> DataType:
-    parameters = schema.get("parameters") or {}
-    scale = int(parameters.get("scale", 0))
-    precision = int(parameters.get("connect.decimal.precision", MAX_DECIMAL_PRECISION))
-    if precision > MAX_DECIMAL_PRECISION:
-        raise TerminalSinkError(
-            f"column {schema.get('field')!r}: decimal({precision},{scale}) is wider than Spark's {MAX_DECIMAL_PRECISION} digits"
-        )
-    return DecimalType(precision, scale)
+    return DecimalType(*decimal_precision_and_scale(schema, "Spark"))
 
 
 _LOGICAL_TYPES: dict[str, Callable[[Mapping[str, Any]], DataType]] = {

@@ -63,6 +63,7 @@ from pyiceberg.types import (
 
 from pipelines.debezium import ChangeEvent
 from pipelines.sinks.batch import Key, plan_batch
+from pipelines.sinks.columns import decimal_precision_and_scale
 from pipelines.sinks.core import Commit
 from pipelines.sinks.errors import CatalogUnavailableError, StorageError, TerminalSinkError, TransientSinkError
 
@@ -70,21 +71,12 @@ OFFSETS_PROPERTY = "cdcstack.kafka-offsets"
 """Snapshot summary key holding {"topic:partition": next offset} of the batch a commit applied."""
 CATALOG_STORAGE_ERRORS = ("SdkClientException", "S3Exception", "NoSuchBucket")
 """How the catalog's server errors name a failing object store (the AWS SDK's exception names)."""
-MAX_DECIMAL_PRECISION = 38
-"""Iceberg's (and Arrow's decimal128) limit."""
 
 FieldIds = Iterator[int]
 
 
 def _decimal_type(schema: Mapping[str, Any]) -> IcebergType:
-    parameters = schema.get("parameters") or {}
-    scale = int(parameters.get("scale", 0))
-    precision = int(parameters.get("connect.decimal.precision", MAX_DECIMAL_PRECISION))
-    if precision > MAX_DECIMAL_PRECISION:
-        raise TerminalSinkError(
-            f"column {schema.get('field')!r}: decimal({precision},{scale}) is wider than Iceberg's {MAX_DECIMAL_PRECISION} digits"
-        )
-    return DecimalType(precision, scale)
+    return DecimalType(*decimal_precision_and_scale(schema, "Iceberg"))
 
 
 _LOGICAL_TYPES: dict[str, Callable[[Mapping[str, Any]], IcebergType]] = {
