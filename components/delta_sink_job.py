@@ -26,7 +26,7 @@ import service_catalogue
 from components.docker_service import DockerServiceSpec
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch
-from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, SinkJobComponent, container_script, topics_regex
+from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, SinkJobComponent, container_script, sink_argv, topics_regex
 from components.spark import CONTAINER_JARS, Spark
 from pipelines.spark import DELTA_DATABASE, bucket_of
 
@@ -54,27 +54,8 @@ class DeltaSinkJobArgs(SinkJobArgs):
 
 def job_argv(python: str, args: DeltaSinkJobArgs, bootstrap: str, topics: str, conf: str, bucket: str, work_dir: str, port: int) -> list[str]:
     """The job's command line: the same module and options on both runtimes."""
-    return [
-        python,
-        "-m",
-        "pipelines.sinks.delta.job",
-        "--bootstrap",
-        bootstrap,
-        "--topics-regex",
-        topics,
-        "--namespace",
-        DELTA_DATABASE,
-        "--spark-conf",
-        conf,
-        "--bucket",
-        bucket,
-        "--work-dir",
-        work_dir,
-        "--group",
-        args.group,
-        "--health-port",
-        str(port),
-    ]
+    options = ["--spark-conf", conf, "--bucket", bucket, "--work-dir", work_dir]
+    return sink_argv(python, "pipelines.sinks.delta.job", bootstrap, topics, DELTA_DATABASE, options, args.group, port)
 
 
 class DeltaSinkJob(SinkJobComponent):

@@ -21,7 +21,7 @@ import service_catalogue
 from components.docker_service import DockerServiceSpec
 from components.iceberg_catalog import IcebergRestCatalog
 from components.service import ProcessLaunch
-from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, SinkJobComponent, container_script, topics_regex
+from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, SinkJobComponent, container_script, sink_argv, topics_regex
 
 PROPERTIES_FILE = "catalog.json"
 CONTAINER_PORT = 8190
@@ -45,23 +45,7 @@ class IcebergSinkJobArgs(SinkJobArgs):
 
 def job_argv(python: str, args: IcebergSinkJobArgs, bootstrap: str, topics: str, properties: str, port: int) -> list[str]:
     """The job's command line: the same module and options on both runtimes."""
-    return [
-        python,
-        "-m",
-        "pipelines.sinks.iceberg.job",
-        "--bootstrap",
-        bootstrap,
-        "--topics-regex",
-        topics,
-        "--namespace",
-        args.namespace,
-        "--catalog-properties",
-        properties,
-        "--group",
-        args.group,
-        "--health-port",
-        str(port),
-    ]
+    return sink_argv(python, "pipelines.sinks.iceberg.job", bootstrap, topics, args.namespace, ["--catalog-properties", properties], args.group, port)
 
 
 class IcebergSinkJob(SinkJobComponent):

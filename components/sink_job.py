@@ -71,6 +71,29 @@ class SinkJobComponent(ServiceComponent):
         self.health_url = pulumi.Output.from_input(health_url)
 
 
+def sink_argv(
+    python: str, module: str, bootstrap: str, topics: str, namespace: str, destination_options: Sequence[str], group: str, port: int
+) -> list[str]:
+    """A sink job's command line: the options every job takes (`pipelines.sinks.job.job_arguments`)
+    around its destination's own."""
+    return [
+        python,
+        "-m",
+        module,
+        "--bootstrap",
+        bootstrap,
+        "--topics-regex",
+        topics,
+        "--namespace",
+        namespace,
+        *destination_options,
+        "--group",
+        group,
+        "--health-port",
+        str(port),
+    ]
+
+
 def topics_regex(change_capture: ChangeCapture, tables: Sequence[str], prefixes: Sequence[str]) -> pulumi.Output[str]:
     """Topics of `inventory.<table>` for the given tables, and of every table starting with a prefix."""
     prefixed = "|".join(f"{re.escape(prefix)}[A-Za-z0-9_]+" for prefix in prefixes)
