@@ -1,9 +1,15 @@
-"""Debezium change events (JSON converter with schemas) decoded into typed rows.
+"""Debezium change events decoded into typed rows.
 
 An event is a Kafka record whose value is ``{"schema": ..., "payload": {"before", "after", "op",
 "source", "ts_ms", ...}}``; a delete is followed by a tombstone (same key, null value). Column values
 are converted from their Connect/Debezium logical types (dates, timestamps, decimals, …) using the
 schema that travels with them.
+
+The key and the value each come as JSON (the JSON converter with schemas) or as Avro in the
+Confluent wire format (byte 0, a 4-byte schema id, the Avro binary), told apart by their first
+byte: no JSON document starts with byte 0. :class:`ChangeDecoder` reads Avro when it has an
+:class:`pipelines.avro.AvroDecoder`, which turns it into the JSON converter's payload and schema, so
+both formats decode through the same code into the same events.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipelines.avro import AvroDecoder
 
 OPERATIONS = {"c": "create", "u": "update", "d": "delete", "r": "read", "t": "truncate", "m": "message"}
 EPOCH = dt.datetime(1970, 1, 1)
@@ -26,6 +35,7 @@ UNAVAILABLE_PLACEHOLDER = "__debezium_unavailable_value"
 """What Debezium sends (its `unavailable.value.placeholder` default) for a Postgres TOASTed column an
 update did not change: logical decoding does not carry it, so the event does not know the value."""
 _UNAVAILABLE_BYTES = base64.b64encode(UNAVAILABLE_PLACEHOLDER.encode()).decode()
+_UNAVAILABLE_INTEGERS = list(UNAVAILABLE_PLACEHOLDER.encode())
 
 
 class Unavailable:
@@ -52,7 +62,8 @@ def is_unavailable(value: Any, schema: Mapping[str, Any]) -> bool:
         return True
     if schema.get("type") == "bytes" and value == _UNAVAILABLE_BYTES:
         return True
-    return schema.get("type") == "array" and value == [UNAVAILABLE_PLACEHOLDER]
+    # An array of integers carries the placeholder's bytes, one element each.
+    return schema.get("type") == "array" and value in ([UNAVAILABLE_PLACEHOLDER], _UNAVAILABLE_INTEGERS)
 
 
 class DecodeError(ValueError):
@@ -117,7 +128,7 @@ class Tombstone:
 
 
 class _Malformed(Exception):
-    """Why a record cannot be decoded; :func:`decode` adds where the record sits and raises DecodeError."""
+    """Why a record cannot be decoded; :meth:`ChangeDecoder.decode` adds where the record sits and raises DecodeError."""
 
 
 def _describe(value: Any) -> str:
@@ -381,21 +392,16 @@ def _position(source: Any) -> SourcePosition:
 _NEEDS_AFTER = frozenset("cru")
 
 
-def _decode(
-    raw_key: bytes | None,
-    raw_value: bytes | None,
+def _change_event(
+    key: dict[str, Any] | None,
+    payload: Any,
+    schema: Mapping[str, Any],
     topic: str,
     partition: int,
     offset: int,
     headers: list[tuple[str, bytes]] | None,
-) -> ChangeEvent | Tombstone:
-    key = _decode_key(raw_key)
-    if raw_value is None:
-        return Tombstone(key, topic, partition, offset)
-    document = _json_document(raw_value, "value")
-    if not isinstance(document, dict) or "payload" not in document:
-        raise _Malformed("has no schema/payload envelope (JsonConverter schemas.enable=false?)")
-    payload, schema = _envelope(document, "value")
+) -> ChangeEvent:
+    """The event of a value's payload and envelope schema, whichever format they came in."""
     if not isinstance(payload, dict) or "op" not in payload:
         raise _Malformed(f"is not a change event (no 'op'): payload is {_describe(payload)}")
     op = payload["op"]
@@ -426,6 +432,95 @@ def _decode(
     )
 
 
+def _json_value(raw_value: bytes) -> tuple[Any, Mapping[str, Any]]:
+    document = _json_document(raw_value, "value")
+    if not isinstance(document, dict) or "payload" not in document:
+        raise _Malformed("has no schema/payload envelope (JsonConverter schemas.enable=false?)")
+    return _envelope(document, "value")
+
+
+CONFLUENT_HEADER_BYTES = 5
+"""What precedes the Avro binary in the Confluent wire format: byte 0, a 4-byte big-endian schema id."""
+
+
+def is_confluent_avro(raw: Any) -> bool:
+    """Whether a key or value is framed as Confluent Avro (byte 0 and a schema id first)."""
+    return isinstance(raw, (bytes, bytearray, memoryview)) and len(raw) >= CONFLUENT_HEADER_BYTES and raw[0] == 0
+
+
+class ChangeDecoder:
+    """Decodes records whose key and value are each JSON or Confluent-framed Avro (see the module
+    docstring); without an `avro` decoder (no schema registry configured) only JSON.
+
+    :meth:`decode` raises :class:`DecodeError`, naming topic@partition:offset and the reason, for
+    any record it cannot decode: the caller dead-letters it and keeps going. The Avro decoder may
+    also raise a transient error (its registry away): that record is fine, retry it later.
+    """
+
+    def __init__(self, avro: AvroDecoder | None = None) -> None:
+        self.avro = avro
+
+    def _avro(self, raw: bytes, part: str, where: str) -> tuple[Any, Mapping[str, Any]]:
+        if self.avro is None:
+            schema_id = int.from_bytes(raw[1:CONFLUENT_HEADER_BYTES], "big")
+            raise _Malformed(
+                f"{part} is Avro (Confluent wire format, schema id {schema_id}), but this sink has no schema registry URL "
+                "configured: start it with --schema-registry-url <the registry's Confluent-compatible API>"
+            )
+        return self.avro.decode(raw, part, where)
+
+    def _key(self, raw_key: bytes | None, where: str) -> dict[str, Any] | None:
+        if raw_key is None or not is_confluent_avro(raw_key):
+            return _decode_key(raw_key)
+        payload, schema = self._avro(raw_key, "key", where)
+        return None if payload is None else _convert_struct(payload, schema, "key")
+
+    def _decode(
+        self,
+        raw_key: bytes | None,
+        raw_value: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        headers: list[tuple[str, bytes]] | None,
+        where: str,
+    ) -> ChangeEvent | Tombstone:
+        key = self._key(raw_key, where)
+        if raw_value is None:
+            return Tombstone(key, topic, partition, offset)
+        payload, schema = self._avro(raw_value, "value", where) if is_confluent_avro(raw_value) else _json_value(raw_value)
+        return _change_event(key, payload, schema, topic, partition, offset, headers)
+
+    def decode(
+        self,
+        raw_key: bytes | None,
+        raw_value: bytes | None,
+        topic: str = "",
+        partition: int = -1,
+        offset: int = -1,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> ChangeEvent | Tombstone:
+        """Decodes one Kafka record of a Debezium topic."""
+        where = f"{topic}@{partition}:{offset}"
+        try:
+            return self._decode(raw_key, raw_value, topic, partition, offset, headers, where)
+        except DecodeError:
+            raise
+        except _Malformed as malformed:
+            raise DecodeError(f"{where} {malformed}") from malformed.__cause__
+        except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError) as error:
+            # A shape the checks above do not name: still a bad record to dead-letter, not a crash.
+            raise DecodeError(f"{where} could not be decoded: {type(error).__name__}: {error}") from error
+
+    def decode_message(self, message: Any) -> ChangeEvent | Tombstone:
+        """Decodes a confluent_kafka Message."""
+        return self.decode(message.key(), message.value(), message.topic(), message.partition(), message.offset(), message.headers())
+
+
+JSON_ONLY = ChangeDecoder()
+"""The decoder of a sink without a schema registry."""
+
+
 def decode(
     raw_key: bytes | None,
     raw_value: bytes | None,
@@ -434,21 +529,14 @@ def decode(
     offset: int = -1,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> ChangeEvent | Tombstone:
-    """Decodes one Kafka record of a Debezium topic.
+    """Decodes one Kafka record of a Debezium topic in JSON.
 
     Raises :class:`DecodeError`, naming topic@partition:offset and the reason, for any record it
     cannot decode, and never another exception: the caller dead-letters it and keeps going.
     """
-    where = f"{topic}@{partition}:{offset}"
-    try:
-        return _decode(raw_key, raw_value, topic, partition, offset, headers)
-    except _Malformed as malformed:
-        raise DecodeError(f"{where} {malformed}") from malformed.__cause__
-    except (ValueError, TypeError, LookupError, AttributeError, ArithmeticError, RecursionError) as error:
-        # A shape the checks above do not name: still a bad record to dead-letter, not a crash.
-        raise DecodeError(f"{where} could not be decoded: {type(error).__name__}: {error}") from error
+    return JSON_ONLY.decode(raw_key, raw_value, topic, partition, offset, headers)
 
 
 def decode_message(message: Any) -> ChangeEvent | Tombstone:
-    """Decodes a confluent_kafka Message."""
-    return decode(message.key(), message.value(), message.topic(), message.partition(), message.offset(), message.headers())
+    """Decodes a confluent_kafka Message in JSON."""
+    return JSON_ONLY.decode_message(message)

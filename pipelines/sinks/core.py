@@ -13,6 +13,10 @@ back. Everything else is here, the same for every destination:
   (:class:`TerminalSinkError`), is published to `<topic>.dlq` with the error in its headers before
   the offsets move past it; the rest of its batch still commits. Dead letters are at least once: a
   crash after publishing and before the next table commit publishes them again.
+- **Decoding is part of the attempt.** Records are decoded (JSON, or Avro with a schema registry:
+  :class:`ChangeDecoder`) at the start of each attempt at their batch, so a decode that fails
+  transiently (the registry away: :class:`SchemaRegistryUnavailableError`) stalls the batch and is
+  retried like a failing table commit, neither dead-lettering the record nor moving offsets.
 - **Kafka away.** Consumer, offset-commit and dead-letter errors are recorded and retried; they
   never end the sink.
 - **Reporting.** One structured log line per committed batch (table, records, version, ms), one
@@ -30,7 +34,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from pipelines.debezium import ChangeEvent, DecodeError, Tombstone, decode_message
+from pipelines.debezium import JSON_ONLY, ChangeDecoder, ChangeEvent, DecodeError, Tombstone
 from pipelines.kafka_limits import LIBRDKAFKA_CONSUMER_SETTINGS, LIBRDKAFKA_PRODUCER_SETTINGS, MAX_RECORD_BYTES
 from pipelines.sinks.errors import KafkaUnavailableError, TerminalSinkError, TransientSinkError
 
@@ -225,6 +229,9 @@ class PendingBatch:
     """The next offset per partition once the whole batch is done."""
     failures: int = 0
     next_attempt_at: float = 0.0
+    undecoded: list[Message] = field(default_factory=list)
+    """Records not decoded yet, in offset order: an attempt decodes them first, and one that fails
+    transiently leaves the rest here for the next attempt."""
 
 
 class CdcSink:
@@ -242,8 +249,10 @@ class CdcSink:
         retry: RetryPolicy = RetryPolicy(),
         clock: Callable[[], float] = time.monotonic,
         group_instance_id: str | None = None,
+        decoder: ChangeDecoder = JSON_ONLY,
     ) -> None:
         self.writer = writer
+        self.decoder = decoder
         self.topics = list(topics)
         self.batch_max_events = batch_max_events
         self.batch_max_seconds = batch_max_seconds
@@ -329,20 +338,32 @@ class CdcSink:
             if message.offset() < self.offsets.get(position, -1):
                 continue
             batch.offsets[position] = message.offset() + 1
-            try:
-                decoded = decode_message(message)
-            except DecodeError as undecodable:
-                batch.rejected.append(DeadLetter(message, undecodable))
-                continue
-            if isinstance(decoded, ChangeEvent):
-                batch.events.append((decoded, message))
-            elif not isinstance(decoded, Tombstone):
-                batch.rejected.append(DeadLetter(message, DecodeError(f"unexpected record {decoded!r}")))
+            batch.undecoded.append(message)
         return batch if batch.offsets else None
+
+    def _decode(self, batch: PendingBatch) -> None:
+        """Decodes the batch's undecoded records in order; a transient failure (the schema registry
+        away) propagates with the records from the failing one on left undecoded."""
+        decoded_count = 0
+        try:
+            for message in batch.undecoded:
+                try:
+                    decoded = self.decoder.decode_message(message)
+                except DecodeError as undecodable:
+                    batch.rejected.append(DeadLetter(message, undecodable))
+                else:
+                    if isinstance(decoded, ChangeEvent):
+                        batch.events.append((decoded, message))
+                    elif not isinstance(decoded, Tombstone):
+                        batch.rejected.append(DeadLetter(message, DecodeError(f"unexpected record {decoded!r}")))
+                decoded_count += 1
+        finally:
+            del batch.undecoded[:decoded_count]
 
     def _attempt(self, batch: PendingBatch) -> int:
         started = self.clock()
         try:
+            self._decode(batch)
             if batch.rejected:
                 self._dead_letter(batch.rejected)
                 batch.rejected = []
@@ -359,7 +380,7 @@ class CdcSink:
                 extra={
                     "fields": {
                         "table": self.writer.identifier,
-                        "records": len(batch.events),
+                        "records": len(batch.events) + len(batch.undecoded),
                         "attempt": batch.failures,
                         "retry_in_s": round(self.retry.delay(batch.failures), 2),
                         "error": self.stats.last_error,

@@ -1,7 +1,7 @@
 """The two kinds of sink error, so the consumer core knows whether to retry a batch or dead-letter.
 
 - :class:`TransientSinkError`: the data is fine, the environment is not (catalog or object store
-  unreachable or refusing writes, a commit conflict, Kafka away). The core keeps the batch and
+  unreachable or refusing writes, a commit conflict, Kafka away, the schema registry away). The core keeps the batch and
   retries it from its first offset with a capped backoff; nothing moves until it commits.
 - :class:`TerminalSinkError`: this data cannot be written as it is (no destination type for a
   column, a value that does not fit its column, a record without its key). Retrying will not help:
@@ -36,3 +36,8 @@ class CatalogUnavailableError(TransientSinkError):
 
 class KafkaUnavailableError(TransientSinkError):
     """Kafka did not take a request (dead letters, offset commit, topic listing) in time."""
+
+
+class SchemaRegistryUnavailableError(TransientSinkError):
+    """The schema registry did not serve a record's writer schema (down, timing out, 5xx, refusing
+    the request); the record is fine, and its batch is retried without dead-lettering it."""

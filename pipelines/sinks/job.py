@@ -5,6 +5,9 @@ Topics that appear later (new source tables) are picked up within the discovery 
 topic that is deleted has its sink closed. Nothing in the loop ends the job: a failing table is
 retried by its sink and reported, Kafka away is reported and retried.
 
+Keys and values are JSON (the JSON converter with schemas) or, with `--schema-registry-url`, also
+Avro in the Confluent wire format, told apart record by record (see :mod:`pipelines.debezium`).
+
 GET /health on 127.0.0.1 (`--health-host`) answers 200 while every table commits (or has nothing to do) and 503 while
 any table's batch is failing or topics cannot be listed, with per-table figures either way: events
 applied, batches, dead letters and the last dead-letter error, the pending failure, committed
@@ -30,6 +33,8 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from pipelines.avro import AvroDecoder
+from pipelines.debezium import JSON_ONLY, ChangeDecoder
 from pipelines.sinks.core import DEAD_LETTER_SUFFIX, CdcSink, DeadLetterQueue, TableWriter
 from pipelines.sinks.errors import SinkError
 
@@ -76,6 +81,7 @@ class SinkJob:
         group: str,
         discover_seconds: float = 5.0,
         poll_seconds: float = 0.1,
+        decoder: ChangeDecoder = JSON_ONLY,
     ) -> None:
         self.bootstrap = bootstrap
         self.pattern = re.compile(topics_regex)
@@ -86,6 +92,8 @@ class SinkJob:
         self.poll_seconds = poll_seconds
         """How long each sink waits for records per round: one loop steps every table in turn, so
         an idle table must not hold up a busy one for long."""
+        self.decoder = decoder
+        """Shared by every table, so each writer schema is fetched from the registry once."""
         self.dead_letters = DeadLetterQueue(bootstrap)
         self.sinks: dict[str, CdcSink] = {}
         self.errors: dict[str, str] = {}
@@ -120,6 +128,7 @@ class SinkJob:
                     batch_max_seconds=self.poll_seconds,
                     dead_letters=self.dead_letters,
                     group_instance_id=group,
+                    decoder=self.decoder,
                 )
             except SinkError as error:
                 self.errors[topic] = f"{identifier}: sink not started, retried at the next discovery: {error}"
@@ -200,16 +209,37 @@ def job_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--health-host", default="127.0.0.1")
     parser.add_argument("--discover-seconds", type=float, default=5.0)
     parser.add_argument("--poll-seconds", type=float, default=0.1, help="per table and round")
+    parser.add_argument(
+        "--schema-registry-url",
+        help="base URL of a Confluent-compatible schema registry API (Apicurio: http://HOST:PORT/apis/ccompat/v7), "
+        "to read Avro keys and values; without it only JSON is read",
+    )
     return parser
+
+
+def change_decoder(schema_registry_url: str | None) -> ChangeDecoder:
+    """JSON and, given a registry, Confluent-framed Avro."""
+    return ChangeDecoder(AvroDecoder(schema_registry_url)) if schema_registry_url else JSON_ONLY
 
 
 def run_job(args: argparse.Namespace, writer_for: Callable[[str], TableWriter]) -> None:
     """Runs a job until SIGTERM, serving /health meanwhile."""
     configure_logging()
-    job = SinkJob(args.bootstrap, args.topics_regex, args.namespace, writer_for, args.group, args.discover_seconds, args.poll_seconds)
+    registry = args.schema_registry_url
+    job = SinkJob(
+        args.bootstrap,
+        args.topics_regex,
+        args.namespace,
+        writer_for,
+        args.group,
+        args.discover_seconds,
+        args.poll_seconds,
+        decoder=change_decoder(registry),
+    )
     server = serve_health(job, args.health_port, args.health_host)
     signal.signal(signal.SIGTERM, lambda *_: job.stopping.set())
-    log.info("sink job started", extra={"fields": {"topics_regex": args.topics_regex, "namespace": args.namespace, "pid": os.getpid()}})
+    started = {"topics_regex": args.topics_regex, "namespace": args.namespace, "schema_registry_url": registry, "pid": os.getpid()}
+    log.info("sink job started", extra={"fields": started})
     try:
         job.run()
     finally:

@@ -31,6 +31,8 @@ def update_event(column_schema: dict, value: object) -> bytes:
         ({"type": "string", "name": "io.debezium.data.Json"}, UNAVAILABLE_PLACEHOLDER),
         ({"type": "bytes"}, base64.b64encode(UNAVAILABLE_PLACEHOLDER.encode()).decode()),
         ({"type": "array", "items": {"type": "string", "optional": True}}, [UNAVAILABLE_PLACEHOLDER]),
+        # An int[] carries the placeholder's bytes as its elements (seen on a live TOASTed int[]).
+        ({"type": "array", "items": {"type": "int32", "optional": True}}, list(UNAVAILABLE_PLACEHOLDER.encode())),
     ],
 )
 def test_the_unchanged_toast_placeholder_decodes_as_unavailable_whatever_the_column_type(column_schema: dict, placeholder: object) -> None:
