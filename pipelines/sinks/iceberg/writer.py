@@ -130,6 +130,20 @@ def iceberg_type(column_schema: Mapping[str, Any], field_ids: FieldIds | None = 
     return _PRIMITIVE_TYPES[kind]()
 
 
+def _promotable(current: IcebergType, wanted: IcebergType) -> bool:
+    """Whether Iceberg's type promotion rules allow `current` to become `wanted` in place."""
+    if isinstance(current, IntegerType) and isinstance(wanted, LongType):
+        return True
+    if isinstance(current, FloatType) and isinstance(wanted, DoubleType):
+        return True
+    return (
+        isinstance(current, DecimalType)
+        and isinstance(wanted, DecimalType)
+        and wanted.scale == current.scale
+        and wanted.precision > current.precision
+    )
+
+
 def schema_from_event(event: ChangeEvent) -> Schema:
     """An Iceberg schema from an event's row schema; the source key columns become identifier fields."""
     columns = event.row_schema.get("fields", [])
@@ -242,16 +256,35 @@ class IcebergTableWriter:
         return self.table
 
     def _evolve(self, table: Table, events: Sequence[ChangeEvent]) -> Table:
-        known = {column.name for column in table.schema().fields}
+        """Follows the source's schema changes: added columns are added, a column widened at the
+        source (int → bigint, real → double, a decimal's precision) is promoted, and a required
+        column the source dropped or made nullable becomes optional, so later rows without it fit.
+        A type change Iceberg cannot promote is left alone: rows it does not fit are dead-lettered."""
+        current = {column.name: column for column in table.schema().fields}
         added: dict[str, IcebergType] = {}
+        promoted: dict[str, IcebergType] = {}
+        relaxed: set[str] = set()
         for event in events:
-            for column in event.row_schema.get("fields", []):
-                if column["field"] not in known and column["field"] not in added:
-                    added[column["field"]] = iceberg_type(column)
-        if added:
-            with table.update_schema() as update:
+            declared = {column["field"]: column for column in event.row_schema.get("fields", [])}
+            for name, column in declared.items():
+                existing = current.get(name)
+                if existing is None:
+                    added.setdefault(name, iceberg_type(column))
+                    continue
+                kind = iceberg_type(column)
+                if kind != existing.field_type and _promotable(existing.field_type, kind):
+                    promoted[name] = kind
+                if existing.required and column.get("optional", True) and name not in event.key_columns:
+                    relaxed.add(name)
+            relaxed.update(name for name, existing in current.items() if existing.required and name not in declared and declared)
+        if added or promoted or relaxed:
+            with _failures_mapped(self.identifier), table.update_schema() as update:
                 for name, kind in added.items():
                     update.add_column(name, kind)
+                for name, kind in promoted.items():
+                    update.update_column(name, field_type=kind)
+                for name in relaxed:
+                    update.make_column_optional(name)
             table = self.catalog.load_table(self.identifier)
             self.table = table
         return table
