@@ -25,10 +25,13 @@ from components.kafka_connect import KafkaConnect, KafkaConnectArgs
 from components.mysql import MySql, MySqlArgs
 from components.network import StackNetwork, StackNetworkArgs
 from components.object_store import ObjectStore, ObjectStoreArgs
-from components.postgres import Postgres, PostgresArgs
+from components.postgres import Postgres, PostgresArgs, PostgresAvroCapture
 from components.runtime import Placement, resolve_runtime
+from components.schema_registry import SchemaRegistry, SchemaRegistryArgs
 from components.service import ServiceComponent
 from components.spark import Spark, SparkArgs
+from pipelines.connectors import debezium_key_schema
+from providers.schema_subject import SchemaSubject, SchemaSubjectArgs
 from toolchain.layout import PROJECT_ROOT, Toolchain
 
 config = pulumi.Config(stack_config.NAMESPACE)
@@ -81,7 +84,32 @@ kafka = Kafka(
 connect = KafkaConnect(
     "connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=ports.main("connect"))
 )
-change_capture = ChangeCapture("cdc", ChangeCaptureArgs(connect=connect, kafka=kafka, sources=[postgres, mysql]))
+schema_registry = SchemaRegistry(
+    "schema-registry",
+    SchemaRegistryArgs(placement=placement, network=network, kafka=kafka, port=ports.main("schema-registry")),
+)
+avro_capture = PostgresAvroCapture(postgres=postgres, registry=schema_registry)
+change_capture = ChangeCapture(
+    "cdc",
+    ChangeCaptureArgs(
+        connect=connect,
+        kafka=kafka,
+        sources=[postgres, mysql, avro_capture],
+    ),
+)
+# The seeded Avro table's key is a contract: FULL, so a change of its primary key's shape (which would
+# re-key every consumer) is refused by the registry and fails the connector, instead of passing by.
+avro_key_topic = f"{avro_capture.topic_prefix}.inventory.avro_customers"
+avro_key_contract = SchemaSubject(
+    "avro-customers-key",
+    SchemaSubjectArgs(
+        subject=f"{avro_key_topic}-key",
+        registry_url=schema_registry.url,
+        schema=debezium_key_schema(avro_key_topic, [("id", "int")]),
+        compatibility="FULL",
+        registry_log=schema_registry.log_path,
+    ),
+)
 object_store = ObjectStore(
     "object-store",
     ObjectStoreArgs(
@@ -112,6 +140,7 @@ iceberg_sink = IcebergSinkJob(
         project_dir=str(PROJECT_ROOT),
         kafka=kafka,
         change_capture=change_capture,
+        schema_registry=schema_registry,
         catalog=iceberg_catalog,
     ),
 )
@@ -139,6 +168,7 @@ delta_sink = DeltaSinkJob(
         project_dir=str(PROJECT_ROOT),
         kafka=kafka,
         change_capture=change_capture,
+        schema_registry=schema_registry,
         spark=spark,
         warehouse=object_store.warehouse,
     ),
@@ -148,6 +178,7 @@ services: list[ServiceComponent] = [
     mysql,
     kafka,
     connect,
+    schema_registry,
     object_store,
     iceberg_catalog,
     iceberg_sink,
@@ -178,6 +209,11 @@ pulumi.export(out.POSTGRES_CONNECTOR, change_capture.connectors["postgres"])
 pulumi.export(out.MYSQL_CONNECTOR, change_capture.connectors["mysql"])
 pulumi.export(out.POSTGRES_TOPIC_PREFIX, change_capture.topic_prefixes["postgres"])
 pulumi.export(out.MYSQL_TOPIC_PREFIX, change_capture.topic_prefixes["mysql"])
+pulumi.export(out.SCHEMA_REGISTRY_URL, schema_registry.url)
+pulumi.export(out.SCHEMA_EVENTS_TOPIC, schema_registry.events_topic)
+pulumi.export(out.AVRO_CONNECTOR, change_capture.connectors["postgres-avro"])
+pulumi.export(out.AVRO_TOPIC_PREFIX, change_capture.topic_prefixes["postgres-avro"])
+pulumi.export(out.AVRO_KEY_SUBJECT, avro_key_contract.id)
 pulumi.export(out.S3_ENDPOINT, object_store.endpoint)
 pulumi.export(out.S3_ACCESS_KEY_ID, object_store.access_key_id)
 pulumi.export(out.S3_SECRET_ACCESS_KEY, object_store.secret_access_key)

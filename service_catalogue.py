@@ -59,6 +59,12 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "a metadata request lists the broker",
     ),
     ServiceSpec("connect", "Kafka Connect with Debezium", (PortSpec("connectPort", 28083),), "GET /connector-plugins lists Debezium's connectors"),
+    ServiceSpec(
+        "schema-registry",
+        "Schema Registry (Apicurio, Confluent API)",
+        (PortSpec("schemaRegistryPort", 28081),),
+        "GET /apis/ccompat/v7/subjects answers 200",
+    ),
     ServiceSpec("object-store", "S3-compatible object store", (PortSpec("objectStorePort", 29000),), "its health endpoint answers 200"),
     ServiceSpec("iceberg-catalog", "Iceberg REST catalog", (PortSpec("icebergCatalogPort", 28181),), "GET /v1/config answers 200"),
     ServiceSpec("iceberg-sink", "CDC -> Iceberg sink job", (PortSpec("icebergSinkPort", 28190, "health"),), "GET /health answers"),

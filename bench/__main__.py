@@ -1,6 +1,7 @@
 """`make bench`: toolchain install time (cold and cached), `pulumi up` from nothing to healthy,
 a no-change `pulumi up`, `pulumi destroy`, the resident memory of the running stack, and the CDC,
-Iceberg and Delta figures (`bench.cdc`, `bench.iceberg`, `bench.delta`).
+Iceberg, Delta and schema registry figures (`bench.cdc`, `bench.iceberg`, `bench.delta`,
+`bench.schema_registry`).
 
 Runs on a throwaway stack with its own ports, so the dev stack is left as it is.
 Set BENCH_COLD_TOOLCHAIN=0 to skip the cold toolchain build (about three minutes).
@@ -16,7 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import cdc, delta, iceberg, print_figures
+import stack_outputs as out
+from bench import cdc, delta, iceberg, print_figures, schema_registry
 from bench.memory import memory_kib, stack_pids
 from testkit.stack import PROJECT_ROOT, init_throwaway_stack, remove_throwaway_stack, toolchain_env
 
@@ -96,6 +98,7 @@ def stack_figures() -> list[tuple[str, str]]:
             ("source commit -> visible in Iceberg (200 changes at 50/s)", f"p50 {lag.percentile(0.5):.0f} ms, p95 {lag.percentile(0.95):.0f} ms, {len(lag.samples_ms)} of {lag.expected}")
         )
         cdc_figures += delta.figures(outputs)
+        cdc_figures += schema_registry.figures(outputs[out.SCHEMA_REGISTRY_URL])
         destroy_seconds = timed(cli.destroy)
     finally:
         remove_throwaway_stack(cli)

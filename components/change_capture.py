@@ -20,11 +20,17 @@ from service_catalogue import ServiceSpec
 
 
 class CaptureSource(Protocol):
-    """A service Debezium captures: today `Postgres` and `MySql` (components.database.SqlDatabase)."""
+    """What Debezium captures: a database (`Postgres`, `MySql`: components.database.SqlDatabase), or
+    part of one through another connector (`PostgresAvroCapture`)."""
 
     service: ServiceSpec
     connector_name: str
     topic_prefix: str
+
+    @property
+    def capture_key(self) -> str:
+        """Unique among the sources: the key of its outputs and of its connector's Pulumi name."""
+        ...
 
     def debezium_config(self, kafka_bootstrap: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
         """The connector config (secret), resolved once the source is ready."""
@@ -38,16 +44,16 @@ class ChangeCaptureArgs:
     kafka: Kafka
     """Where a source may keep its schema history (MySQL's connector does)."""
     sources: Sequence[CaptureSource]
-    """One connector each, named `<name>-<service>` in Pulumi and `connector_name` on the worker."""
+    """One connector each, named `<name>-<capture_key>` in Pulumi and `connector_name` on the worker."""
 
 
 class ChangeCapture(pulumi.ComponentResource):
     """Registers one Debezium connector per source once the source is seeded."""
 
     connectors: dict[str, pulumi.Output[str]]
-    """Connector name on the worker, by source service name."""
+    """Connector name on the worker, by capture key."""
     topic_prefixes: dict[str, pulumi.Output[str]]
-    """Topic prefix, by source service name, in the order of the sources."""
+    """Topic prefix, by capture key, in the order of the sources."""
     status_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: ChangeCaptureArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -57,7 +63,7 @@ class ChangeCapture(pulumi.ComponentResource):
         self.topic_prefixes = {}
         for source in args.sources:
             connector = DebeziumConnector(
-                f"{name}-{source.service.name}",
+                f"{name}-{source.capture_key}",
                 DebeziumConnectorArgs(
                     name=source.connector_name,
                     connect_url=args.connect.url,
@@ -66,8 +72,8 @@ class ChangeCapture(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
-            self.connectors[source.service.name] = connector.id
-            self.topic_prefixes[source.service.name] = pulumi.Output.from_input(source.topic_prefix)
+            self.connectors[source.capture_key] = connector.id
+            self.topic_prefixes[source.capture_key] = pulumi.Output.from_input(source.topic_prefix)
         self.status_url = args.connect.url.apply(lambda url: f"{url}/connectors?expand=status")
         self.register_outputs(
             {"connectors": self.connectors, "topic_prefixes": self.topic_prefixes, "status_url": self.status_url}

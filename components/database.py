@@ -30,6 +30,11 @@ class SqlDatabase(ServiceComponent):
     topic_prefix: str
     """Its change topics are `<prefix>.<schema or database>.<table>`."""
 
+    @property
+    def capture_key(self) -> str:
+        """Its key in `ChangeCapture`'s outputs and in its connector's Pulumi name: the service name."""
+        return self.service.name
+
     def debezium_config(self, kafka_bootstrap: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
         """Its Debezium source connector's config (secret), resolved once it is healthy and seeded.
 

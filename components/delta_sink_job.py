@@ -52,10 +52,12 @@ class DeltaSinkJobArgs(SinkJobArgs):
     """Consumer groups are `<group>.<topic>`."""
 
 
-def job_argv(python: str, args: DeltaSinkJobArgs, bootstrap: str, topics: str, conf: str, bucket: str, work_dir: str, port: int) -> list[str]:
+def job_argv(
+    python: str, args: DeltaSinkJobArgs, bootstrap: str, topics: str, conf: str, bucket: str, work_dir: str, port: int, registry_url: str
+) -> list[str]:
     """The job's command line: the same module and options on both runtimes."""
     options = ["--spark-conf", conf, "--bucket", bucket, "--work-dir", work_dir]
-    return sink_argv(python, "pipelines.sinks.delta.job", bootstrap, topics, DELTA_DATABASE, options, args.group, port)
+    return sink_argv(python, "pipelines.sinks.delta.job", bootstrap, topics, DELTA_DATABASE, options, args.group, port, registry_url)
 
 
 class DeltaSinkJob(SinkJobComponent):
@@ -80,9 +82,17 @@ class DeltaSinkJob(SinkJobComponent):
     @staticmethod
     def _process_job(args: DeltaSinkJobArgs, topics: pulumi.Output[str], workdir: Path) -> ProcessLaunch:
         return ProcessLaunch(
-            argv=pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics, args.warehouse).apply(
+            argv=pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics, args.warehouse, args.schema_registry.internal_url).apply(
                 lambda values: job_argv(
-                    args.python, args, values[0], values[1], str(workdir / CONF_FILE), bucket_of(values[2]), str(workdir / "driver"), args.port
+                    args.python,
+                    args,
+                    values[0],
+                    values[1],
+                    str(workdir / CONF_FILE),
+                    bucket_of(values[2]),
+                    str(workdir / "driver"),
+                    args.port,
+                    values[3],
                 )
             ),
             secret_files=args.spark.internal_spark_conf.apply(lambda conf: {CONF_FILE: json.dumps(conf)}),
@@ -93,16 +103,27 @@ class DeltaSinkJob(SinkJobComponent):
     def _docker_job(args: DeltaSinkJobArgs, topics: pulumi.Output[str]) -> DockerServiceSpec:
         conf_path = f"/tmp/{CONF_FILE}"
         argv = job_argv(
-            f"{CONTAINER_VENV}/bin/python", args, "$BOOTSTRAP", "$TOPICS_REGEX", conf_path, "$BUCKET", "/data/driver", CONTAINER_PORT
+            f"{CONTAINER_VENV}/bin/python",
+            args,
+            "$BOOTSTRAP",
+            "$TOPICS_REGEX",
+            conf_path,
+            "$BUCKET",
+            "/data/driver",
+            CONTAINER_PORT,
+            "$SCHEMA_REGISTRY_URL",
         )
         script = container_script("requirements-spark.txt", {conf_path: "SPARK_CONF"}, argv)
         envs = pulumi.Output.secret(
-            pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics, args.warehouse, args.spark.internal_spark_conf).apply(
+            pulumi.Output.all(
+                args.kafka.internal_bootstrap_servers, topics, args.warehouse, args.spark.internal_spark_conf, args.schema_registry.internal_url
+            ).apply(
                 lambda values: [
                     f"BOOTSTRAP={values[0]}",
                     f"TOPICS_REGEX={values[1]}",
                     f"BUCKET={bucket_of(values[2])}",
                     f"SPARK_CONF={json.dumps(values[3])}",
+                    f"SCHEMA_REGISTRY_URL={values[4]}",
                     "PYTHONDONTWRITEBYTECODE=1",
                 ]
             )

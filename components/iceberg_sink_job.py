@@ -22,6 +22,7 @@ from components.docker_service import DockerServiceSpec
 from components.iceberg_catalog import IcebergRestCatalog
 from components.service import ProcessLaunch
 from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, SinkJobComponent, container_script, sink_argv, topics_regex
+from pipelines.connectors import AVRO_TABLE_PREFIX
 
 PROPERTIES_FILE = "catalog.json"
 CONTAINER_PORT = 8190
@@ -37,15 +38,20 @@ class IcebergSinkJobArgs(SinkJobArgs):
     """Iceberg namespace of the replicated tables."""
     tables: tuple[str, ...] = SEEDED_TABLES
     """Source tables (of the `inventory` schema/database) to replicate."""
-    replicated_prefixes: tuple[str, ...] = ("lake_", "both_")
-    """Tables whose name starts with one of them are replicated too (`both_`: into Delta as well)."""
+    replicated_prefixes: tuple[str, ...] = ("lake_", "both_", AVRO_TABLE_PREFIX)
+    """Tables whose name starts with one of them are replicated too (`both_`: into Delta as well;
+    `avro_`: the Avro connector's tables)."""
     group: str = "cdcstack-iceberg-sink"
     """Consumer groups are `<group>.<topic>`."""
 
 
-def job_argv(python: str, args: IcebergSinkJobArgs, bootstrap: str, topics: str, properties: str, port: int) -> list[str]:
+def job_argv(
+    python: str, args: IcebergSinkJobArgs, bootstrap: str, topics: str, properties: str, port: int, registry_url: str
+) -> list[str]:
     """The job's command line: the same module and options on both runtimes."""
-    return sink_argv(python, "pipelines.sinks.iceberg.job", bootstrap, topics, args.namespace, ["--catalog-properties", properties], args.group, port)
+    return sink_argv(
+        python, "pipelines.sinks.iceberg.job", bootstrap, topics, args.namespace, ["--catalog-properties", properties], args.group, port, registry_url
+    )
 
 
 class IcebergSinkJob(SinkJobComponent):
@@ -70,8 +76,8 @@ class IcebergSinkJob(SinkJobComponent):
     @staticmethod
     def _process_job(args: IcebergSinkJobArgs, topics: pulumi.Output[str], workdir: Path) -> ProcessLaunch:
         return ProcessLaunch(
-            argv=pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics).apply(
-                lambda values: job_argv(args.python, args, values[0], values[1], str(workdir / PROPERTIES_FILE), args.port)
+            argv=pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics, args.schema_registry.internal_url).apply(
+                lambda values: job_argv(args.python, args, values[0], values[1], str(workdir / PROPERTIES_FILE), args.port, values[2])
             ),
             secret_files=args.catalog.internal_catalog_properties.apply(
                 lambda properties: {PROPERTIES_FILE: json.dumps(properties)}
@@ -82,14 +88,17 @@ class IcebergSinkJob(SinkJobComponent):
     def _docker_job(args: IcebergSinkJobArgs, topics: pulumi.Output[str]) -> DockerServiceSpec:
         properties = f"/tmp/{PROPERTIES_FILE}"
         # The options come from the environment, so the command is fixed and holds no secret.
-        argv = job_argv(f"{CONTAINER_VENV}/bin/python", args, "$BOOTSTRAP", "$TOPICS_REGEX", properties, CONTAINER_PORT)
+        argv = job_argv(f"{CONTAINER_VENV}/bin/python", args, "$BOOTSTRAP", "$TOPICS_REGEX", properties, CONTAINER_PORT, "$SCHEMA_REGISTRY_URL")
         script = container_script("requirements.txt", {properties: "CATALOG_PROPERTIES"}, argv)
         envs = pulumi.Output.secret(
-            pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics, args.catalog.internal_catalog_properties).apply(
+            pulumi.Output.all(
+                args.kafka.internal_bootstrap_servers, topics, args.catalog.internal_catalog_properties, args.schema_registry.internal_url
+            ).apply(
                 lambda values: [
                     f"BOOTSTRAP={values[0]}",
                     f"TOPICS_REGEX={values[1]}",
                     f"CATALOG_PROPERTIES={json.dumps(values[2])}",
+                    f"SCHEMA_REGISTRY_URL={values[3]}",
                     # The project is mounted read-only.
                     "PYTHONDONTWRITEBYTECODE=1",
                 ]

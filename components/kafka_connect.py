@@ -19,7 +19,7 @@ from components.kafka import Kafka
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 from pipelines import kafka_limits
-from pipelines.connectors import DEBEZIUM_CONNECTORS
+from pipelines.connectors import AVRO_CONVERTER, DEBEZIUM_CONNECTORS
 
 CONTAINER_PORT = 8083
 HEAP = ["-Xms128m", "-Xmx512m"]
@@ -58,8 +58,8 @@ def connect_image_env(settings: Mapping[str, str]) -> list[str]:
 class KafkaConnectArgs(ServiceArgs):
     kafka: Kafka
     """The broker it stores configs, offsets and status in; the worker starts after it is healthy."""
-    plugins: Sequence[str] = DEBEZIUM_CONNECTORS
-    """Connector classes the worker must list to count as healthy."""
+    plugins: Sequence[str] = (*DEBEZIUM_CONNECTORS, AVRO_CONVERTER)
+    """Plugin classes (connectors, converters) the worker must list to count as healthy."""
 
 
 class KafkaConnect(ServiceComponent):
@@ -94,7 +94,12 @@ class KafkaConnect(ServiceComponent):
             "listeners": url,
             "rest.advertised.host.name": LOOPBACK,
             "rest.advertised.port": str(args.port),
-            "plugin.path": str(toolchain.require_plugins(toolchain.debezium_plugin_dir, "Debezium")),
+            "plugin.path": ",".join(
+                [
+                    str(toolchain.require_plugins(toolchain.debezium_plugin_dir, "Debezium connector")),
+                    str(toolchain.require_plugins(toolchain.converter_plugin_dir, "Apicurio Avro converter")),
+                ]
+            ),
             # Reads each plugin's service manifests instead of scanning every class: seconds, not minutes.
             "plugin.discovery": "service_load",
         }
@@ -131,6 +136,8 @@ class KafkaConnect(ServiceComponent):
                 f"HEAP_OPTS={' '.join(HEAP)}",
                 "CONNECT_OFFSET_FLUSH_INTERVAL_MS=1000",
                 "CONNECT_PRODUCER_LINGER_MS=0",
+                # The image's copy of Apicurio's converters (the Avro connector's), off by default.
+                "ENABLE_APICURIO_CONVERTERS=true",
                 *connect_image_env(kafka_limits.CONNECT_PRODUCER_SETTINGS),
             ]
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -12,7 +12,8 @@ from components.database import SqlDatabase
 from components.docker_service import DockerServiceSpec
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceDefinition
-from pipelines.connectors import postgres_source_config
+from components.schema_registry import SchemaRegistry
+from pipelines.connectors import AVRO_TABLES, avro_converter_settings, postgres_source_config
 
 CONTAINER_PORT = 5432
 SUPERUSER = "postgres"
@@ -142,4 +143,37 @@ class Postgres(SqlDatabase):
             ),
             command=command,
             memory_mb=1024,
+        )
+
+
+@dataclass(frozen=True)
+class PostgresAvroCapture:
+    """A second Postgres connector, for the `inventory.avro_*` tables only, writing Avro through the
+    schema registry: every schema change of those tables becomes a new registered version. The
+    stack's JSON connector leaves these tables alone (pipelines/connectors.py)."""
+
+    postgres: Postgres
+    registry: SchemaRegistry
+    connector_name: str = "cdcstack-postgres-avro"
+    """Its connector (and, with dashes as underscores, its own slot and publication)."""
+    topic_prefix: str = "pgavro"
+    """Its change topics are `<prefix>.inventory.avro_<table>`, its subjects `<topic>-key`/`-value`."""
+    service: service_catalogue.ServiceSpec = field(default_factory=lambda: service_catalogue.service("postgres"))
+
+    @property
+    def capture_key(self) -> str:
+        return "postgres-avro"
+
+    def debezium_config(self, kafka_bootstrap: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
+        """The pgoutput connector with Avro converters; secret like the JSON one."""
+        postgres = self.postgres
+        slot = self.connector_name.replace("-", "_")
+        return pulumi.Output.all(
+            postgres.internal_host, postgres.internal_port, postgres.user, postgres.password, postgres.database,
+            self.registry.converter_url, postgres.ready,
+        ).apply(
+            lambda values: {
+                **postgres_source_config(*values[:5], self.topic_prefix, slot, {"table.include.list": AVRO_TABLES}),
+                **avro_converter_settings(values[5]),
+            }
         )

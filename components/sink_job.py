@@ -20,6 +20,7 @@ from components.change_capture import ChangeCapture
 from components.docker_service import DockerServiceSpec
 from components.kafka import Kafka
 from components.runtime import LOOPBACK
+from components.schema_registry import SchemaRegistry
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 
 SEEDED_TABLES = ("customers", "products", "orders")
@@ -38,6 +39,8 @@ class SinkJobArgs(ServiceArgs):
     """Where the Debezium topics are."""
     change_capture: ChangeCapture
     """The connectors whose topics it consumes (their topic prefixes)."""
+    schema_registry: SchemaRegistry
+    """Where it looks up the writer schema of an Avro record (JSON records need none)."""
 
 
 class SinkJobComponent(ServiceComponent):
@@ -72,7 +75,15 @@ class SinkJobComponent(ServiceComponent):
 
 
 def sink_argv(
-    python: str, module: str, bootstrap: str, topics: str, namespace: str, destination_options: Sequence[str], group: str, port: int
+    python: str,
+    module: str,
+    bootstrap: str,
+    topics: str,
+    namespace: str,
+    destination_options: Sequence[str],
+    group: str,
+    port: int,
+    schema_registry_url: str,
 ) -> list[str]:
     """A sink job's command line: the options every job takes (`pipelines.sinks.job.job_arguments`)
     around its destination's own."""
@@ -91,6 +102,8 @@ def sink_argv(
         group,
         "--health-port",
         str(port),
+        "--schema-registry-url",
+        schema_registry_url,
     ]
 
 

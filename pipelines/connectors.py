@@ -6,6 +6,8 @@ configs for the connectors they register themselves, without importing a Pulumi 
 
 from __future__ import annotations
 
+import json
+
 from pipelines import kafka_limits
 
 POSTGRES_CONNECTOR = "io.debezium.connector.postgresql.PostgresConnector"
@@ -37,11 +39,42 @@ COMMON_SETTINGS: dict[str, str] = {
 }
 
 
+AVRO_TABLE_PREFIX = "avro_"
+"""Tables `inventory.avro_*` are captured by the Avro connector, every other one by the JSON connector."""
+AVRO_TABLES = rf"inventory\.{AVRO_TABLE_PREFIX}.*"
+AVRO_CONVERTER = "io.apicurio.registry.utils.converter.AvroConverter"
+
+
+def avro_converter_settings(registry_url: str) -> dict[str, str]:
+    """Connector-level converter overrides: keys and values as Avro in the Confluent wire format (magic
+    byte, 4-byte schema id), registering each new schema under `<topic>-key`/`<topic>-value` through
+    Apicurio's own API at `registry_url`."""
+    per_side = {
+        "": AVRO_CONVERTER,
+        ".apicurio.registry.url": registry_url,
+        ".apicurio.registry.auto-register": "true",
+        # The schema id travels in the payload (Confluent's format), not in record headers.
+        ".apicurio.registry.headers.enabled": "false",
+        ".apicurio.registry.as-confluent": "true",
+        # Content ids are what the Confluent API serves at /schemas/ids/{id}.
+        ".apicurio.registry.use-id": "contentId",
+    }
+    return {f"{side}.converter{suffix}": value for side in ("key", "value") for suffix, value in per_side.items()}
+
+
 def postgres_source_config(
-    host: str, port: int, user: str, password: str, database: str, topic_prefix: str, slot: str
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    database: str,
+    topic_prefix: str,
+    slot: str,
+    tables: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """A Postgres connector capturing the `inventory` schema through `pgoutput`; `slot` names both the
-    replication slot and the publication."""
+    replication slot and the publication. `tables` narrows it (`table.include.list` or
+    `table.exclude.list`); by default it leaves the Avro connector's tables alone."""
     return {
         "connector.class": POSTGRES_CONNECTOR,
         "database.hostname": host,
@@ -56,6 +89,7 @@ def postgres_source_config(
         # FOR ALL TABLES: tables created after the connector starts are published too.
         "publication.autocreate.mode": "all_tables",
         "schema.include.list": "inventory",
+        **({"table.exclude.list": AVRO_TABLES} if tables is None else tables),
         # Debezium skips truncates unless told otherwise.
         "skipped.operations": "none",
         **COMMON_SETTINGS,
@@ -89,3 +123,19 @@ def mysql_source_config(
         "skipped.operations": "none",
         **COMMON_SETTINGS,
     }
+
+
+def debezium_key_schema(topic: str, columns: list[tuple[str, str]]) -> str:
+    """The Avro schema Debezium's key converter registers for `topic`'s primary key, `columns` as
+    (name, Avro type) in key order: a record `<topic>.Key` carrying Connect's name for it."""
+    return json.dumps(
+        {
+            "type": "record",
+            "name": "Key",
+            "namespace": topic,
+            "fields": [{"name": name, "type": kind} for name, kind in columns],
+            "connect.name": f"{topic}.Key",
+        },
+        # The converter's compact text: the registry dedups identical text only.
+        separators=(",", ":"),
+    )

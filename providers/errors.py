@@ -29,6 +29,11 @@ __all__ = [
     "ConnectorFailedError",
     "ConnectorNotRunningError",
     "ObjectStoreError",
+    "SchemaRegistryUnavailableError",
+    "SubjectNotFoundError",
+    "SubjectStateError",
+    "IncompatibleSchemaError",
+    "InvalidSchemaError",
 ]
 
 
@@ -86,3 +91,29 @@ class ConnectorNotRunningError(TransientError):
 
 class ObjectStoreError(TerminalError):
     """The S3-compatible object store refused an operation (full, read-only, bad credentials)."""
+
+
+class SchemaRegistryUnavailableError(TransientError):
+    """The schema registry did not answer (down, starting, unreachable) or answered 5xx."""
+
+
+class SubjectNotFoundError(TerminalError):
+    """The registry answered 404: no such subject (40401), version (40402) or schema under it (40403)."""
+
+
+class SubjectStateError(TerminalError):
+    """The registry answered 409 to a delete: the subject or version is soft deleted already, or
+    must be soft deleted before a permanent delete (40404-40407)."""
+
+
+class IncompatibleSchemaError(TerminalError):
+    """The registry answered 409 to a registration: the schema breaks the subject's compatibility
+    level. `reason` carries the registry's own explanation."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class InvalidSchemaError(TerminalError):
+    """The registry answered 422 (or 400): the schema, or the request carrying it, is not valid."""

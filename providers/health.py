@@ -84,12 +84,13 @@ def _probe_http(spec: HealthSpec) -> None:
 
 
 def _probe_connect(spec: HealthSpec) -> None:
-    """Kafka Connect is healthy once its REST API answers and lists the connector plugins it needs."""
+    """Kafka Connect is healthy once its REST API answers and lists the plugins (connectors and
+    converters) it needs."""
     import httpx
 
     url = spec["url"].rstrip("/")
     try:
-        response = httpx.get(f"{url}/connector-plugins", params={"connectorsOnly": "true"}, timeout=PROBE_TIMEOUT_SECONDS)
+        response = httpx.get(f"{url}/connector-plugins", params={"connectorsOnly": "false"}, timeout=PROBE_TIMEOUT_SECONDS)
     except httpx.HTTPError as error:
         raise ProbeFailed(f"GET {url}/connector-plugins failed: {error!r}") from error
     if response.status_code != 200:

@@ -78,6 +78,14 @@ def kafka_admin(stack: StackOutputs) -> AdminClient:
 
 
 @pytest.fixture
+def schema_registry_url(stack: StackOutputs) -> str:
+    """The registry's Confluent API base, checked healthy first."""
+    url = stack[out.SCHEMA_REGISTRY_URL]
+    stack.require_healthy("schema-registry", {"kind": "http", "url": f"{url}/subjects"})
+    return url
+
+
+@pytest.fixture
 def postgres_capture(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient):
     """Makes tables in Postgres' captured `inventory` schema; each is dropped with its topic afterwards."""
     stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])

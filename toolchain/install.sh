@@ -130,7 +130,7 @@ install_maven_bundle() {
   local substitutions=()
   for key in KAFKA_VERSION SCALA_BINARY_VERSION LOG4J_VERSION ICEBERG_VERSION AWS_SDK_VERSION JETTY_VERSION \
     SQLITE_JDBC_VERSION SLF4J_VERSION SPARK_BINARY_VERSION SPARK_SCALA_BINARY_VERSION DELTA_VERSION HADOOP_VERSION \
-    AWS_SDK_V1_VERSION DERBY_VERSION; do
+    AWS_SDK_V1_VERSION DERBY_VERSION APICURIO_VERSION; do
     substitutions+=(-e "s/@$key@/${!key}/g")
   done
   sed "${substitutions[@]}" "$pom_template" >"$dest/pom.xml"
@@ -207,6 +207,40 @@ install_spark_jars() {
   echo installed
 }
 
+install_schema_registry() {
+  local dest="$CDCSTACK_TOOLCHAIN_DIR/apicurio/registry"
+  if [ -f "$dest/apicurio-registry-app-$APICURIO_VERSION-runner.jar" ] && stamp_matches apicurio-registry "$APICURIO_VERSION"; then
+    echo cached
+    return
+  fi
+  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch Apicurio Registry $APICURIO_VERSION"
+  local archives="$CDCSTACK_TOOLCHAIN_DIR/apicurio/archives"
+  rm -rf "$dest" "$archives" && mkdir -p "$dest" "$archives"
+  mvn -B -q dependency:copy -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
+    -DoutputDirectory="$archives" >&2
+  tar -xzf "$archives/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" -C "$dest"
+  rm -rf "$archives"
+  write_stamp apicurio-registry "$APICURIO_VERSION"
+  echo installed
+}
+# The Avro converter as a Connect plugin folder of its own. The worker discovers plugins by their
+# ServiceLoader manifests (plugin.discovery=service_load) and the converter's jar has none, so one
+# is added as a jar of its own.
+install_avro_converter() {
+  local plugin="$CDCSTACK_TOOLCHAIN_DIR/apicurio-converter/plugins/apicurio-avro-converter"
+  if [ -d "$plugin" ] && stamp_matches apicurio-converter-plugin "$APICURIO_VERSION"; then echo cached; return; fi
+  install_maven_bundle apicurio-converter "$APICURIO_VERSION" "$root/toolchain/maven/apicurio-converter.pom.xml" >/dev/null
+  rm -rf "$plugin" && mkdir -p "$plugin"
+  cp "$CDCSTACK_TOOLCHAIN_DIR/apicurio-converter/lib/"*.jar "$plugin/"
+  local manifest
+  manifest=$(mktemp -d)
+  mkdir -p "$manifest/META-INF/services"
+  echo io.apicurio.registry.utils.converter.AvroConverter >"$manifest/META-INF/services/org.apache.kafka.connect.storage.Converter"
+  (cd "$manifest" && jar cf "$plugin/cdcstack-converter-manifest.jar" META-INF)
+  rm -rf "$manifest"
+  write_stamp apicurio-converter-plugin "$APICURIO_VERSION"
+  echo installed
+}
 piece "debian packages" "$APT_PACKAGES" install_apt_packages
 piece "python venv" "$(python3 --version | cut -d' ' -f2)" install_venv
 piece "pulumi cli + python host" "$PULUMI_VERSION" install_pulumi
@@ -216,5 +250,7 @@ piece "kafka connect jars" "$KAFKA_VERSION" install_maven_bundle connect "$KAFKA
 piece "debezium plugins" "$DEBEZIUM_VERSION" install_debezium_plugins
 piece "iceberg rest catalog" "$ICEBERG_VERSION" install_iceberg_rest
 piece "spark lakehouse jars" "$(spark_jars_version)" install_spark_jars
+piece "schema registry (apicurio)" "$APICURIO_VERSION" install_schema_registry
+piece "avro converter (apicurio)" "$APICURIO_VERSION" install_avro_converter
 
 column -t -s $'\t' -N PIECE,VERSION,STATUS,SECONDS "$report"

@@ -97,6 +97,19 @@ class Toolchain:
             raise MissingToolchainError(f"{jar} is missing (DERBY_VERSION must be pyspark's Derby); run `make toolchain`")
         return jar
 
+    @property
+    def schema_registry_jar(self) -> Path:
+        """Apicurio Registry's Quarkus runner (its lib/ beside it)."""
+        jar = self.cache_dir / "apicurio" / "registry" / f"apicurio-registry-app-{self.versions['APICURIO_VERSION']}-runner.jar"
+        if not jar.is_file():
+            raise MissingToolchainError(f"Apicurio Registry is missing ({jar}); run `make toolchain`")
+        return jar
+
+    @property
+    def converter_plugin_dir(self) -> Path:
+        """Connect plugin folders of converters (Apicurio's Avro converter)."""
+        return self.cache_dir / "apicurio-converter" / "plugins"
+
     def image(self, key: str) -> str:
         return self.versions[key]
 
@@ -114,7 +127,7 @@ class Toolchain:
     def require_plugins(self, folder: Path, what: str) -> Path:
         """A Connect plugin path: one sub-folder of jars per plugin."""
         if not folder.is_dir() or not any(folder.glob("*/*.jar")):
-            raise MissingToolchainError(f"{what} connector plugins are missing from {folder}; run `make toolchain`")
+            raise MissingToolchainError(f"{what} plugins are missing from {folder}; run `make toolchain`")
         return folder
 
     def require_jars(self, folder: Path, what: str) -> Path:

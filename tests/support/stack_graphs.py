@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,12 @@ from components.kafka_connect import KafkaConnect, KafkaConnectArgs
 from components.mysql import MySql, MySqlArgs
 from components.network import StackNetwork, StackNetworkArgs
 from components.object_store import ObjectStore, ObjectStoreArgs
-from components.postgres import Postgres, PostgresArgs
+from components.postgres import Postgres, PostgresArgs, PostgresAvroCapture
 from components.runtime import Placement
+from components.schema_registry import SchemaRegistry, SchemaRegistryArgs
 from components.service import ServiceComponent
 from components.spark import Spark, SparkArgs
-from tests.support.pulumi_mocks import Graph, build, pinned_inputs, run_program
+from tests.support.pulumi_mocks import Graph, build, pinned_inputs, run_program, settle
 from toolchain.layout import PROJECT_ROOT, Toolchain
 
 POSTGRES_PASSWORD = "pg-secret"
@@ -39,6 +41,7 @@ S3_SECRET = "s3-secret"
 SINK_PYTHON = "/venv/bin/python"
 PROGRAM_SECRETS = {"postgresPassword": POSTGRES_PASSWORD, "mysqlRootPassword": MYSQL_PASSWORD, "objectStoreSecretKey": S3_SECRET}
 PROCESS_PINS = Path(__file__).resolve().parents[1] / "unit" / "process_runtime_pins.json"
+CONNECTOR = ":DebeziumConnector"
 
 
 def network_in(placement: Placement, opts: pulumi.ResourceOptions) -> StackNetwork:
@@ -63,6 +66,11 @@ def _connect(placement: Placement, network: StackNetwork, kafka: Kafka, opts: pu
     return KafkaConnect("connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=28083), opts=opts)
 
 
+def _schema_registry(placement: Placement, network: StackNetwork, kafka: Kafka, opts: pulumi.ResourceOptions) -> SchemaRegistry:
+    args = SchemaRegistryArgs(placement=placement, network=network, port=28081, kafka=kafka)
+    return SchemaRegistry("schema-registry", args, opts=opts)
+
+
 def _object_store(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> ObjectStore:
     args = ObjectStoreArgs(
         placement=placement, network=network, port=29000, access_key_id="cdcstack", secret_access_key=pulumi.Output.secret(S3_SECRET)
@@ -77,13 +85,37 @@ def _catalog(
     return IcebergRestCatalog("iceberg-catalog", args, opts=opts)
 
 
-def _capture(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> tuple[ChangeCapture, Kafka]:
+@dataclass(frozen=True)
+class CaptureStack:
+    """The change capture and the services a sink job takes beside it."""
+
+    capture: ChangeCapture
+    kafka: Kafka
+    registry: SchemaRegistry
+
+
+def _capture(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> CaptureStack:
+    """Postgres, MySQL, Kafka, Connect and the schema registry, with the sources `__main__.py` captures:
+    both databases (JSON) and the Postgres tables the Avro connector takes."""
     postgres = _postgres(placement, network, opts)
     mysql = _mysql(placement, network, opts)
     kafka = _kafka(placement, network, opts)
     connect = _connect(placement, network, kafka, opts)
-    capture = ChangeCapture("cdc", ChangeCaptureArgs(connect=connect, kafka=kafka, sources=[postgres, mysql]), opts=opts)
-    return capture, kafka
+    registry = _schema_registry(placement, network, kafka, opts)
+    sources = [postgres, mysql, PostgresAvroCapture(postgres=postgres, registry=registry)]
+    capture = ChangeCapture("cdc", ChangeCaptureArgs(connect=connect, kafka=kafka, sources=sources), opts=opts)
+    return CaptureStack(capture, kafka, registry)
+
+
+def connector_configs(graph: Graph[ChangeCapture]) -> dict[str, dict[str, str]]:
+    """Each Debezium connector's config by its Pulumi name, checked secret (it holds a password)."""
+    configs = {}
+    for child in graph.children:
+        if child.type_.endswith(CONNECTOR):
+            config, secret = settle(child.props["config"])
+            assert secret, f"{child.name}'s config (with a password) must be a secret"
+            configs[child.name] = config
+    return configs
 
 
 def postgres_graph(placement: Placement) -> Graph[Postgres]:
@@ -107,8 +139,19 @@ def connect_graph(placement: Placement) -> Graph[KafkaConnect]:
 
 
 def cdc_graph(placement: Placement) -> Graph[ChangeCapture]:
-    """Postgres, MySQL, Kafka and Connect, with the change capture of both databases."""
-    return build(lambda opts: _capture(placement, network_in(placement, opts), opts)[0])
+    """Postgres, MySQL, Kafka, Connect and the schema registry, with the change capture of both
+    databases and the Avro capture of Postgres."""
+    return build(lambda opts: _capture(placement, network_in(placement, opts), opts).capture)
+
+
+def schema_registry_graph(placement: Placement) -> Graph[SchemaRegistry]:
+    """Kafka and the schema registry publishing its events there."""
+
+    def stack(opts: pulumi.ResourceOptions) -> SchemaRegistry:
+        network = network_in(placement, opts)
+        return _schema_registry(placement, network, _kafka(placement, network, opts), opts)
+
+    return build(stack)
 
 
 def object_store_graph(placement: Placement) -> Graph[ObjectStore]:
@@ -130,7 +173,7 @@ def sink_graph(placement: Placement) -> Graph[IcebergSinkJob]:
 
     def stack(opts: pulumi.ResourceOptions) -> IcebergSinkJob:
         network = network_in(placement, opts)
-        capture, kafka = _capture(placement, network, opts)
+        captured = _capture(placement, network, opts)
         catalog = _catalog(placement, network, _object_store(placement, network, opts), opts)
         args = IcebergSinkJobArgs(
             placement=placement,
@@ -138,8 +181,9 @@ def sink_graph(placement: Placement) -> Graph[IcebergSinkJob]:
             port=28190,
             python=SINK_PYTHON,
             project_dir=str(PROJECT_ROOT),
-            kafka=kafka,
-            change_capture=capture,
+            kafka=captured.kafka,
+            change_capture=captured.capture,
+            schema_registry=captured.registry,
             catalog=catalog,
         )
         return IcebergSinkJob("iceberg-sink", args, opts=opts)
@@ -178,7 +222,7 @@ def delta_sink_graph(placement: Placement) -> Graph[DeltaSinkJob]:
 
     def stack(opts: pulumi.ResourceOptions) -> DeltaSinkJob:
         network = network_in(placement, opts)
-        capture, kafka = _capture(placement, network, opts)
+        captured = _capture(placement, network, opts)
         spark = _spark(placement, network, opts)
         args = DeltaSinkJobArgs(
             placement=placement,
@@ -186,8 +230,9 @@ def delta_sink_graph(placement: Placement) -> Graph[DeltaSinkJob]:
             port=28191,
             python=SINK_PYTHON,
             project_dir=str(PROJECT_ROOT),
-            kafka=kafka,
-            change_capture=capture,
+            kafka=captured.kafka,
+            change_capture=captured.capture,
+            schema_registry=captured.registry,
             spark=spark,
             warehouse="s3://warehouse/",
         )
@@ -201,6 +246,7 @@ SERVICE_GRAPHS: dict[str, Callable[[Placement], Graph[Any]]] = {
     "mysql": mysql_graph,
     "kafka": kafka_graph,
     "connect": connect_graph,
+    "schema-registry": schema_registry_graph,
     "object-store": object_store_graph,
     "iceberg-catalog": lakehouse_graph,
     "iceberg-sink": sink_graph,

@@ -4,56 +4,48 @@ from __future__ import annotations
 
 import pytest
 
-from components.change_capture import ChangeCapture
 from components.runtime import Placement
-from pipelines.connectors import MARIADB_CONNECTOR, MYSQL_CONNECTOR, POSTGRES_CONNECTOR
-from tests.support.pulumi_mocks import Graph, settle
-from tests.support.stack_graphs import POSTGRES_PASSWORD, cdc_graph
+from pipelines.connectors import AVRO_CONVERTER, MARIADB_CONNECTOR, MYSQL_CONNECTOR, POSTGRES_CONNECTOR
+from tests.support.pulumi_mocks import settle
+from tests.support.stack_graphs import CONNECTOR, POSTGRES_PASSWORD, cdc_graph, connector_configs
 
-CONNECTOR = ":DebeziumConnector"
-
-
-def connector_configs(graph: Graph[ChangeCapture]) -> dict[str, dict[str, str]]:
-    configs = {}
-    for child in graph.children:
-        if child.type_.endswith(CONNECTOR):
-            config, secret = settle(child.props["config"])
-            assert secret, f"{child.name}'s config (with a password) must be a secret"
-            configs[child.name] = config
-    return configs
+PLUGINS = [POSTGRES_CONNECTOR, MYSQL_CONNECTOR, MARIADB_CONNECTOR, AVRO_CONVERTER]
+"""What the worker must list to be healthy: Debezium's connectors and the Avro connector's converter."""
 
 
-def test_process_connect_runs_the_distributed_worker_with_the_debezium_plugin_path(process_placement: Placement) -> None:
+def test_process_connect_runs_the_distributed_worker_with_the_debezium_and_converter_plugin_path(process_placement: Placement) -> None:
     graph = cdc_graph(process_placement)
     assert graph.inputs_named("connect-process")["argv"][-2] == "org.apache.kafka.connect.cli.ConnectDistributed"
     properties = settle(graph.named("connect-process").props["files"])[0]["connect-distributed.properties"]
     assert "bootstrap.servers=127.0.0.1:29092\n" in properties
-    assert f"plugin.path={process_placement.toolchain.debezium_plugin_dir}\n" in properties
+    toolchain = process_placement.toolchain
+    assert f"plugin.path={toolchain.debezium_plugin_dir},{toolchain.converter_plugin_dir}\n" in properties
     assert "plugin.discovery=service_load\n" in properties and "listeners=http://127.0.0.1:28083\n" in properties
     health, _ = settle(graph.named("connect-process").props["health"])
-    assert health == {"kind": "connect", "url": "http://127.0.0.1:28083", "plugins": [POSTGRES_CONNECTOR, MYSQL_CONNECTOR, MARIADB_CONNECTOR]}
+    assert health == {"kind": "connect", "url": "http://127.0.0.1:28083", "plugins": PLUGINS}
 
 
 def test_docker_connect_is_healthy_when_it_lists_the_same_plugins(docker_placement: Placement) -> None:
     health, secret = settle(cdc_graph(docker_placement).named("connect-health").props["health"])
-    assert secret and health == {
-        "kind": "connect",
-        "url": "http://127.0.0.1:28083",
-        "plugins": [POSTGRES_CONNECTOR, MYSQL_CONNECTOR, MARIADB_CONNECTOR],
-    }
+    assert secret and health == {"kind": "connect", "url": "http://127.0.0.1:28083", "plugins": PLUGINS}
 
 
 @pytest.mark.parametrize("placement_fixture", ["process_placement", "docker_placement"])
 def test_one_connector_per_source_named_as_before(placement_fixture: str, request: pytest.FixtureRequest) -> None:
     graph = cdc_graph(request.getfixturevalue(placement_fixture))
     names = {child.name: graph.inputs_named(child.name)["name"] for child in graph.children if child.type_.endswith(CONNECTOR)}
-    assert names == {"cdc-postgres": "cdcstack-postgres", "cdc-mysql": "cdcstack-mysql"}
+    assert names == {"cdc-postgres": "cdcstack-postgres", "cdc-mysql": "cdcstack-mysql", "cdc-postgres-avro": "cdcstack-postgres-avro"}
     capture = graph.component
     assert {source: settle(name)[0] for source, name in capture.connectors.items()} == {
         "postgres": "cdcstack-postgres",
         "mysql": "cdcstack-mysql",
+        "postgres-avro": "cdcstack-postgres-avro",
     }
-    assert {source: settle(prefix)[0] for source, prefix in capture.topic_prefixes.items()} == {"postgres": "pg", "mysql": "my"}
+    assert {source: settle(prefix)[0] for source, prefix in capture.topic_prefixes.items()} == {
+        "postgres": "pg",
+        "mysql": "my",
+        "postgres-avro": "pgavro",
+    }
 
 
 def test_process_runtime_uses_the_mariadb_connector(process_placement: Placement) -> None:
@@ -93,4 +85,6 @@ def test_docker_connect_is_the_debezium_image_on_the_internal_listener(docker_pl
     assert graph.inputs_named("connect-image")["name"] == docker_placement.toolchain.image("DEBEZIUM_CONNECT_IMAGE")
     container = graph.inputs_named("connect-container")
     assert "BOOTSTRAP_SERVERS=kafka:19092" in container["envs"]
+    # The image's own copy of the Avro converter, which the health check waits for.
+    assert "ENABLE_APICURIO_CONVERTERS=true" in container["envs"]
     assert container["ports"] == [{"internal": 8083, "external": 28083, "ip": "127.0.0.1"}]

@@ -16,6 +16,7 @@ CONTAINER_PORTS = {
     "mysql": 3306,
     "kafka": 19092,
     "connect": 8083,
+    "schema-registry": 8080,
     "object-store": 9000,
     "iceberg-catalog": 8181,
     "iceberg-sink": 8190,

@@ -166,3 +166,58 @@ def test_spark_worker_probe_fails_on_a_dead_worker_naming_it(spark_master: Spark
 def test_spark_probe_reports_a_master_that_does_not_answer_json(http_server: Teapot) -> None:
     with pytest.raises(health.ProbeFailed, match=r"GET .*/json/ answered 418"):
         health.probe({"kind": "spark", "url": http_server.url})
+
+
+@dataclass
+class ConnectWorker:
+    """A stand-in for Kafka Connect's REST API: GET /connector-plugins lists `connectors`, and
+    `converters` too only when asked with connectorsOnly=false (as a real worker does)."""
+
+    url: str
+    connectors: list[str] = field(default_factory=list)
+    converters: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def connect_worker() -> Iterator[ConnectWorker]:
+    worker = ConnectWorker("")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            worker.requested.append(self.path)
+            path, _, query = self.path.partition("?")
+            everything = "connectorsOnly=false" in query.split("&")
+            plugins = [{"class": name, "type": "source"} for name in worker.connectors]
+            plugins += [{"class": name, "type": "converter"} for name in worker.converters] if everything else []
+            body = json.dumps(plugins).encode()
+            self.send_response(200 if path == "/connector-plugins" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    worker.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield worker
+    server.shutdown()
+    server.server_close()
+
+
+CONNECT_PLUGINS = ["io.debezium.connector.postgresql.PostgresConnector", "io.apicurio.registry.utils.converter.AvroConverter"]
+
+
+def test_connect_probe_passes_once_the_worker_lists_its_connectors_and_converters(connect_worker: ConnectWorker) -> None:
+    connect_worker.connectors, connect_worker.converters = CONNECT_PLUGINS[:1], CONNECT_PLUGINS[1:]
+    health.probe({"kind": "connect", "url": connect_worker.url, "plugins": CONNECT_PLUGINS})
+    assert connect_worker.requested == ["/connector-plugins?connectorsOnly=false"]
+
+
+def test_connect_probe_fails_naming_a_converter_the_worker_does_not_list(connect_worker: ConnectWorker) -> None:
+    connect_worker.connectors = CONNECT_PLUGINS[:1]
+    with pytest.raises(health.ProbeFailed, match=r"does not list plugins \['io\.apicurio\.registry\.utils\.converter\.AvroConverter'\]"):
+        health.probe({"kind": "connect", "url": connect_worker.url, "plugins": CONNECT_PLUGINS})

@@ -39,6 +39,7 @@ def test_only_the_secrets_set_gives_every_default() -> None:
         "mysql": (23306,),
         "kafka": (29092, 29093),
         "connect": (28083,),
+        "schema-registry": (28081,),
         "object-store": (29000,),
         "iceberg-catalog": (28181,),
         "iceberg-sink": (28190,),

@@ -1,0 +1,123 @@
+"""`SchemaRegistry`: a schema registry speaking the Confluent REST API, for Avro change events.
+
+Apicurio Registry (Confluent's registry is on no registry reachable here) serves the Confluent API at
+`/apis/ccompat/v7` (what `url` points at: confluent-kafka's `SchemaRegistryClient`, the sinks'
+`AvroDeserializer`, `SchemaSubject`) and its own at `/apis/registry/v2` (what Debezium's Avro
+converter registers through: `converter_url`). Subjects and versions are kept in an H2 database file
+in the data dir, so they survive a restart. It publishes a CloudEvent for every artifact, version and
+rule change on the Kafka topic `events_topic`: the schema change notifications downstream consumers
+subscribe to. Healthy once `GET /apis/ccompat/v7/subjects` answers.
+
+Process runtime: the pinned Quarkus runner on Java 17, bound to 127.0.0.1. Docker runtime: the same
+release's image, with its database on the container's volume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+
+import service_catalogue
+from components.docker_service import DockerServiceSpec
+from components.kafka import Kafka
+from components.runtime import LOOPBACK
+from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
+
+CONTAINER_PORT = 8080
+HEAP = ["-Xms64m", "-Xmx384m"]
+CONFLUENT_API = "/apis/ccompat/v7"
+REGISTRY_API = "/apis/registry/v2"
+EVENTS_TOPIC = "registry-events"
+DATABASE = "data/registry"
+
+
+@dataclass(frozen=True)
+class SchemaRegistryArgs(ServiceArgs):
+    kafka: Kafka
+    """Where it publishes schema change events; the registry starts once the broker is healthy."""
+
+
+def registry_environment(database_file: str, port: int, host: str, kafka_bootstrap: str) -> dict[str, str]:
+    """Apicurio's settings, the same on both runtimes."""
+    return {
+        "HTTP_PORT": str(port),
+        "QUARKUS_HTTP_HOST": host,
+        # A file, not the default in-memory database: subjects outlive a restart of the registry.
+        "REGISTRY_DATASOURCE_URL": f"jdbc:h2:file:{database_file}",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "REGISTRY_EVENTS_KAFKA_TOPIC": EVENTS_TOPIC,
+        # The ccompat API returns content ids as schema ids, the ids the converter writes
+        # (apicurio.registry.use-id=contentId), so both APIs agree on what a record's id means.
+        "ENABLE_CCOMPAT_LEGACY_ID_MODE": "false",
+    }
+
+
+class SchemaRegistry(ServiceComponent):
+    """A Confluent-compatible schema registry; `url` is the base confluent-kafka clients take."""
+
+    url: pulumi.Output[str]
+    """The Confluent API base (`…/apis/ccompat/v7`) on 127.0.0.1."""
+    internal_url: pulumi.Output[str]
+    """The Confluent API base as the stack's services reach it (container alias on docker)."""
+    converter_url: pulumi.Output[str]
+    """Apicurio's own API base, as the Connect worker reaches it: `apicurio.registry.url` of the converter."""
+    events_topic: pulumi.Output[str]
+
+    def __init__(self, name: str, args: SchemaRegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("cdcstack:components:SchemaRegistry", name, service_catalogue.service("schema-registry"), opts)
+        base = f"http://{LOOPBACK}:{args.port}"
+        self._serve(
+            args.placement,
+            args.network,
+            ServiceDefinition(
+                ports=(args.port,),
+                health={"kind": "http", "url": f"{base}{CONFLUENT_API}/subjects"},
+                container_port=CONTAINER_PORT,
+                process=lambda workdir: self._process_registry(args, workdir),
+                docker=lambda: self._docker_registry(args),
+                depends_on=(args.kafka,),
+            ),
+        )
+        internal_base = f"http://{self._internal_address()}"
+        self.url = pulumi.Output.all(self.ready).apply(lambda _: f"{base}{CONFLUENT_API}")
+        self.internal_url = pulumi.Output.all(self.ready).apply(lambda _: f"{internal_base}{CONFLUENT_API}")
+        self.converter_url = pulumi.Output.all(self.ready).apply(lambda _: f"{internal_base}{REGISTRY_API}")
+        self.events_topic = pulumi.Output.from_input(EVENTS_TOPIC)
+        self._register(
+            {
+                "url": self.url,
+                "internal_url": self.internal_url,
+                "converter_url": self.converter_url,
+                "events_topic": self.events_topic,
+            }
+        )
+
+    @staticmethod
+    def _process_registry(args: SchemaRegistryArgs, workdir: Path) -> ProcessLaunch:
+        toolchain = args.placement.toolchain
+        return ProcessLaunch(
+            argv=[toolchain.executable("java"), *HEAP, "-jar", str(toolchain.schema_registry_jar)],
+            init=[["mkdir", "-p", "data"]],
+            env=pulumi.Output.from_input(args.kafka.internal_bootstrap_servers).apply(
+                lambda bootstrap: registry_environment(str(workdir / DATABASE), args.port, LOOPBACK, bootstrap)
+            ),
+        )
+
+    @staticmethod
+    def _docker_registry(args: SchemaRegistryArgs) -> DockerServiceSpec:
+        envs = pulumi.Output.from_input(args.kafka.internal_bootstrap_servers).apply(
+            lambda bootstrap: [
+                f"{key}={value}"
+                for key, value in registry_environment(f"/data/{Path(DATABASE).name}", CONTAINER_PORT, "0.0.0.0", bootstrap).items()
+            ]
+        )
+        return DockerServiceSpec(
+            image=args.placement.toolchain.image("SCHEMA_REGISTRY_IMAGE"),
+            ports={CONTAINER_PORT: args.port},
+            health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}{CONFLUENT_API}/subjects >/dev/null"],
+            volume_path="/data",
+            envs=envs,
+            memory_mb=768,
+        )
