@@ -88,11 +88,15 @@ class Postgres(SqlDatabase):
         )
 
     def debezium_config(self, kafka_bootstrap: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
-        """The pgoutput connector; its slot and publication are the connector name with underscores."""
+        """The pgoutput connector; its slot and publication are the connector name with underscores.
+        It leaves the `inventory.avro_*` tables to `PostgresAvroCapture`."""
         slot = self.connector_name.replace("-", "_")
         return pulumi.Output.all(
             self.internal_host, self.internal_port, self.user, self.password, self.database, self.ready
-        ).apply(lambda values: postgres_source_config(*values[:5], self.topic_prefix, slot))
+        ).apply(
+            # The Avro connector's tables are not this connector's.
+            lambda values: postgres_source_config(*values[:5], self.topic_prefix, slot, {"table.exclude.list": AVRO_TABLES})
+        )
 
     @staticmethod
     def _process_server(args: PostgresArgs, workdir: Path) -> ProcessLaunch:

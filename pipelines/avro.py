@@ -321,7 +321,7 @@ class WriterSchema:
 
 def schema_id_of(raw: bytes) -> int | None:
     """The schema id of a Confluent-framed record, or None when `raw` is not framed so."""
-    return int.from_bytes(raw[1:CONFLUENT_HEADER_BYTES], "big") if is_confluent_avro(raw) else None
+    return int.from_bytes(raw[1:CONFLUENT_HEADER_BYTES], "big", signed=True) if is_confluent_avro(raw) else None
 
 
 class AvroDecoder:
@@ -350,6 +350,12 @@ class AvroDecoder:
         if schema_id is None:
             raise DecodeError(
                 f"{where} {part} is not Avro in the Confluent wire format (byte 0, a 4-byte schema id, the Avro binary): {_shown(raw)}"
+            )
+        if schema_id <= 0:
+            # Registries hand out positive 32-bit ids: this is a record that merely starts with a zero byte.
+            raise DecodeError(
+                f"{where} {part} is neither JSON nor Avro in the Confluent wire format: it starts with byte 0 but"
+                f" {_shown(raw[1:CONFLUENT_HEADER_BYTES])} is no schema id a registry gives: {_shown(raw)}"
             )
         writer = self.writer_schema(schema_id, part, where)
         try:

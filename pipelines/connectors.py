@@ -74,7 +74,7 @@ def postgres_source_config(
 ) -> dict[str, str]:
     """A Postgres connector capturing the `inventory` schema through `pgoutput`; `slot` names both the
     replication slot and the publication. `tables` narrows it (`table.include.list` or
-    `table.exclude.list`); by default it leaves the Avro connector's tables alone."""
+    `table.exclude.list`, never both: Debezium refuses that)."""
     return {
         "connector.class": POSTGRES_CONNECTOR,
         "database.hostname": host,
@@ -89,7 +89,7 @@ def postgres_source_config(
         # FOR ALL TABLES: tables created after the connector starts are published too.
         "publication.autocreate.mode": "all_tables",
         "schema.include.list": "inventory",
-        **({"table.exclude.list": AVRO_TABLES} if tables is None else tables),
+        **(tables or {}),
         # Debezium skips truncates unless told otherwise.
         "skipped.operations": "none",
         **COMMON_SETTINGS,

@@ -68,7 +68,7 @@ def test_seeded_tables_keep_full_before_images(pg: psycopg.Connection) -> None:
             "WHERE n.nspname = 'inventory' AND c.relkind = 'r'"
         ).fetchall()
     )
-    assert identities == {"customers": "f", "products": "f", "orders": "f"}
+    assert identities == {"customers": "f", "products": "f", "orders": "f", "avro_customers": "f"}
 
 
 def test_pgoutput_slot_streams_inserts_updates_and_deletes_of_a_publication(

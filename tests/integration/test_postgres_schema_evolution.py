@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -24,10 +23,10 @@ from pyiceberg.types import LongType
 
 import stack_outputs as out
 from providers.connect_client import ConnectClient
+from tests.support.connectors import wait_for_failed_task
 from tests.support.iceberg import catalog_of
-from tests.support.lake import wait_for_parity
+from tests.support.lake import LakeTable, wait_for_parity
 from tests.support.schema_registry import (
-    AvroTable,
     Registry,
     avro_table,
     compatibility,
@@ -47,6 +46,7 @@ from tests.support.schema_registry import (
     version_schema,
     versions,
     wait_for_versions,
+    value_subject,
     with_row_record,
 )
 from tests.support.stack import StackOutputs
@@ -69,53 +69,42 @@ def registry(stack: StackOutputs) -> Registry:
 @pytest.fixture
 def table_factory(
     stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient, catalog: Catalog, registry: Registry
-) -> Iterator[Callable[[str], AvroTable]]:
+) -> Iterator[Callable[[str], LakeTable]]:
     with ExitStack() as tables:
         yield lambda columns_sql: tables.enter_context(avro_table(stack, pg, kafka_admin, catalog, registry, columns_sql))
 
 
-def wait_for_task_failure(connect: ConnectClient, connector: str, timeout: float) -> str:
-    """The failure trace (one line) once a task of `connector` FAILED; fails the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        status = connect.status(connector)
-        if status.failed and status.failure:
-            return status.failure
-        assert time.monotonic() < deadline, f"connector {connector} did not fail within {timeout:.0f}s: {status.problem or 'running'}"
-        time.sleep(0.25)
-
-
-def converged(pg: psycopg.Connection, catalog: Catalog, table: AvroTable, what: str) -> list[dict[str, Any]]:
+def converged(pg: psycopg.Connection, catalog: Catalog, table: LakeTable, what: str) -> list[dict[str, Any]]:
     """Waits until the Iceberg table equals the source (on the source's columns) and returns its rows."""
     return wait_for_parity(lambda: source_rows(pg, table), lake_rows(catalog, table), KEY, f"{table.qualified} {what}").rows
 
 
 def test_an_added_column_is_a_new_version_that_reaches_the_lake_with_old_rows_null(
-    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], AvroTable]
+    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], LakeTable]
 ) -> None:
     table = table_factory("id integer PRIMARY KEY, name text NOT NULL")
     pg.execute(f"INSERT INTO {table.qualified} VALUES (1, 'ada'), (2, 'grace'), (3, 'edsger')")
     before = converged(pg, catalog, table, "before the change")
-    assert wait_for_versions(registry, table.value_subject, 1) == [1]
-    assert row_fields(latest_schema(registry, table.value_subject)) == ["id", "name"]
+    assert wait_for_versions(registry, value_subject(table), 1) == [1]
+    assert row_fields(latest_schema(registry, value_subject(table))) == ["id", "name"]
     events_from = events_end(stack)
 
     pg.execute(f"ALTER TABLE {table.qualified} ADD COLUMN email text")
     pg.execute(f"INSERT INTO {table.qualified} VALUES (4, 'barbara', 'barbara@example.org')")
     after = converged(pg, catalog, table, "after ADD COLUMN email")
 
-    assert wait_for_versions(registry, table.value_subject, 2) == [1, 2]
-    added = row_record(latest_schema(registry, table.value_subject))["fields"][-1]
+    assert wait_for_versions(registry, value_subject(table), 2) == [1, 2]
+    added = row_record(latest_schema(registry, value_subject(table)))["fields"][-1]
     assert added == {"name": "email", "type": ["null", "string"], "default": None}
     # Downstream is told: the registry announced the new version on its events topic.
-    announced = schema_events(stack, table.value_subject, events_from)
+    announced = schema_events(stack, value_subject(table), events_from)
     assert announced[0]["version"] == "2" and announced[0]["event"] == "io.apicurio.registry.artifact-updated"
     assert {row["id"]: row["email"] for row in after} == {1: None, 2: None, 3: None, 4: "barbara@example.org"}
     # DQ-003: the rows from before the change are unchanged by it.
     unchanged = {row["id"]: row["name"] for row in before}
     assert {row["id"]: row["name"] for row in after if row["id"] in unchanged} == unchanged
     # Each record names the version it was written with: the old rows version 1, the new one version 2.
-    ids = {version: version_id(registry, table.value_subject, version) for version in (1, 2)}
+    ids = {version: version_id(registry, value_subject(table), version) for version in (1, 2)}
     assert [(record.value["after"]["id"], record.schema_id) for record in topic_records(stack, table.topic)] == [
         (1, ids[1]),
         (2, ids[1]),
@@ -125,21 +114,21 @@ def test_an_added_column_is_a_new_version_that_reaches_the_lake_with_old_rows_nu
 
 
 def test_a_widened_type_is_accepted_and_a_narrowed_one_refused_under_backward(
-    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], AvroTable]
+    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], LakeTable]
 ) -> None:
     table = table_factory("id integer PRIMARY KEY, quantity integer NOT NULL")
     pg.execute(f"INSERT INTO {table.qualified} VALUES (1, 10), (2, 20)")
     converged(pg, catalog, table, "before the change")
-    wait_for_versions(registry, table.value_subject, 1)
-    set_level(registry, table.value_subject, "BACKWARD")
+    wait_for_versions(registry, value_subject(table), 1)
+    set_level(registry, value_subject(table), "BACKWARD")
 
     pg.execute(f"ALTER TABLE {table.qualified} ALTER COLUMN quantity TYPE bigint")
     pg.execute(f"INSERT INTO {table.qualified} VALUES (3, 5000000000)")
     pg.execute(f"UPDATE {table.qualified} SET quantity = 21 WHERE id = 2")
     after = converged(pg, catalog, table, "after widening quantity to bigint")
 
-    assert wait_for_versions(registry, table.value_subject, 2) == [1, 2]
-    quantity = next(field for field in row_record(latest_schema(registry, table.value_subject))["fields"] if field["name"] == "quantity")
+    assert wait_for_versions(registry, value_subject(table), 2) == [1, 2]
+    quantity = next(field for field in row_record(latest_schema(registry, value_subject(table)))["fields"] if field["name"] == "quantity")
     assert quantity["type"] == "long"
     assert isinstance(catalog.load_table(table.identifier).schema().find_field("quantity").field_type, LongType)
     assert {row["id"]: row["quantity"] for row in after} == {1: 10, 2: 21, 3: 5_000_000_000}
@@ -147,36 +136,36 @@ def test_a_widened_type_is_accepted_and_a_narrowed_one_refused_under_backward(
     # Narrowing back to int (and a new column, so it is not version 1 again, which the registry would
     # just return): a BACKWARD reader of int cannot read the long data already written.
     narrow = with_row_record(
-        latest_schema(registry, table.value_subject),
+        latest_schema(registry, value_subject(table)),
         lambda fields: [
             *({**field, "type": "int"} if field["name"] == "quantity" else field for field in fields),
             {"name": "note", "type": ["null", "string"], "default": None},
         ],
     )
-    compatible, reason = compatibility(registry, table.value_subject, narrow)
-    assert not compatible and reason.startswith(f"Incompatible artifact: {table.value_subject}"), reason
-    status, message = register_refused(registry, table.value_subject, narrow)
+    compatible, reason = compatibility(registry, value_subject(table), narrow)
+    assert not compatible and reason.startswith(f"Incompatible artifact: {value_subject(table)}"), reason
+    status, message = register_refused(registry, value_subject(table), narrow)
     assert status == 409 and "Incompatible artifact" in message, message
-    assert versions(registry, table.value_subject) == [1, 2]
+    assert versions(registry, value_subject(table)) == [1, 2]
     assert converged(pg, catalog, table, "after the refused narrowing") == after
 
 
 def test_a_dropped_column_is_a_new_version_that_readers_of_the_old_one_still_decode(
-    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], AvroTable]
+    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], LakeTable]
 ) -> None:
     table = table_factory("id integer PRIMARY KEY, name text NOT NULL, legacy_code text")
     pg.execute(f"INSERT INTO {table.qualified} VALUES (1, 'ada', 'A1'), (2, 'grace', 'G2')")
     before = converged(pg, catalog, table, "before the change")
-    wait_for_versions(registry, table.value_subject, 1)
-    old_reader = version_schema(registry, table.value_subject, 1)
+    wait_for_versions(registry, value_subject(table), 1)
+    old_reader = version_schema(registry, value_subject(table), 1)
 
     pg.execute(f"ALTER TABLE {table.qualified} DROP COLUMN legacy_code")
     pg.execute(f"INSERT INTO {table.qualified} VALUES (3, 'edsger')")
     pg.execute(f"UPDATE {table.qualified} SET name = 'ada lovelace' WHERE id = 1")
     after = converged(pg, catalog, table, "after DROP COLUMN legacy_code")
 
-    assert wait_for_versions(registry, table.value_subject, 2) == [1, 2]
-    assert row_fields(latest_schema(registry, table.value_subject)) == ["id", "name"]
+    assert wait_for_versions(registry, value_subject(table), 2) == [1, 2]
+    assert row_fields(latest_schema(registry, value_subject(table))) == ["id", "name"]
     # A consumer still on version 1 decodes every record, old and new: the dropped column is its default.
     as_old_reader = topic_records(stack, table.topic, reader_schema=old_reader)
     assert [(record.value["after"]["id"], record.value["after"]["legacy_code"]) for record in as_old_reader] == [
@@ -193,7 +182,7 @@ def test_a_dropped_column_is_a_new_version_that_readers_of_the_old_one_still_dec
 
 
 def test_concurrent_schema_changes_on_two_tables_are_versioned_in_order(
-    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], AvroTable]
+    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], LakeTable]
 ) -> None:
     tables = [table_factory("id integer PRIMARY KEY, step integer NOT NULL") for _ in range(2)]
     for table in tables:
@@ -202,7 +191,7 @@ def test_concurrent_schema_changes_on_two_tables_are_versioned_in_order(
     added = ["col_a", "col_b", "col_c"]
     start = threading.Barrier(len(tables))
 
-    def evolve(table: AvroTable) -> None:
+    def evolve(table: LakeTable) -> None:
         with psycopg.connect(stack.postgres_dsn, autocommit=True) as connection:
             start.wait(timeout=30)
             for step, column in enumerate(added, start=1):
@@ -215,8 +204,8 @@ def test_concurrent_schema_changes_on_two_tables_are_versioned_in_order(
 
     for table in tables:
         after = converged(pg, catalog, table, "after three concurrent ADD COLUMNs")
-        assert wait_for_versions(registry, table.value_subject, 4) == [1, 2, 3, 4]
-        fields_by_version = [row_fields(json.loads(version_schema(registry, table.value_subject, version))) for version in (1, 2, 3, 4)]
+        assert wait_for_versions(registry, value_subject(table), 4) == [1, 2, 3, 4]
+        fields_by_version = [row_fields(json.loads(version_schema(registry, value_subject(table), version))) for version in (1, 2, 3, 4)]
         assert fields_by_version == [["id", "step"], ["id", "step", "col_a"], ["id", "step", "col_a", "col_b"], ["id", "step", "col_a", "col_b", "col_c"]]
         # In topic order, each record carries the version of its change: ids never go back.
         records = topic_records(stack, table.topic)
@@ -235,19 +224,19 @@ LEVELS = ("NONE", "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSIT
 
 
 def test_compatibility_rules_are_enforced_per_level(
-    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], AvroTable]
+    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], LakeTable]
 ) -> None:
     table = table_factory("id integer PRIMARY KEY, name text, quantity bigint")
     pg.execute(f"INSERT INTO {table.qualified} VALUES (1, 'ada', 10)")
     converged(pg, catalog, table, "version 1")
-    wait_for_versions(registry, table.value_subject, 1)
+    wait_for_versions(registry, value_subject(table), 1)
     # Version 2 narrows quantity to int, which the subject's NONE allows: version 1 records hold longs.
-    set_level(registry, table.value_subject, "NONE")
+    set_level(registry, value_subject(table), "NONE")
     pg.execute(f"ALTER TABLE {table.qualified} ALTER COLUMN quantity TYPE integer")
     pg.execute(f"INSERT INTO {table.qualified} VALUES (2, 'grace', 20)")
     data = converged(pg, catalog, table, "version 2")
-    assert wait_for_versions(registry, table.value_subject, 2) == [1, 2]
-    latest = latest_schema(registry, table.value_subject)
+    assert wait_for_versions(registry, value_subject(table), 2) == [1, 2]
+    latest = latest_schema(registry, value_subject(table))
 
     candidates = {
         # A nullable column with a default: readers and writers of version 2 resolve either way; a
@@ -270,11 +259,11 @@ def test_compatibility_rules_are_enforced_per_level(
     compatible_by_level: dict[str, set[str]] = {}
     reasons: dict[tuple[str, str], str] = {}
     for level in LEVELS:
-        set_level(registry, table.value_subject, level)
-        assert level_of(registry, table.value_subject) == level
+        set_level(registry, value_subject(table), level)
+        assert level_of(registry, value_subject(table)) == level
         compatible_by_level[level] = set()
         for name, candidate in candidates.items():
-            ok, reason = compatibility(registry, table.value_subject, candidate)
+            ok, reason = compatibility(registry, value_subject(table), candidate)
             if ok:
                 compatible_by_level[level].add(name)
             else:
@@ -282,41 +271,41 @@ def test_compatibility_rules_are_enforced_per_level(
     assert compatible_by_level == expected
     assert all(reason for reason in reasons.values()), reasons
     # The checks changed nothing: still two versions and the same rows.
-    assert versions(registry, table.value_subject) == [1, 2]
+    assert versions(registry, value_subject(table)) == [1, 2]
     assert converged(pg, catalog, table, "after the checks") == data
 
 
 def test_an_incompatible_change_is_refused_with_the_reason_and_nothing_changes_until_it_is_allowed(
-    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], AvroTable]
+    stack: StackOutputs, pg: psycopg.Connection, catalog: Catalog, registry: Registry, table_factory: Callable[[str], LakeTable]
 ) -> None:
     connect = ConnectClient(stack.connect_url, log_hint=stack.log_of("connect"))
     connector = stack[out.AVRO_CONNECTOR]
     table = table_factory("id integer PRIMARY KEY, name text NOT NULL, code text NOT NULL")
     pg.execute(f"INSERT INTO {table.qualified} VALUES (1, 'ada', 'A'), (2, 'grace', 'G')")
     before = converged(pg, catalog, table, "before the change")
-    wait_for_versions(registry, table.value_subject, 1)
-    set_level(registry, table.value_subject, "FORWARD")
-    latest_before = latest_schema(registry, table.value_subject)
+    wait_for_versions(registry, value_subject(table), 1)
+    set_level(registry, value_subject(table), "FORWARD")
+    latest_before = latest_schema(registry, value_subject(table))
 
     # Consumers still on version 1 need `code`, which has no default: FORWARD refuses its removal.
     pg.execute(f"ALTER TABLE {table.qualified} DROP COLUMN code")
     pg.execute(f"INSERT INTO {table.qualified} VALUES (3, 'edsger')")
     try:
-        failure = wait_for_task_failure(connect, connector, CONNECTOR_FAILS_WITHIN_SECONDS)
-        assert f"Incompatible artifact: {table.value_subject}" in failure, failure
+        failure = wait_for_failed_task(connect, connector, CONNECTOR_FAILS_WITHIN_SECONDS).failure or ""
+        assert f"Incompatible artifact: {value_subject(table)}" in failure, failure
         # Nothing changed: no new version, and the lake holds exactly the rows from before.
-        assert versions(registry, table.value_subject) == [1]
-        assert latest_schema(registry, table.value_subject) == latest_before
+        assert versions(registry, value_subject(table)) == [1]
+        assert latest_schema(registry, value_subject(table)) == latest_before
         assert wait_for_parity(lambda: before, lake_rows(catalog, table), KEY, f"{table.qualified} while refused").rows == before
 
         # The owner accepts the change (NONE for this subject) and restarts the task: the change
         # is registered and the row that was refused arrives, nothing lost or doubled.
-        set_level(registry, table.value_subject, "NONE")
+        set_level(registry, value_subject(table), "NONE")
         connect.restart_failed(connector, timeout_seconds=60, stable_seconds=2)
     finally:
         if connect.status(connector).failed:
-            set_level(registry, table.value_subject, "NONE")
+            set_level(registry, value_subject(table), "NONE")
             connect.restart_failed(connector, timeout_seconds=60, stable_seconds=2)
     after = converged(pg, catalog, table, "after the change was allowed")
-    assert wait_for_versions(registry, table.value_subject, 2) == [1, 2]
+    assert wait_for_versions(registry, value_subject(table), 2) == [1, 2]
     assert {row["id"]: (row["name"], row["code"]) for row in after} == {1: ("ada", "A"), 2: ("grace", "G"), 3: ("edsger", None)}

@@ -71,11 +71,20 @@ def iceberg_rows(catalog: Catalog, identifier: str) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def lake_postgres_table(stack: StackOutputs, pg: psycopg.Connection, admin: AdminClient, catalog: Catalog, columns_sql: str) -> Iterator[LakeTable]:
-    """`inventory.lake_<unique>` in Postgres; the job replicates it until the test ends, then the
-    table, its topics and its Iceberg table are removed."""
-    name = unique_name("lake")
-    topic = f"{stack[out.POSTGRES_TOPIC_PREFIX]}.inventory.{name}"
+def lake_postgres_table(
+    stack: StackOutputs,
+    pg: psycopg.Connection,
+    admin: AdminClient,
+    catalog: Catalog,
+    columns_sql: str,
+    prefix: str = "lake",
+    topic_prefix_output: str = out.POSTGRES_TOPIC_PREFIX,
+) -> Iterator[LakeTable]:
+    """`inventory.<prefix>_<unique>` in Postgres, captured by the connector whose topic prefix is the
+    output `topic_prefix_output`; the job replicates it until the test ends, then the table, its
+    topics and its Iceberg table are removed."""
+    name = unique_name(prefix)
+    topic = f"{stack[topic_prefix_output]}.inventory.{name}"
     table = LakeTable(name, f"inventory.{name}", topic, table_identifier(stack[out.ICEBERG_SINK_NAMESPACE], topic))
     ensure_topic(admin, topic)
     pg.execute(f"CREATE TABLE {table.qualified} ({columns_sql})")

@@ -23,13 +23,10 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import NoSuchTableError
 
 import stack_outputs as out
-from pipelines.sinks.job import table_identifier
-from testkit.kafka import ensure_topic
 from testkit.names import unique_name
-from tests.support.lake import forget_topic, iceberg_rows, wait_for_job
+from tests.support.lake import LakeTable, iceberg_rows, lake_postgres_table
 from tests.support.stack import StackOutputs
 
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -116,56 +113,35 @@ def schema_id_of(raw: bytes) -> int:
     return int.from_bytes(raw[1:5], "big")
 
 
-@dataclass
-class AvroTable:
-    """A source table the Avro connector captures, its topic, subjects and Iceberg table."""
+def value_subject(table: LakeTable) -> str:
+    return f"{table.topic}-value"
 
-    name: str
-    qualified: str
-    topic: str
-    identifier: str
 
-    @property
-    def value_subject(self) -> str:
-        return f"{self.topic}-value"
-
-    @property
-    def key_subject(self) -> str:
-        return f"{self.topic}-key"
+def key_subject(table: LakeTable) -> str:
+    return f"{table.topic}-key"
 
 
 @contextmanager
 def avro_table(
     stack: StackOutputs, pg: psycopg.Connection, admin: AdminClient, catalog: Catalog, registry: Registry, columns_sql: str
-) -> Iterator[AvroTable]:
+) -> Iterator[LakeTable]:
     """`inventory.avro_<unique>` in Postgres, replicated through the registry into Iceberg until the
     test ends; then the table, its topic, its Iceberg table and its subjects are removed."""
-    name = unique_name(AVRO_PREFIX)
-    topic = f"{stack[out.AVRO_TOPIC_PREFIX]}.inventory.{name}"
-    table = AvroTable(name, f"inventory.{name}", topic, table_identifier(stack[out.ICEBERG_SINK_NAMESPACE], topic))
-    ensure_topic(admin, topic)
-    pg.execute(f"CREATE TABLE {table.qualified} ({columns_sql})")
-    pg.execute(f"ALTER TABLE {table.qualified} REPLICA IDENTITY FULL")
-    try:
-        wait_for_job(stack, lambda _code, status: topic in status.get("tables", {}), f"a sink for {topic}")
-        yield table
-    finally:
-        pg.execute(f"DROP TABLE IF EXISTS {table.qualified}")
-        forget_topic(stack, admin, topic)
+    with lake_postgres_table(stack, pg, admin, catalog, columns_sql, AVRO_PREFIX, out.AVRO_TOPIC_PREFIX) as table:
         try:
-            catalog.purge_table(table.identifier)
-        except NoSuchTableError:
-            pass
-        for subject in (table.value_subject, table.key_subject):
-            delete_subject(registry, subject)
+            yield table
+        finally:
+            # No change follows the test, so the connector registers nothing under them again.
+            for subject in (value_subject(table), key_subject(table)):
+                delete_subject(registry, subject)
 
 
-def source_rows(pg: psycopg.Connection, table: AvroTable) -> list[dict[str, Any]]:
+def source_rows(pg: psycopg.Connection, table: LakeTable) -> list[dict[str, Any]]:
     with pg.cursor(row_factory=psycopg.rows.dict_row) as cursor:
         return cursor.execute(f"SELECT * FROM {table.qualified}").fetchall()
 
 
-def lake_rows(catalog: Catalog, table: AvroTable) -> Callable[[], list[dict[str, Any]]]:
+def lake_rows(catalog: Catalog, table: LakeTable) -> Callable[[], list[dict[str, Any]]]:
     return lambda: iceberg_rows(catalog, table.identifier)
 
 
