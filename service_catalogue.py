@@ -6,7 +6,7 @@ healthy means. No Pulumi here.
 `service_logs` outputs by it and refuses to run when an entry has no component. The tests'
 throwaway stacks take a free port for every key in it, and the life-cycle tests check every
 service in it. A service that is not here cannot be half-registered; one that is here and not
-built fails the program and the catalogue test.
+built fails the program and the catalogue test, unless it is named in `PENDING`.
 """
 
 from __future__ import annotations
@@ -82,7 +82,28 @@ SERVICES: tuple[ServiceSpec, ...] = (
         "the master's JSON status lists it ALIVE",
     ),
     ServiceSpec("delta-sink", "CDC -> Delta Lake sink job (Spark)", (PortSpec("deltaSinkPort", 28191, "health"),), "GET /health answers"),
+    ServiceSpec(
+        "mail-capture",
+        "Mail capture (Mailpit): SMTP in, REST API out",
+        (PortSpec("mailCaptureApiPort", 28025, "api"), PortSpec("mailCaptureSmtpPort", 21025, "smtp")),
+        "GET /readyz answers 200",
+    ),
+    ServiceSpec(
+        "webhook-capture",
+        "Webhook capture: Alertmanager's Slack and webhook receivers post here",
+        (PortSpec("webhookCapturePort", 28026),),
+        "GET /health answers 200",
+    ),
+    ServiceSpec("alertmanager", "Alertmanager", (PortSpec("alertmanagerPort", 29193),), "GET /-/ready answers 200"),
+    ServiceSpec("prometheus", "Prometheus", (PortSpec("prometheusPort", 29090),), "GET /-/ready answers 200"),
 )
+
+PENDING: frozenset[str] = frozenset({"webhook-capture"})
+"""Entries whose component `__main__.py` does not build yet (issue 11: the webhook capture). Their
+ports are reserved and checked like any other; the per-service outputs, the program's check and the
+tests that go through every service take `BUILT` instead. Empty once every component is written."""
+BUILT: tuple[ServiceSpec, ...] = tuple(service for service in SERVICES if service.name not in PENDING)
+"""Every entry `__main__.py` builds, in catalogue order."""
 
 BY_NAME: dict[str, ServiceSpec] = {service.name: service for service in SERVICES}
 PORT_KEYS: tuple[str, ...] = tuple(key for service in SERVICES for key in service.port_keys)

@@ -26,12 +26,21 @@ NAMESPACE = "cdcstack"
 RUNTIMES = ("auto", "process", "docker")
 SECRET_KEYS = ("postgresPassword", "mysqlRootPassword", "objectStoreSecretKey")
 """Required, and read by `__main__.py` with `require_secret`; only their presence is checked here."""
+OPTIONAL_SECRET_KEYS = ("alertSmtpPassword", "alertSlackApiUrl", "alertWebhookUrl")
+"""Read by `__main__.py` with `get_secret`; unset, Alertmanager's receivers use the stack's own
+mail capture (DEFAULT_ALERT_SMTP_PASSWORD) and webhook capture, so the dev stack needs no value."""
 SECRET_PLACEHOLDER = "[secret]"
 """Stands for a secret's value: `pulumi config --json` without --show-secrets leaves it out, and
 `__main__.py` passes this instead of the plaintext, so no secret ever reaches a StackConfig."""
 DEFAULT_RUNTIME = "auto"
 DEFAULT_OBJECT_STORE_ACCESS_KEY = "cdcstack"
 DEFAULT_ICEBERG_CATALOG_PERSISTENT = True
+DEFAULT_ALERT_EMAIL_TO = "oncall@cdcstack.local"
+DEFAULT_ALERT_EMAIL_FROM = "alertmanager@cdcstack.local"
+DEFAULT_ALERT_SMTP_USERNAME = "alertmanager"
+DEFAULT_ALERT_SMTP_PASSWORD = "cdcstack-alerts"
+"""What Alertmanager logs in to the mail capture with (it accepts any); set alertSmtpPassword for a real server."""
+DEFAULT_ALERT_SLACK_CHANNEL = "#cdcstack-alerts"
 
 
 class ConfigError(CdcstackError):
@@ -71,7 +80,9 @@ class Ports(Mapping[str, tuple[int, ...]]):
 
 PORT_KEYS: tuple[str, ...] = service_catalogue.PORT_KEYS
 """Config keys of every port, in catalogue order."""
-PLAIN_KEYS: tuple[str, ...] = ("runtime", *PORT_KEYS, "objectStoreAccessKey", "icebergCatalogPersistent")
+ALERT_KEYS: tuple[str, ...] = ("alertEmailTo", "alertEmailFrom", "alertSmtpUsername", "alertSlackChannel")
+"""Alertmanager's receivers: where emails go and come from, its SMTP login, the Slack channel."""
+PLAIN_KEYS: tuple[str, ...] = ("runtime", *PORT_KEYS, "objectStoreAccessKey", "icebergCatalogPersistent", *ALERT_KEYS)
 """Every non-secret key the program reads."""
 
 
@@ -86,6 +97,12 @@ class StackConfig:
     object_store_access_key: str
     iceberg_catalog_persistent: bool
     """Whether the Iceberg REST catalog keeps its metadata across restarts."""
+    alert_email_to: str
+    """The email receiver's recipient."""
+    alert_email_from: str
+    alert_smtp_username: str
+    """The login Alertmanager offers the SMTP server (its password is the secret alertSmtpPassword)."""
+    alert_slack_channel: str
 
 
 def _fix(key: str, example: str) -> str:
@@ -120,6 +137,18 @@ def _bool_value(key: str, raw: str | None, default: bool) -> bool:
     return value == "true"
 
 
+def _text_value(raw: str | None, default: str) -> str:
+    return (raw or "").strip() or default
+
+
+def _address_value(key: str, raw: str | None, default: str) -> str:
+    value = _text_value(raw, default)
+    local, _, domain = value.partition("@")
+    if not local or not domain or any(character.isspace() for character in value):
+        raise ConfigError(f"{NAMESPACE}:{key} is {raw!r}; expected an email address ({_fix(key, default)})")
+    return value
+
+
 def parse(values: Mapping[str, str | None]) -> StackConfig:
     """Checks the stack's config, keyed without the `cdcstack:` prefix (None or absent: not set).
 
@@ -146,7 +175,16 @@ def parse(values: Mapping[str, str | None]) -> StackConfig:
             raise ConfigError(f"{NAMESPACE}:{key} is not set; it is required ({_fix(key, '<value> --secret')})")
     access_key = (values.get("objectStoreAccessKey") or "").strip() or DEFAULT_OBJECT_STORE_ACCESS_KEY
     persistent = _bool_value("icebergCatalogPersistent", values.get("icebergCatalogPersistent"), DEFAULT_ICEBERG_CATALOG_PERSISTENT)
-    return StackConfig(runtime=runtime, ports=ports, object_store_access_key=access_key, iceberg_catalog_persistent=persistent)
+    return StackConfig(
+        runtime=runtime,
+        ports=ports,
+        object_store_access_key=access_key,
+        iceberg_catalog_persistent=persistent,
+        alert_email_to=_address_value("alertEmailTo", values.get("alertEmailTo"), DEFAULT_ALERT_EMAIL_TO),
+        alert_email_from=_address_value("alertEmailFrom", values.get("alertEmailFrom"), DEFAULT_ALERT_EMAIL_FROM),
+        alert_smtp_username=_text_value(values.get("alertSmtpUsername"), DEFAULT_ALERT_SMTP_USERNAME),
+        alert_slack_channel=_text_value(values.get("alertSlackChannel"), DEFAULT_ALERT_SLACK_CHANNEL),
+    )
 
 
 def values_from_cli_json(document: Mapping[str, Any]) -> dict[str, str | None]:

@@ -7,6 +7,7 @@ Docker reports it healthy; the service's own health check (`ServiceHealth`) then
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -33,12 +34,33 @@ class DockerServiceSpec:
     """KEY=VALUE pairs; pass an Output.secret when any carries a credential."""
     command: Sequence[str] = ()
     """Arguments replacing the image's default command."""
+    entrypoint: Sequence[str] = ()
+    """Replaces the image's entrypoint (`command` then follows it)."""
     memory_mb: int = 1024
     """Hard memory limit, so one service cannot starve the others."""
     start_timeout_seconds: int = 180
     """How long Pulumi waits for the container to report healthy."""
     health_start_period_seconds: int = 5
     """How long after start failed health checks do not count yet (a job installing its packages first)."""
+
+
+FILE_ENV_PREFIX = "CDCSTACK_FILE_"
+
+
+def files_entrypoint(paths: Sequence[str], argv: Sequence[str]) -> list[str]:
+    """A shell entrypoint that writes each of `paths` from its environment variable (`files_envs`, in
+    the same order), then execs `argv`: for an image that reads its config from files. The container's
+    envs carry the contents, so a secret file stays a secret input (needs the image's `sh`)."""
+    writes = [
+        f'mkdir -p "$(dirname {shlex.quote(path)})" && printf %s "${FILE_ENV_PREFIX}{index}" > {shlex.quote(path)}'
+        for index, path in enumerate(paths)
+    ]
+    return ["/bin/sh", "-c", " && ".join([*writes, f"exec {shlex.join(argv)}"])]
+
+
+def files_envs(contents: Sequence[str]) -> list[str]:
+    """The KEY=VALUE envs `files_entrypoint` writes its files from, in the order of its paths."""
+    return [f"{FILE_ENV_PREFIX}{index}={content}" for index, content in enumerate(contents)]
 
 
 def docker_log_hint(container: docker.Container) -> pulumi.Output[str]:
@@ -63,6 +85,7 @@ def docker_service(
         image=image.image_id,
         envs=spec.envs,
         command=list(spec.command) or None,
+        entrypoints=list(spec.entrypoint) or None,
         ports=[
             docker.ContainerPortArgs(internal=internal, external=external, ip=LOOPBACK)
             for internal, external in spec.ports.items()

@@ -8,10 +8,20 @@ from pathlib import Path
 import pulumi
 
 from components.docker_service import DockerServiceSpec
-from components.jvm import KAFKA_LOGS_DIR_PROPERTY, LOG4J2_FILE, jvm_argv, log4j2_properties, properties_text
+from components.jvm import (
+    JMX_EXPORTER_CONTAINER_PORT,
+    KAFKA_LOGS_DIR_PROPERTY,
+    LOG4J2_FILE,
+    jmx_exporter_container_mounts,
+    jmx_exporter_option,
+    jvm_argv,
+    log4j2_properties,
+    properties_text,
+)
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 from pipelines import kafka_limits
+from pipelines.monitoring import JMX_DIR, JMX_EXPORTER_CONFIG_FILE, jmx_exporter_config
 import service_catalogue
 
 # Any fixed base64 UUID works for a single-node cluster; fixing it keeps restarts on the same data dir valid.
@@ -40,10 +50,16 @@ BROKER_SETTINGS: dict[str, str] = {
 }
 
 
+JMX_RULES = "kafka"
+"""The broker's JMX exporter rules: monitoring/jmx/kafka.yml."""
+
+
 @dataclass(frozen=True)
 class KafkaArgs(ServiceArgs):
     controller_port: int
     """KRaft controller port on 127.0.0.1 (process runtime)."""
+    metrics_port: int | None = None
+    """Where Prometheus scrapes the broker's JMX exporter (/metrics on 127.0.0.1); None runs no exporter."""
 
 
 def server_properties(port: int, controller_port: int, log_dir: str) -> str:
@@ -76,7 +92,7 @@ class Kafka(ServiceComponent):
             args.placement,
             args.network,
             ServiceDefinition(
-                ports=(args.port, args.controller_port),
+                ports=(args.port, args.controller_port, *([args.metrics_port] if args.metrics_port else [])),
                 health={"kind": "kafka", "bootstrap_servers": bootstrap},
                 container_port=INTERNAL_PORT,
                 process=lambda workdir: self._process_broker(args, workdir),
@@ -95,14 +111,26 @@ class Kafka(ServiceComponent):
         toolchain = args.placement.toolchain
         classpath = f"{toolchain.require_jars(toolchain.kafka_lib_dir, 'Kafka broker')}/*"
         java = toolchain.executable("java")
+        agents, exporter_files = [], {}
+        if args.metrics_port:
+            agents = [jmx_exporter_option(toolchain.jmx_exporter_agent, args.metrics_port, workdir / JMX_EXPORTER_CONFIG_FILE)]
+            exporter_files = {JMX_EXPORTER_CONFIG_FILE: jmx_exporter_config(JMX_RULES)}
         return ProcessLaunch(
             argv=jvm_argv(
-                java, HEAP, classpath, workdir, "kafka.Kafka", str(workdir / "server.properties"), logs_dir_property=KAFKA_LOGS_DIR_PROPERTY
+                java,
+                HEAP,
+                classpath,
+                workdir,
+                "kafka.Kafka",
+                str(workdir / "server.properties"),
+                logs_dir_property=KAFKA_LOGS_DIR_PROPERTY,
+                agents=agents,
             ),
             init=[[java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", "server.properties"]],
             files={
                 "server.properties": server_properties(args.port, args.controller_port, str(workdir / "data")),
                 LOG4J2_FILE: log4j2_properties(KAFKA_LOGS_DIR_PROPERTY),
+                **exporter_files,
             },
         )
 
@@ -121,12 +149,20 @@ class Kafka(ServiceComponent):
             "KAFKA_HEAP_OPTS": " ".join(HEAP),
             **{f"KAFKA_{key.upper().replace('.', '_')}": value for key, value in BROKER_SETTINGS.items()},
         }
+        ports, binds = {CONTAINER_PORT: args.port}, {}
+        if args.metrics_port:
+            # The image's launcher adds KAFKA_OPTS to the broker's JVM options.
+            binds, envs["KAFKA_OPTS"] = jmx_exporter_container_mounts(args.placement.toolchain.jmx_exporter_agent, JMX_DIR / f"{JMX_RULES}.yml")
+            ports[JMX_EXPORTER_CONTAINER_PORT] = args.metrics_port
         return DockerServiceSpec(
             image=args.placement.toolchain.image("KAFKA_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports=ports,
+            binds=binds,
             health_test=[
                 "CMD-SHELL",
-                f"/opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:{CONTAINER_PORT} >/dev/null",
+                # Without KAFKA_OPTS: the tool's JVM would start the exporter again, on the port the
+                # broker's holds, and exit for it.
+                f"KAFKA_OPTS= /opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:{CONTAINER_PORT} >/dev/null",
             ],
             volume_path="/var/lib/kafka/data",
             envs=[f"{key}={value}" for key, value in envs.items()],

@@ -14,17 +14,29 @@ import pulumi
 
 import service_catalogue
 from components.docker_service import DockerServiceSpec
-from components.jvm import KAFKA_LOGS_DIR_PROPERTY, LOG4J2_FILE, jvm_argv, log4j2_properties, properties_text
+from components.jvm import (
+    JMX_EXPORTER_CONTAINER_PORT,
+    KAFKA_LOGS_DIR_PROPERTY,
+    LOG4J2_FILE,
+    jmx_exporter_container_mounts,
+    jmx_exporter_option,
+    jvm_argv,
+    log4j2_properties,
+    properties_text,
+)
 from components.kafka import Kafka
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 from pipelines import kafka_limits
 from pipelines.connectors import AVRO_CONVERTER, DEBEZIUM_CONNECTORS
+from pipelines.monitoring import JMX_DIR, JMX_EXPORTER_CONFIG_FILE, jmx_exporter_config
 
 CONTAINER_PORT = 8083
 HEAP = ["-Xms128m", "-Xmx512m"]
 GROUP_ID = "cdcstack-connect"
 INTERNAL_TOPICS = {"config": "connect-configs", "offset": "connect-offsets", "status": "connect-status"}
+JMX_RULES = "connect"
+"""The worker's JMX exporter rules: monitoring/jmx/connect.yml (connector and task status, source task rates, Debezium's own)."""
 
 # Shared by both runtimes: JSON with schemas (typed events), single-replica internal topics, and
 # short flush/commit intervals so a test never waits long for offsets.
@@ -60,6 +72,8 @@ class KafkaConnectArgs(ServiceArgs):
     """The broker it stores configs, offsets and status in; the worker starts after it is healthy."""
     plugins: Sequence[str] = (*DEBEZIUM_CONNECTORS, AVRO_CONVERTER)
     """Plugin classes (connectors, converters) the worker must list to count as healthy."""
+    metrics_port: int | None = None
+    """Where Prometheus scrapes the worker's JMX exporter (/metrics on 127.0.0.1); None runs no exporter."""
 
 
 class KafkaConnect(ServiceComponent):
@@ -74,7 +88,7 @@ class KafkaConnect(ServiceComponent):
             args.placement,
             args.network,
             ServiceDefinition(
-                ports=(args.port,),
+                ports=(args.port, *([args.metrics_port] if args.metrics_port else [])),
                 health={"kind": "connect", "url": url, "plugins": list(args.plugins)},
                 container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_worker(args, url, workdir),
@@ -103,6 +117,10 @@ class KafkaConnect(ServiceComponent):
             # Reads each plugin's service manifests instead of scanning every class: seconds, not minutes.
             "plugin.discovery": "service_load",
         }
+        agents, exporter_files = [], {}
+        if args.metrics_port:
+            agents = [jmx_exporter_option(toolchain.jmx_exporter_agent, args.metrics_port, workdir / JMX_EXPORTER_CONFIG_FILE)]
+            exporter_files = {JMX_EXPORTER_CONFIG_FILE: jmx_exporter_config(JMX_RULES)}
         return ProcessLaunch(
             argv=jvm_argv(
                 toolchain.executable("java"),
@@ -112,17 +130,25 @@ class KafkaConnect(ServiceComponent):
                 "org.apache.kafka.connect.cli.ConnectDistributed",
                 str(workdir / "connect-distributed.properties"),
                 logs_dir_property=KAFKA_LOGS_DIR_PROPERTY,
+                agents=agents,
             ),
             files=args.kafka.bootstrap_servers.apply(
                 lambda bootstrap: {
                     "connect-distributed.properties": properties_text({"bootstrap.servers": bootstrap, **settings}),
                     LOG4J2_FILE: log4j2_properties(KAFKA_LOGS_DIR_PROPERTY),
+                    **exporter_files,
                 }
             ),
         )
 
     @staticmethod
     def _docker_worker(args: KafkaConnectArgs) -> DockerServiceSpec:
+        ports, binds, exporter_env = {CONTAINER_PORT: args.port}, {}, []
+        if args.metrics_port:
+            # The image's entrypoint starts the worker through Kafka's launcher, which adds KAFKA_OPTS.
+            binds, agent = jmx_exporter_container_mounts(args.placement.toolchain.jmx_exporter_agent, JMX_DIR / f"{JMX_RULES}.yml")
+            exporter_env = [f"KAFKA_OPTS={agent}"]
+            ports[JMX_EXPORTER_CONTAINER_PORT] = args.metrics_port
         envs = args.kafka.internal_bootstrap_servers.apply(
             lambda bootstrap: [
                 f"BOOTSTRAP_SERVERS={bootstrap}",
@@ -139,11 +165,13 @@ class KafkaConnect(ServiceComponent):
                 # The image's copy of Apicurio's converters (the Avro connector's), off by default.
                 "ENABLE_APICURIO_CONVERTERS=true",
                 *connect_image_env(kafka_limits.CONNECT_PRODUCER_SETTINGS),
+                *exporter_env,
             ]
         )
         return DockerServiceSpec(
             image=args.placement.toolchain.image("DEBEZIUM_CONNECT_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports=ports,
+            binds=binds,
             health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}/connectors >/dev/null"],
             volume_path="/kafka/data",
             envs=envs,

@@ -48,7 +48,24 @@ install_apt_packages() {
   if [ ${#missing[@]} -eq 0 ]; then echo cached; return; fi
   as_root apt-get update -qq >&2
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  local package
+  for package in "${missing[@]}"; do
+    case " $APT_SYSTEM_SERVICES_OFF " in *" $package "*) system_service_off "$package" ;; esac
+  done
   echo installed
+}
+
+# Debian's postinst enables the package's system service and starts it where systemd runs (or an init
+# script where no policy-rc.d forbids it): Prometheus on :9090, Alertmanager on :9093/:9094. The stack
+# runs its own on its own ports, so the system one is stopped and disabled, once, as it is installed.
+system_service_off() {
+  local unit=$1
+  if [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now --quiet "$unit.service" >&2
+  else
+    as_root update-rc.d "$unit" disable >&2
+    as_root invoke-rc.d "$unit" stop >&2 || true
+  fi
 }
 
 install_venv() {
@@ -167,6 +184,35 @@ install_versitygw() {
   echo installed
 }
 
+# Mailpit, the stack's mail capture. Its go.mod has no replace directives either; the version it
+# reports is set at link time, as its own release build does. Its web UI's assets are not in the
+# module (its API, which the stack uses, is).
+install_mailpit() {
+  local bin="$CDCSTACK_TOOLCHAIN_DIR/mailpit/bin"
+  if [ -x "$bin/mailpit" ] && stamp_matches mailpit "$MAILPIT_VERSION"; then echo cached; return; fi
+  command -v go >/dev/null || die "Go is needed to build the mail capture (Mailpit) $MAILPIT_VERSION (none found on PATH)"
+  rm -rf "$bin" && mkdir -p "$bin"
+  GOTOOLCHAIN=local GOFLAGS= GOBIN="$bin" go install -trimpath \
+    -ldflags="-s -w -X github.com/axllent/mailpit/config.Version=$MAILPIT_VERSION" \
+    "github.com/axllent/mailpit@$MAILPIT_VERSION" >&2
+  write_stamp mailpit "$MAILPIT_VERSION"
+  echo installed
+}
+
+# Prometheus' JMX exporter as a Java agent, for the JVM services' metrics.
+install_jmx_exporter() {
+  local dest="$CDCSTACK_TOOLCHAIN_DIR/jmx-exporter"
+  local jar="$dest/jmx_prometheus_javaagent-$JMX_EXPORTER_VERSION.jar"
+  if [ -f "$jar" ] && stamp_matches jmx-exporter "$JMX_EXPORTER_VERSION"; then echo cached; return; fi
+  command -v mvn >/dev/null || die "Maven (mvn) is needed to fetch the JMX exporter $JMX_EXPORTER_VERSION"
+  rm -rf "$dest" && mkdir -p "$dest"
+  mvn -B -q "$MAVEN_DEPENDENCY_PLUGIN:copy" -Dartifact="io.prometheus.jmx:jmx_prometheus_javaagent:$JMX_EXPORTER_VERSION" \
+    -DoutputDirectory="$dest" >&2
+  [ -f "$jar" ] || die "the JMX exporter's agent was not fetched to $jar"
+  write_stamp jmx-exporter "$JMX_EXPORTER_VERSION"
+  echo installed
+}
+
 install_iceberg_rest() {
   local dest="$CDCSTACK_TOOLCHAIN_DIR/iceberg-rest"
   if [ -d "$dest/classes" ] && stamp_matches iceberg-rest-launcher "$ICEBERG_VERSION-$(sha256sum "$root/toolchain/iceberg/LocalRestCatalogServer.java" | cut -c1-12)"; then
@@ -245,6 +291,7 @@ piece "debian packages" "$APT_PACKAGES" install_apt_packages
 piece "python venv" "$(python3 --version | cut -d' ' -f2)" install_venv
 piece "pulumi cli + python host" "$PULUMI_VERSION" install_pulumi
 piece "s3 gateway (versitygw)" "$VERSITYGW_VERSION" install_versitygw
+piece "mail capture (mailpit)" "$MAILPIT_VERSION" install_mailpit
 piece "kafka broker jars" "$KAFKA_VERSION" install_maven_bundle kafka "$KAFKA_VERSION" "$root/toolchain/maven/kafka.pom.xml"
 piece "kafka connect jars" "$KAFKA_VERSION" install_maven_bundle connect "$KAFKA_VERSION" "$root/toolchain/maven/connect.pom.xml"
 piece "debezium plugins" "$DEBEZIUM_VERSION" install_debezium_plugins
@@ -252,5 +299,6 @@ piece "iceberg rest catalog" "$ICEBERG_VERSION" install_iceberg_rest
 piece "spark lakehouse jars" "$(spark_jars_version)" install_spark_jars
 piece "schema registry (apicurio)" "$APICURIO_VERSION" install_schema_registry
 piece "avro converter (apicurio)" "$APICURIO_VERSION" install_avro_converter
+piece "jmx exporter agent" "$JMX_EXPORTER_VERSION" install_jmx_exporter
 
 column -t -s $'\t' -N PIECE,VERSION,STATUS,SECONDS "$report"

@@ -17,6 +17,8 @@ from toolchain.errors import MissingToolchainError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VERSIONS_FILE = PROJECT_ROOT / "toolchain" / "versions.env"
+DEBIAN_BIN_DIR = Path("/usr/bin")
+"""Where Debian's packages put their binaries (Prometheus, Alertmanager and their tools)."""
 
 
 def read_versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
@@ -109,6 +111,43 @@ class Toolchain:
     def converter_plugin_dir(self) -> Path:
         """Connect plugin folders of converters (Apicurio's Avro converter)."""
         return self.cache_dir / "apicurio-converter" / "plugins"
+
+    @property
+    def prometheus_binary(self) -> str:
+        """Debian's Prometheus server (package prometheus)."""
+        return self.executable("prometheus", (DEBIAN_BIN_DIR,))
+
+    @property
+    def promtool_binary(self) -> str:
+        """Prometheus' config and rule checker, from the same package."""
+        return self.executable("promtool", (DEBIAN_BIN_DIR,))
+
+    @property
+    def alertmanager_binary(self) -> str:
+        """Debian's Alertmanager (package prometheus-alertmanager names it prometheus-alertmanager)."""
+        return self.executable("prometheus-alertmanager", (DEBIAN_BIN_DIR,))
+
+    @property
+    def amtool_binary(self) -> str:
+        """Alertmanager's config checker and client, from the same package."""
+        return self.executable("amtool", (DEBIAN_BIN_DIR,))
+
+    @property
+    def mailpit_bin_dir(self) -> Path:
+        return self.cache_dir / "mailpit" / "bin"
+
+    @property
+    def mailpit_binary(self) -> str:
+        """The mail capture (Mailpit), built from the Go module proxy."""
+        return self.executable("mailpit", (self.mailpit_bin_dir,))
+
+    @property
+    def jmx_exporter_agent(self) -> Path:
+        """Prometheus' JMX exporter as a Java agent (`-javaagent:<jar>=<port>:<config>`)."""
+        jar = self.cache_dir / "jmx-exporter" / f"jmx_prometheus_javaagent-{self.versions['JMX_EXPORTER_VERSION']}.jar"
+        if not jar.is_file():
+            raise MissingToolchainError(f"the JMX exporter agent is missing ({jar}); run `make toolchain`")
+        return jar
 
     def image(self, key: str) -> str:
         return self.versions[key]

@@ -20,7 +20,10 @@ back. Everything else is here, the same for every destination:
 - **Kafka away.** Consumer, offset-commit and dead-letter errors are recorded and retried; they
   never end the sink.
 - **Reporting.** One structured log line per committed batch (table, records, version, ms), one
-  per failure, and :class:`SinkStats` for a health endpoint.
+  per failure, and :class:`SinkStats` for a health endpoint and Prometheus
+  (:mod:`pipelines.sinks.metrics`): with the counts, how late the last batch landed (its commit
+  time minus the newest source commit time in it) and how many records wait in Kafka (the end
+  offsets the consumer last fetched, which costs no broker request, minus the table's offsets).
 """
 
 from __future__ import annotations
@@ -97,6 +100,12 @@ def _short(error: BaseException | str) -> str:
     return text if len(text) <= ERROR_TEXT_LIMIT else text[: ERROR_TEXT_LIMIT - 3] + "..."
 
 
+def _newest_source_ms(newest: int | None, events: Sequence[ChangeEvent]) -> int | None:
+    """The newest source commit time of `events` and `newest`; 0 (a source that sent none) is not a time."""
+    times = [event.source.ts_ms for event in events if event.source.ts_ms > 0]
+    return max([*times, *([newest] if newest else [])], default=None)
+
+
 @dataclass
 class SinkStats:
     """What one sink has done and what is wrong with it now, for logs and a health endpoint."""
@@ -116,7 +125,20 @@ class SinkStats:
     last_kafka_error: str | None = None
     last_commit_at: float | None = None
     last_commit_version: int | str | None = None
+    last_commit_lag_seconds: float | None = None
+    """Source commit to table commit of the last batch that applied changes: its commit's wall-clock
+    time minus the newest `source.ts_ms` in it (None until one has)."""
     committed_offsets: dict[str, int] = field(default_factory=dict)
+    consumer_lag: dict[str, int] = field(default_factory=dict)
+    """Records per assigned partition not yet in the table, as of the sink's last poll (a partition
+    appears once the consumer has fetched from it). Replaced whole, never changed in place, so a
+    reader on another thread sees one consistent map."""
+
+    @property
+    def consumer_lag_records(self) -> int | None:
+        """Records of all its partitions not yet in the table (None before the first fetch)."""
+        lag = self.consumer_lag
+        return sum(lag.values()) if lag else None
 
     @property
     def healthy(self) -> bool:
@@ -138,7 +160,9 @@ class SinkStats:
             "last_kafka_error": self.last_kafka_error,
             "last_commit_at": self.last_commit_at,
             "last_commit_version": self.last_commit_version,
+            "last_commit_lag_seconds": self.last_commit_lag_seconds,
             "committed_offsets": dict(self.committed_offsets),
+            "consumer_lag": dict(self.consumer_lag),
         }
 
 
@@ -232,6 +256,9 @@ class PendingBatch:
     undecoded: list[Message] = field(default_factory=list)
     """Records not decoded yet, in offset order: an attempt decodes them first, and one that fails
     transiently leaves the rest here for the next attempt."""
+    newest_source_ms: int | None = None
+    """The newest source commit time (`source.ts_ms`) among the events committed so far, kept across
+    attempts (a one-by-one retry commits some events before failing)."""
 
 
 class CdcSink:
@@ -326,6 +353,7 @@ class CdcSink:
         except KafkaException as error:
             self._kafka_error(error)
             return None
+        self._refresh_consumer_lag()
         batch = PendingBatch(events=[], rejected=[], offsets={})
         for message in messages:
             error = message.error()
@@ -340,6 +368,21 @@ class CdcSink:
             batch.offsets[position] = message.offset() + 1
             batch.undecoded.append(message)
         return batch if batch.offsets else None
+
+    def _refresh_consumer_lag(self) -> None:
+        # Cached watermarks are the high offsets of the last fetch responses: no broker round trip.
+        lag: dict[str, int] = {}
+        try:
+            for partition in self.consumer.assignment():
+                low, high = self.consumer.get_watermark_offsets(partition, cached=True)
+                if high < 0:
+                    continue  # nothing fetched from it yet
+                position = partition_key(partition.topic, partition.partition)
+                lag[position] = max(0, high - self.offsets.get(position, max(low, 0)))
+        except KafkaException as error:
+            self._kafka_error(error)
+            return
+        self.stats.consumer_lag = lag
 
     def _decode(self, batch: PendingBatch) -> None:
         """Decodes the batch's undecoded records in order; a transient failure (the schema registry
@@ -397,6 +440,9 @@ class CdcSink:
         self.stats.committed_offsets = dict(self.offsets)
         if version is not None:
             self.stats.last_commit_version = version
+        if batch.newest_source_ms:
+            self.stats.last_commit_lag_seconds = max(0.0, self.stats.last_commit_at - batch.newest_source_ms / 1000)
+        self._refresh_consumer_lag()
         log.info(
             "batch committed",
             extra={
@@ -430,6 +476,7 @@ class CdcSink:
             )
             return self._apply_one_by_one(batch)
         batch.events = []
+        batch.newest_source_ms = _newest_source_ms(batch.newest_source_ms, events)
         self.stats.applied_events += len(events)
         return len(events), commit.version
 
@@ -452,6 +499,7 @@ class CdcSink:
             else:
                 applied, version = applied + 1, commit.version
                 self.offsets[position] = message.offset() + 1
+                batch.newest_source_ms = _newest_source_ms(batch.newest_source_ms, [event])
                 self.stats.applied_events += 1
             batch.events.pop(0)
         return applied, version

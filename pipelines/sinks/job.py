@@ -11,7 +11,9 @@ Avro in the Confluent wire format, told apart record by record (see :mod:`pipeli
 GET /health on 127.0.0.1 (`--health-host`) answers 200 while every table commits (or has nothing to do) and 503 while
 any table's batch is failing or topics cannot be listed, with per-table figures either way: events
 applied, batches, dead letters and the last dead-letter error, the pending failure, committed
-offsets. The log has one JSON line per event (batch committed, batch failed, record dead-lettered).
+offsets, how late the last batch landed and the records still in Kafka. GET /metrics on the same
+port has those figures for Prometheus (:mod:`pipelines.sinks.metrics`). The log has one JSON line
+per event (batch committed, batch failed, record dead-lettered).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ from confluent_kafka.admin import AdminClient
 
 from pipelines.avro import AvroDecoder
 from pipelines.debezium import JSON_ONLY, ChangeDecoder
-from pipelines.sinks.core import DEAD_LETTER_SUFFIX, CdcSink, DeadLetterQueue, TableWriter
+from pipelines.sinks.core import DEAD_LETTER_SUFFIX, CdcSink, DeadLetterQueue, SinkStats, TableWriter
 from pipelines.sinks.errors import SinkError
+from pipelines.sinks.metrics import CONTENT_TYPE, exposition, sink_job_registry
 
 log = logging.getLogger("cdcstack.sink.job")
 
@@ -82,6 +85,8 @@ class SinkJob:
         discover_seconds: float = 5.0,
         poll_seconds: float = 0.1,
         decoder: ChangeDecoder = JSON_ONLY,
+        *,
+        destination: str,
     ) -> None:
         self.bootstrap = bootstrap
         self.pattern = re.compile(topics_regex)
@@ -101,6 +106,8 @@ class SinkJob:
         self.started_at = time.time()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
+        self.metrics = sink_job_registry(destination, self.table_stats)
+        """Its tables' figures for GET /metrics, labelled `sink=destination` (iceberg, delta)."""
 
     def discover(self) -> None:
         try:
@@ -141,6 +148,11 @@ class SinkJob:
         for topic in [key for key in self.errors if key != "discovery" and key not in wanted]:
             self.errors.pop(topic, None)
 
+    def table_stats(self) -> dict[str, SinkStats]:
+        """{topic: its sink's stats} for every table the job runs now."""
+        with self._lock:
+            return {topic: sink.stats for topic, sink in self.sinks.items()}
+
     def healthy(self) -> bool:
         with self._lock:
             return not self.errors and all(sink.stats.healthy for sink in self.sinks.values())
@@ -175,16 +187,23 @@ class SinkJob:
 
 
 def serve_health(job: SinkJob, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """Serves GET /health (JSON, 200 or 503) and GET /metrics (Prometheus' text format) in a thread."""
+
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path != "/health":
+            path = self.path.split("?", 1)[0]
+            if path == "/health":
+                status = job.status()
+                self._answer(200 if status["status"] == "ok" else 503, "application/json", json.dumps(status, default=str).encode())
+            elif path == "/metrics":
+                self._answer(200, CONTENT_TYPE, exposition(job.metrics))
+            else:
                 self.send_response(404)
                 self.end_headers()
-                return
-            status = job.status()
-            body = json.dumps(status, default=str).encode()
-            self.send_response(200 if status["status"] == "ok" else 503)
-            self.send_header("Content-Type", "application/json")
+
+        def _answer(self, code: int, content_type: str, body: bytes) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -222,8 +241,9 @@ def change_decoder(schema_registry_url: str | None) -> ChangeDecoder:
     return ChangeDecoder(AvroDecoder(schema_registry_url)) if schema_registry_url else JSON_ONLY
 
 
-def run_job(args: argparse.Namespace, writer_for: Callable[[str], TableWriter]) -> None:
-    """Runs a job until SIGTERM, serving /health meanwhile."""
+def run_job(args: argparse.Namespace, writer_for: Callable[[str], TableWriter], destination: str) -> None:
+    """Runs a job until SIGTERM, serving /health and /metrics meanwhile; `destination` (iceberg,
+    delta) is the `sink` label of its metrics."""
     configure_logging()
     registry = args.schema_registry_url
     job = SinkJob(
@@ -235,6 +255,7 @@ def run_job(args: argparse.Namespace, writer_for: Callable[[str], TableWriter]) 
         args.discover_seconds,
         args.poll_seconds,
         decoder=change_decoder(registry),
+        destination=destination,
     )
     server = serve_health(job, args.health_port, args.health_host)
     signal.signal(signal.SIGTERM, lambda *_: job.stopping.set())

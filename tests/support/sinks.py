@@ -5,6 +5,7 @@ destinations themselves are tested against the live catalog and store)."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,7 +14,7 @@ from confluent_kafka import Consumer, Producer
 
 from pipelines.debezium import ChangeEvent
 from pipelines.sinks.batch import plan_batch
-from pipelines.sinks.core import Commit
+from pipelines.sinks.core import Commit, DeadLetter, DeadLetterQueue
 from testkit.names import unique_name
 
 ROW_SCHEMA = {
@@ -31,12 +32,13 @@ def debezium_key(row_id: int) -> bytes:
     return json.dumps({"schema": KEY_SCHEMA, "payload": {"id": row_id}}).encode()
 
 
-def debezium_value(op: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> bytes:
+def debezium_value(op: str, before: dict[str, Any] | None, after: dict[str, Any] | None, source_ts_ms: int = 0) -> bytes:
+    """A change event as the JSON converter writes it; `source_ts_ms` is its commit time at the source."""
     envelope = {
         "type": "struct",
         "fields": [{**ROW_SCHEMA, "field": "before"}, {**ROW_SCHEMA, "field": "after"}, {"field": "op", "type": "string"}],
     }
-    source = {"connector": "postgresql", "db": "inventory", "schema": "inventory", "table": "items", "ts_ms": 0, "snapshot": "false"}
+    source = {"connector": "postgresql", "db": "inventory", "schema": "inventory", "table": "items", "ts_ms": source_ts_ms, "snapshot": "false"}
     return json.dumps({"schema": envelope, "payload": {"op": op, "before": before, "after": after, "source": source, "ts_ms": 0}}).encode()
 
 
@@ -99,3 +101,21 @@ class ScriptedWriter:
     def applied_offsets(self) -> list[int]:
         """Every source offset committed, in commit order (a duplicate means an event applied twice)."""
         return [offset for offsets, _ in self.commits for offset in offsets]
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound once by the OS, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RecordingDeadLetters(DeadLetterQueue):
+    """Keeps the letters instead of publishing them (its producer points at a closed port)."""
+
+    def __init__(self) -> None:
+        super().__init__(f"127.0.0.1:{closed_port()}")
+        self.sent: list[DeadLetter] = []
+
+    def send(self, letters: Sequence[DeadLetter], table: str) -> None:
+        self.sent.extend(letters)

@@ -1,7 +1,7 @@
 """The stack's components built under Pulumi mocks, one builder per component (shared by the unit tests).
 
 Each builder builds the component with what it needs (its network, and the services it depends on)
-and returns the graph whose `component` is that service. `SERVICE_GRAPHS` has one per catalogue
+and returns the graph whose `component` is that service. `SERVICE_GRAPHS` has one per built catalogue
 service; `process_program_pins` is the whole program's process runtime as the engine diffs it.
 """
 
@@ -11,23 +11,26 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pulumi
 
+from components.alertmanager import Alertmanager, AlertmanagerArgs
 from components.change_capture import ChangeCapture, ChangeCaptureArgs
 from components.delta_sink_job import DeltaSinkJob, DeltaSinkJobArgs
 from components.iceberg_catalog import IcebergRestCatalog, IcebergRestCatalogArgs
 from components.iceberg_sink_job import IcebergSinkJob, IcebergSinkJobArgs
 from components.kafka import Kafka, KafkaArgs
 from components.kafka_connect import KafkaConnect, KafkaConnectArgs
+from components.mail_capture import MailCapture, MailCaptureArgs
 from components.mysql import MySql, MySqlArgs
 from components.network import StackNetwork, StackNetworkArgs
 from components.object_store import ObjectStore, ObjectStoreArgs
 from components.postgres import Postgres, PostgresArgs, PostgresAvroCapture
+from components.prometheus import Prometheus, PrometheusArgs, ScrapeTarget
 from components.runtime import Placement
 from components.schema_registry import SchemaRegistry, SchemaRegistryArgs
 from components.service import ServiceComponent
@@ -39,6 +42,11 @@ POSTGRES_PASSWORD = "pg-secret"
 MYSQL_PASSWORD = "my'secret"
 S3_SECRET = "s3-secret"
 SINK_PYTHON = "/venv/bin/python"
+SMTP_PASSWORD = "smtp-secret"
+SLACK_API_URL = "http://127.0.0.1:28026/slack/T000-slack-token"
+WEBHOOK_URL = "http://127.0.0.1:28026/webhook/hook-token"
+ALERT_SECRETS = (SMTP_PASSWORD, SLACK_API_URL, WEBHOOK_URL)
+"""What Alertmanager's config holds that must stay secret."""
 PROGRAM_SECRETS = {"postgresPassword": POSTGRES_PASSWORD, "mysqlRootPassword": MYSQL_PASSWORD, "objectStoreSecretKey": S3_SECRET}
 PROCESS_PINS = Path(__file__).resolve().parents[1] / "unit" / "process_runtime_pins.json"
 CONNECTOR = ":DebeziumConnector"
@@ -241,6 +249,59 @@ def delta_sink_graph(placement: Placement) -> Graph[DeltaSinkJob]:
     return build(stack)
 
 
+def _mail_capture(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> MailCapture:
+    return MailCapture("mail-capture", MailCaptureArgs(placement=placement, network=network, port=28025, smtp_port=21025), opts=opts)
+
+
+def _alertmanager(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> Alertmanager:
+    args = AlertmanagerArgs(
+        placement=placement,
+        network=network,
+        port=29193,
+        mail_capture=_mail_capture(placement, network, opts),
+        email_to="oncall@cdcstack.local",
+        email_from="alertmanager@cdcstack.local",
+        smtp_username="alertmanager",
+        smtp_password=pulumi.Output.secret(SMTP_PASSWORD),
+        slack_api_url=pulumi.Output.secret(SLACK_API_URL),
+        slack_channel="#cdcstack-alerts",
+        webhook_url=pulumi.Output.secret(WEBHOOK_URL),
+    )
+    return Alertmanager("alertmanager", args, opts=opts)
+
+
+def mail_capture_graph(placement: Placement) -> Graph[MailCapture]:
+    return build(lambda opts: _mail_capture(placement, network_in(placement, opts), opts))
+
+
+def alertmanager_graph(placement: Placement) -> Graph[Alertmanager]:
+    """The mail capture and Alertmanager sending its emails there."""
+    return build(lambda opts: _alertmanager(placement, network_in(placement, opts), opts))
+
+
+def prometheus_graph(
+    placement: Placement,
+    scrape_targets: Callable[[Alertmanager], Sequence[ScrapeTarget]] = lambda _: (),
+    rule_files: Mapping[str, pulumi.Input[str]] | None = None,
+) -> Graph[Prometheus]:
+    """The mail capture, Alertmanager and Prometheus sending it alerts, scraping `scrape_targets(alertmanager)`."""
+
+    def stack(opts: pulumi.ResourceOptions) -> Prometheus:
+        network = network_in(placement, opts)
+        alertmanager = _alertmanager(placement, network, opts)
+        args = PrometheusArgs(
+            placement=placement,
+            network=network,
+            port=29090,
+            alertmanager=alertmanager,
+            scrape_targets=scrape_targets(alertmanager),
+            rule_files=rule_files or {},
+        )
+        return Prometheus("prometheus", args, opts=opts)
+
+    return build(stack)
+
+
 SERVICE_GRAPHS: dict[str, Callable[[Placement], Graph[Any]]] = {
     "postgres": postgres_graph,
     "mysql": mysql_graph,
@@ -254,8 +315,11 @@ SERVICE_GRAPHS: dict[str, Callable[[Placement], Graph[Any]]] = {
     "spark-master": lambda placement: spark_graph(placement, lambda spark: spark.master),
     "spark-worker": lambda placement: spark_graph(placement, lambda spark: spark.worker),
     "delta-sink": delta_sink_graph,
+    "mail-capture": mail_capture_graph,
+    "alertmanager": alertmanager_graph,
+    "prometheus": prometheus_graph,
 }
-"""One builder per catalogue service; the graph's component is that service."""
+"""One builder per catalogue service `__main__.py` builds (`service_catalogue.BUILT`); the graph's component is that service."""
 
 
 def service_graph(name: str, placement: Placement) -> Graph[ServiceComponent]:

@@ -14,10 +14,9 @@ import http.server
 import io
 import json
 import re
-import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,9 +26,9 @@ from confluent_kafka import Message
 
 from pipelines.avro import AvroDecoder, UnsupportedAvroSchema, connect_payload, connect_schema
 from pipelines.debezium import JSON_ONLY, UNAVAILABLE, UNAVAILABLE_PLACEHOLDER, ChangeDecoder, ChangeEvent, DecodeError, Tombstone
-from pipelines.sinks.core import CdcSink, DeadLetter, DeadLetterQueue, PendingBatch, RetryPolicy
+from pipelines.sinks.core import CdcSink, PendingBatch, RetryPolicy
 from pipelines.sinks.errors import SchemaRegistryUnavailableError, TransientSinkError
-from tests.support.sinks import ScriptedWriter
+from tests.support.sinks import RecordingDeadLetters, ScriptedWriter, closed_port
 
 TOPIC = "spikeavro.inventory.spike_avro"
 VALUE_NAME = "spikeavro.inventory.spike_avro.Value"
@@ -284,12 +283,6 @@ def registry() -> Iterator[Registry]:
 @pytest.fixture
 def decoder(registry: Registry) -> ChangeDecoder:
     return ChangeDecoder(AvroDecoder(registry.url, timeout_seconds=2.0))
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --- Schemas -----------------------------------------------------------------------------------
@@ -548,15 +541,6 @@ def test_an_unreachable_registry_is_transient_and_fails_fast() -> None:
 
 
 # --- The consumer core: a registry away stalls the batch ---------------------------------------
-
-class RecordingDeadLetters(DeadLetterQueue):
-    def __init__(self) -> None:
-        super().__init__(f"127.0.0.1:{closed_port()}")
-        self.sent: list[DeadLetter] = []
-
-    def send(self, letters: Sequence[DeadLetter], table: str) -> None:
-        self.sent.extend(letters)
-
 
 class OfflineSink(CdcSink):
     """The core with its broker away: the group commit after a table commit is recorded instead

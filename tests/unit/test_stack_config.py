@@ -34,6 +34,8 @@ def test_only_the_secrets_set_gives_every_default() -> None:
     settings = parse(SECRETS)
     assert settings.runtime == "auto" and settings.object_store_access_key == "cdcstack"
     assert settings.iceberg_catalog_persistent is True
+    assert (settings.alert_email_to, settings.alert_email_from) == ("oncall@cdcstack.local", "alertmanager@cdcstack.local")
+    assert (settings.alert_smtp_username, settings.alert_slack_channel) == ("alertmanager", "#cdcstack-alerts")
     assert dict(settings.ports) == {
         "postgres": (25432,),
         "mysql": (23306,),
@@ -47,6 +49,10 @@ def test_only_the_secrets_set_gives_every_default() -> None:
         "spark-master": (27077, 28480),
         "spark-worker": (27078, 28481),
         "delta-sink": (28191,),
+        "mail-capture": (28025, 21025),
+        "webhook-capture": (28026,),
+        "alertmanager": (29193,),
+        "prometheus": (29090,),
     }
     assert (settings.ports.main("kafka"), settings.ports.of("kafka", "controller")) == (29092, 29093)
 
@@ -104,6 +110,19 @@ def test_a_missing_secret_names_it_and_how_to_set_it(missing: str) -> None:
 def test_a_boolean_that_is_neither_true_nor_false_is_refused() -> None:
     assert "cdcstack:icebergCatalogPersistent is 'yes'; expected true or false" in one_line_error(
         {**SECRETS, "icebergCatalogPersistent": "yes"}
+    )
+
+
+def test_the_alert_receivers_settings_are_parsed_and_the_receiver_secrets_are_optional() -> None:
+    settings = parse({**SECRETS, "alertEmailTo": " me@example.org ", "alertSmtpUsername": "ops", "alertSlackChannel": "#ops"})
+    assert (settings.alert_email_to, settings.alert_smtp_username, settings.alert_slack_channel) == ("me@example.org", "ops", "#ops")
+    assert not set(stack_config.OPTIONAL_SECRET_KEYS) & set(SECRETS) and not set(stack_config.OPTIONAL_SECRET_KEYS) & set(stack_config.PLAIN_KEYS)
+
+
+@pytest.mark.parametrize("value", ["nobody", "@example.org", "me@", "me @example.org"])
+def test_an_alert_email_address_that_is_none_names_the_key_and_the_fix(value: str) -> None:
+    assert one_line_error({**SECRETS, "alertEmailTo": value}) == (
+        f"cdcstack:alertEmailTo is {value!r}; expected an email address (fix with `pulumi config set cdcstack:alertEmailTo oncall@cdcstack.local`)"
     )
 
 

@@ -7,14 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from components import seeds
-from toolchain.layout import PROJECT_ROOT, read_versions
+from providers.errors import MissingToolchainError
+from toolchain.layout import PROJECT_ROOT, Toolchain, read_versions
 
 
 def test_versions_file_pins_every_service_artifact() -> None:
     versions = read_versions()
     assert versions["KAFKA_VERSION"].startswith("4.")
-    assert versions["APT_PACKAGES"] == "postgresql-15 mariadb-server"
+    assert versions["APT_PACKAGES"] == "postgresql-15 mariadb-server prometheus prometheus-alertmanager"
+    assert set(versions["APT_SYSTEM_SERVICES_OFF"].split()) <= set(versions["APT_PACKAGES"].split())
     assert versions["POSTGRES_MAJOR"] == "15"
     assert all(versions[key].split(":")[1] for key in ("POSTGRES_IMAGE", "MYSQL_IMAGE", "KAFKA_IMAGE"))
 
@@ -76,3 +80,16 @@ def test_the_toolchain_layout_imports_no_provider_and_raises_a_cdcstack_error() 
     from toolchain.errors import MissingToolchainError as raised_by_the_toolchain
 
     assert raised_by_the_toolchain is MissingToolchainError and issubclass(MissingToolchainError, CdcstackError)
+
+
+def test_the_monitoring_binaries_are_debians_and_the_toolchains_own(tmp_path: Path) -> None:
+    toolchain = Toolchain.discover()
+    assert [Path(binary).name for binary in (toolchain.prometheus_binary, toolchain.promtool_binary)] == ["prometheus", "promtool"]
+    assert Path(toolchain.alertmanager_binary).name == "prometheus-alertmanager" and Path(toolchain.amtool_binary).name == "amtool"
+    assert toolchain.mailpit_binary == str(toolchain.cache_dir / "mailpit" / "bin" / "mailpit")
+    # Its version is set at link time; without it Mailpit reports "dev".
+    version = subprocess.run([toolchain.mailpit_binary, "version", "--no-release-check"], capture_output=True, text=True, timeout=30, check=True)
+    assert version.stdout.split()[1] == toolchain.versions["MAILPIT_VERSION"]
+    assert toolchain.jmx_exporter_agent.name == f"jmx_prometheus_javaagent-{toolchain.versions['JMX_EXPORTER_VERSION']}.jar"
+    with pytest.raises(MissingToolchainError, match=r"JMX exporter agent is missing .* run `make toolchain`"):
+        Toolchain(versions=toolchain.versions, cache_dir=tmp_path).jmx_exporter_agent

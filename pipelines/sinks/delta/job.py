@@ -124,7 +124,7 @@ def main() -> None:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     session = LazySession(json.loads(args.spark_conf.read_text()), args.work_dir)
     try:
-        run_job(args, lambda identifier: DriverBoundWriter(identifier, session, args.bucket))
+        run_job(args, lambda identifier: DriverBoundWriter(identifier, session, args.bucket), destination="delta")
     finally:
         session.stop()
 

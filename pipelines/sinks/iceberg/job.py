@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("--catalog-properties", required=True, type=Path, help="JSON file (it holds the S3 secret)")
     args = parser.parse_args()
     catalog = LazyCatalog(json.loads(args.catalog_properties.read_text()))
-    run_job(args, lambda identifier: IcebergTableWriter(catalog.get(), identifier))
+    run_job(args, lambda identifier: IcebergTableWriter(catalog.get(), identifier), destination="iceberg")
 
 
 if __name__ == "__main__":

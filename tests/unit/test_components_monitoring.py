@@ -1,0 +1,362 @@
+"""Prometheus, Alertmanager and the mail capture under Pulumi mocks, for both runtimes; their generated
+configs checked by the real `promtool` and `amtool` (file checks, nothing is started)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from components.alertmanager import TEMPLATE_FILE, TEMPLATES
+from components.docker_service import FILE_ENV_PREFIX
+from components.prometheus import ScrapeTarget, scrape_jobs
+from components.runtime import Placement
+from tests.support.pulumi_mocks import Graph, settle
+from tests.support.stack_graphs import (
+    ALERT_SECRETS,
+    SLACK_API_URL,
+    SMTP_PASSWORD,
+    WEBHOOK_URL,
+    alertmanager_graph,
+    mail_capture_graph,
+    prometheus_graph,
+)
+
+RUNTIMES = ["process_placement", "docker_placement"]
+READINESS = {
+    "prometheus": "http://127.0.0.1:29090/-/ready",
+    "alertmanager": "http://127.0.0.1:29193/-/ready",
+    "mail-capture": "http://127.0.0.1:28025/readyz",
+}
+GRAPHS = {"prometheus": prometheus_graph, "alertmanager": alertmanager_graph, "mail-capture": mail_capture_graph}
+LAG_RULES = """\
+groups:
+  - name: cdc
+    rules:
+      - alert: SinkLagHigh
+        expr: cdcstack_sink_lag_seconds > 5
+        for: 2s
+        labels: {severity: warning, service: iceberg-sink}
+        annotations: {summary: "{{ $labels.table }} is behind", value: "{{ $value }}", runbook: "run `make up`"}
+"""
+
+
+def flag(argv: list[str], name: str) -> str:
+    """The value of `--name=value` in argv (exactly one)."""
+    [value] = [argument.split("=", 1)[1] for argument in argv if argument.startswith(f"--{name}=")]
+    return value
+
+
+def option(argv: list[str], name: str) -> str:
+    """The value following `--name` in argv."""
+    return argv[argv.index(f"--{name}") + 1]
+
+
+def process_files(graph: Graph[Any], service: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(files, secret_files) of the service's LocalService, the secret ones checked secret."""
+    child = graph.named(f"{service}-process")
+    files, files_secret = settle(child.props["files"])
+    secret_files, secret = settle(child.props["secret_files"])
+    assert secret or not secret_files
+    assert not files_secret, f"{service}'s plain files became a secret"
+    return files, secret_files
+
+
+def container_files(graph: Graph[Any], service: str) -> tuple[dict[str, str], bool]:
+    """The files the container's entrypoint writes, by container path, from its envs; and whether those are secret."""
+    container = graph.inputs_named(f"{service}-container")
+    script = container["entrypoints"][2]
+    paths = [shlex.split(write.split(" > ", 1)[1])[0] for write in script.split(" && ") if " > " in write]
+    envs, secret = settle(graph.named(f"{service}-container").props["envs"])
+    contents = dict(entry.split("=", 1) for entry in envs)
+    return {path: contents[f"{FILE_ENV_PREFIX}{index}"] for index, path in enumerate(paths)}, secret
+
+
+def written(folder: Path, files: dict[str, str]) -> Path:
+    for relative, content in files.items():
+        target = folder / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    return folder
+
+
+def test_process_prometheus_is_debians_bound_to_loopback_with_its_files_and_tsdb_in_its_work_dir(process_placement: Placement) -> None:
+    graph = prometheus_graph(process_placement)
+    service = graph.inputs_named("prometheus-process")
+    argv, workdir = service["argv"], Path(service["workdir"])
+    assert argv[0] == process_placement.toolchain.prometheus_binary == "/usr/bin/prometheus"
+    assert flag(argv, "web.listen-address") == "127.0.0.1:29090" and "--web.enable-lifecycle" in argv
+    assert flag(argv, "config.file") == str(workdir / "prometheus.yml") and flag(argv, "storage.tsdb.path") == str(workdir / "data")
+    assert service["ports"] == [29090] and service["host"] == "127.0.0.1"
+    assert flag(argv, "rules.alert.resend-delay") == "2s"
+    config = yaml.safe_load(process_files(graph, "prometheus")[0]["prometheus.yml"])
+    assert config["global"] == {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
+
+
+def test_process_alertmanager_is_debians_on_loopback_without_a_cluster_port(process_placement: Placement) -> None:
+    service = alertmanager_graph(process_placement).inputs_named("alertmanager-process")
+    argv, workdir = service["argv"], Path(service["workdir"])
+    assert argv[0] == process_placement.toolchain.alertmanager_binary == "/usr/bin/prometheus-alertmanager"
+    assert flag(argv, "web.listen-address") == "127.0.0.1:29193"
+    # Empty: no gossip listener on 0.0.0.0:9094.
+    assert "--cluster.listen-address=" in argv
+    assert flag(argv, "config.file") == str(workdir / "alertmanager.yml") and flag(argv, "storage.path") == str(workdir / "data")
+    assert flag(argv, "web.external-url") == "http://127.0.0.1:29193"
+    assert service["ports"] == [29193] and service["host"] == "127.0.0.1"
+
+
+def test_process_mail_capture_is_mailpit_on_loopback_accepting_any_login(process_placement: Placement) -> None:
+    service = mail_capture_graph(process_placement).inputs_named("mail-capture-process")
+    argv, workdir = service["argv"], Path(service["workdir"])
+    assert argv[0] == process_placement.toolchain.mailpit_binary and Path(argv[0]).parent == process_placement.toolchain.mailpit_bin_dir
+    assert (option(argv, "listen"), option(argv, "smtp")) == ("127.0.0.1:28025", "127.0.0.1:21025")
+    assert Path(option(argv, "database")).parent == workdir / "data" and ["mkdir", "-p", "data"] in service["init"]
+    assert {"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--disable-version-check"} <= set(argv)
+    assert service["ports"] == [28025, 21025] and service["host"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("service", GRAPHS)
+def test_health_is_the_services_own_readiness_endpoint_on_both_runtimes(
+    service: str, process_placement: Placement, docker_placement: Placement
+) -> None:
+    probe = {"kind": "http", "url": READINESS[service]}
+    assert settle(GRAPHS[service](process_placement).named(f"{service}-process").props["health"])[0] == probe
+    assert settle(GRAPHS[service](docker_placement).named(f"{service}-health").props["health"])[0] == probe
+
+
+@pytest.mark.parametrize(
+    ("service", "image", "ports", "volume"),
+    [
+        ("prometheus", "PROMETHEUS_IMAGE", {9090: 29090}, "/prometheus"),
+        ("alertmanager", "ALERTMANAGER_IMAGE", {9093: 29193}, "/alertmanager"),
+        ("mail-capture", "MAIL_CAPTURE_IMAGE", {8025: 28025, 1025: 21025}, "/data"),
+    ],
+)
+def test_docker_services_are_the_pinned_images_published_on_loopback(
+    service: str, image: str, ports: dict[int, int], volume: str, docker_placement: Placement
+) -> None:
+    graph = GRAPHS[service](docker_placement)
+    assert graph.inputs_named(f"{service}-image")["name"] == docker_placement.toolchain.image(image)
+    container = graph.inputs_named(f"{service}-container")
+    assert container["ports"] == [{"internal": internal, "external": external, "ip": "127.0.0.1"} for internal, external in ports.items()]
+    assert container["networksAdvanced"] == [{"name": "cdcstack-unit", "aliases": [service]}]
+    assert [mount["containerPath"] for mount in container["volumes"]] == [volume]
+
+
+def test_the_images_are_the_releases_of_the_process_runtimes_binaries(docker_placement: Placement) -> None:
+    versions = docker_placement.toolchain.versions
+    assert versions["PROMETHEUS_IMAGE"] == "prom/prometheus:v2.42.0" and versions["ALERTMANAGER_IMAGE"] == "prom/alertmanager:v0.25.0"
+    assert versions["MAIL_CAPTURE_IMAGE"] == f"axllent/mailpit:{versions['MAILPIT_VERSION']}"
+
+
+@pytest.mark.parametrize("placement_fixture", RUNTIMES)
+def test_the_receivers_secrets_are_only_in_secret_inputs(placement_fixture: str, request: pytest.FixtureRequest) -> None:
+    graph = alertmanager_graph(request.getfixturevalue(placement_fixture))
+    found_in_a_secret = set()
+    for child in graph.children:
+        for key, value in child.props.items():
+            resolved, secret = settle(value)
+            text = json.dumps(resolved, default=str)
+            held = {needle for needle in ALERT_SECRETS if needle in text}
+            assert secret or not held, f"{child.name}.{key} holds {held} in plain text"
+            found_in_a_secret |= held
+    assert found_in_a_secret == set(ALERT_SECRETS)
+
+
+def test_process_alertmanager_has_its_config_as_a_secret_file_and_its_templates_as_a_plain_one(process_placement: Placement) -> None:
+    graph = alertmanager_graph(process_placement)
+    files, secret_files = process_files(graph, "alertmanager")
+    assert files == {TEMPLATE_FILE: TEMPLATES}
+    assert list(secret_files) == ["alertmanager.yml"]
+    assert not settle(graph.named("alertmanager-process").props["env"])[0]
+
+
+@pytest.mark.parametrize(("placement_fixture", "smarthost"), [("process_placement", "127.0.0.1:21025"), ("docker_placement", "mail-capture:1025")])
+def test_amtool_accepts_the_generated_config_with_every_receiver_sending_resolved(
+    placement_fixture: str, smarthost: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    placement = request.getfixturevalue(placement_fixture)
+    graph = alertmanager_graph(placement)
+    if placement_fixture == "process_placement":
+        files, secret_files = process_files(graph, "alertmanager")
+        folder = written(tmp_path, {**files, **secret_files})
+    else:
+        in_container, secret = container_files(graph, "alertmanager")
+        assert secret
+        folder = written(tmp_path, {str(Path(path).relative_to("/etc/alertmanager/cdcstack")): text for path, text in in_container.items()})
+    # From another folder: the templates are found relative to the config, as Alertmanager finds them.
+    check = subprocess.run(
+        [placement.toolchain.amtool_binary, "check-config", str(folder / "alertmanager.yml")],
+        capture_output=True, text=True, timeout=60, check=False, cwd="/",
+    )
+    assert check.returncode == 0 and "1 templates" in check.stdout, check.stdout + check.stderr
+    config = yaml.safe_load((folder / "alertmanager.yml").read_text())
+    receivers = {receiver["name"]: receiver for receiver in config["receivers"]}
+    [email] = receivers["email"]["email_configs"]
+    login = (email["auth_username"], email["auth_password"])
+    assert (email["smarthost"], email["require_tls"], login) == (smarthost, False, ("alertmanager", SMTP_PASSWORD))
+    assert (email["to"], email["from"]) == ("oncall@cdcstack.local", "alertmanager@cdcstack.local")
+    [slack] = receivers["slack"]["slack_configs"]
+    assert (slack["api_url"], slack["channel"]) == (SLACK_API_URL, "#cdcstack-alerts")
+    [webhook] = receivers["webhook"]["webhook_configs"]
+    assert webhook["url"] == WEBHOOK_URL
+    assert all(entry["send_resolved"] for entry in (email, slack, webhook))
+
+
+def test_alerts_are_grouped_by_alert_connector_and_table_and_routed_by_severity(process_placement: Placement) -> None:
+    _, secret_files = process_files(alertmanager_graph(process_placement), "alertmanager")
+    route = yaml.safe_load(secret_files["alertmanager.yml"])["route"]
+    assert route["group_by"] == ["alertname", "connector", "table"]
+    assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == ("1s", "2s", "1h")
+    assert route["receiver"] == "webhook"
+    by_severity = {
+        child["matchers"][0]: [(grandchild["receiver"], grandchild.get("continue", False)) for grandchild in child["routes"]]
+        for child in route["routes"]
+    }
+    assert by_severity == {
+        'severity="critical"': [("email", True), ("slack", True), ("webhook", False)],
+        'severity="warning"': [("slack", True), ("webhook", False)],
+    }
+
+
+def test_a_service_down_inhibits_the_other_alerts_of_its_service(process_placement: Placement) -> None:
+    _, secret_files = process_files(alertmanager_graph(process_placement), "alertmanager")
+    rules = yaml.safe_load(secret_files["alertmanager.yml"])["inhibit_rules"]
+    assert {
+        "source_matchers": ['alertname="ServiceDown"'],
+        "target_matchers": ['alertname!="ServiceDown"'],
+        "equal": ["service"],
+    } in rules
+
+
+def test_the_email_template_names_the_alert_connector_table_value_and_runbook(process_placement: Placement, tmp_path: Path) -> None:
+    """Rendered by amtool with Alertmanager's own template functions."""
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "SinkLagHigh", "severity": "critical", "connector": "cdcstack-postgres", "table": "pg.inventory.orders"},
+        "annotations": {"summary": "orders is behind", "value": "42.5", "runbook": "run `make up`"},
+        "startsAt": "2026-01-01T10:00:00Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://127.0.0.1:29090/graph",
+    }
+    group = {"alertname": "SinkLagHigh", "connector": "cdcstack-postgres", "table": "pg.inventory.orders"}
+    data = {
+        "receiver": "email",
+        "status": "firing",
+        "alerts": [alert],
+        "groupLabels": group,
+        "commonLabels": alert["labels"],
+        "commonAnnotations": {},
+        "externalURL": "http://127.0.0.1:29193",
+    }
+    (tmp_path / "data.json").write_text(json.dumps(data))
+    templates = written(tmp_path, {TEMPLATE_FILE: TEMPLATES}) / TEMPLATE_FILE
+
+    def render(name: str) -> str:
+        result = subprocess.run(
+            [process_placement.toolchain.amtool_binary, "template", "render", f"--template.glob={templates}",
+             f'--template.text={{{{ template "{name}" . }}}}', f"--template.data={tmp_path / 'data.json'}"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    subject = render("cdcstack.email.subject")
+    assert subject.startswith("[FIRING:1] SinkLagHigh") and "cdcstack-postgres" in subject and "pg.inventory.orders" in subject
+    body = render("cdcstack.email.text")
+    expected_lines = ("SinkLagHigh", "critical", "Connector: cdcstack-postgres", "Table: pg.inventory.orders", "Value: 42.5", "Runbook: run `make up`")
+    for expected in expected_lines:
+        assert expected in body, f"{expected!r} not in:\n{body}"
+
+
+@pytest.mark.parametrize(
+    ("placement_fixture", "alertmanager", "self_address"),
+    [("process_placement", "127.0.0.1:29193", "127.0.0.1:29090"), ("docker_placement", "alertmanager:9093", "localhost:9090")],
+)
+def test_promtool_accepts_prometheus_yml_with_its_rules_and_targets(
+    placement_fixture: str, alertmanager: str, self_address: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    placement = request.getfixturevalue(placement_fixture)
+    graph = prometheus_graph(
+        placement,
+        lambda manager: [
+            ScrapeTarget("alertmanager", manager.internal_address, labels={"service": "alertmanager"}),
+            ScrapeTarget("iceberg-sink", pulumi.Output.from_input("127.0.0.1:28190"), labels={"service": "iceberg-sink"}),
+        ],
+        {"cdc.yml": pulumi.Output.from_input(LAG_RULES)},
+    )
+    if placement_fixture == "process_placement":
+        files, _ = process_files(graph, "prometheus")
+    else:
+        in_container, _ = container_files(graph, "prometheus")
+        files = {str(Path(path).relative_to("/etc/prometheus/cdcstack")): text for path, text in in_container.items()}
+    assert files["rules/cdc.yml"] == LAG_RULES
+    folder = written(tmp_path, files)
+    check = subprocess.run(
+        [placement.toolchain.promtool_binary, "check", "config", str(folder / "prometheus.yml")],
+        capture_output=True, text=True, timeout=60, check=False, cwd="/",
+    )
+    assert check.returncode == 0 and "1 rule files found" in check.stdout, check.stdout + check.stderr
+    config = yaml.safe_load(files["prometheus.yml"])
+    assert config["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": [alertmanager]}]}]
+    assert config["rule_files"] == ["rules/cdc.yml"]
+    targets = {job["job_name"]: [static["targets"] for static in job["static_configs"]] for job in config["scrape_configs"]}
+    assert targets == {"prometheus": [[self_address]], "alertmanager": [[alertmanager]], "iceberg-sink": [["127.0.0.1:28190"]]}
+
+
+def test_targets_of_one_job_are_one_scrape_job_and_must_share_a_path() -> None:
+    jobs = scrape_jobs([(ScrapeTarget("sinks", "a", labels={"service": "iceberg-sink"}), "a:1"), (ScrapeTarget("sinks", "b"), "b:2")])
+    assert jobs == [
+        {
+            "job_name": "sinks",
+            "metrics_path": "/metrics",
+            "static_configs": [{"targets": ["a:1"], "labels": {"service": "iceberg-sink"}}, {"targets": ["b:2"]}],
+        }
+    ]
+    with pytest.raises(ValueError, match="scrape job 'sinks' has targets on /metrics and /other"):
+        scrape_jobs([(ScrapeTarget("sinks", "a"), "a:1"), (ScrapeTarget("sinks", "b", "/other"), "b:2")])
+
+
+def test_a_rule_file_name_with_a_folder_is_refused(process_placement: Placement) -> None:
+    with pytest.raises(ValueError, match=r"plain \*\.yml or \*\.yaml names, not \['../cdc.yml'\]"):
+        prometheus_graph(process_placement, rule_files={"../cdc.yml": LAG_RULES})
+
+
+@pytest.mark.parametrize("placement_fixture", RUNTIMES)
+def test_each_starts_after_what_it_sends_to(placement_fixture: str, request: pytest.FixtureRequest) -> None:
+    placement = request.getfixturevalue(placement_fixture)
+    server = "process" if placement_fixture == "process_placement" else "container"
+    prometheus = prometheus_graph(placement).named(f"prometheus-{server}")
+    alertmanager = alertmanager_graph(placement).named(f"alertmanager-{server}")
+    assert "alertmanager" in [dependency._name for dependency in prometheus.opts.depends_on]
+    assert "mail-capture" in [dependency._name for dependency in alertmanager.opts.depends_on]
+
+
+@pytest.mark.parametrize(
+    ("placement_fixture", "internal_smtp"), [("process_placement", "127.0.0.1:21025"), ("docker_placement", "mail-capture:1025")]
+)
+def test_the_outputs_are_loopback_urls_and_the_smtp_address(placement_fixture: str, internal_smtp: str, request: pytest.FixtureRequest) -> None:
+    placement = request.getfixturevalue(placement_fixture)
+    mail = mail_capture_graph(placement).component
+    assert settle(mail.url)[0] == "http://127.0.0.1:28025"
+    assert (settle(mail.smtp_host)[0], settle(mail.smtp_port)[0]) == ("127.0.0.1", 21025)
+    assert settle(mail.internal_smtp_address)[0] == internal_smtp
+    assert settle(alertmanager_graph(placement).component.url)[0] == "http://127.0.0.1:29193"
+    assert settle(prometheus_graph(placement).component.url)[0] == "http://127.0.0.1:29090"
+
+
+def test_the_docker_entrypoints_write_the_configs_then_exec_the_server(docker_placement: Placement) -> None:
+    for service, server in (("prometheus", "/bin/prometheus"), ("alertmanager", "/bin/alertmanager")):
+        container = GRAPHS[service](docker_placement).inputs_named(f"{service}-container")
+        shell, dash_c, script = container["entrypoints"]
+        assert (shell, dash_c) == ("/bin/sh", "-c")
+        last = shlex.split(script.rsplit(" && ", 1)[1])
+        assert last[:2] == ["exec", server] and any(argument.startswith("--config.file=/etc/") for argument in last)
+        # Inside its container it listens on every interface; the published port is loopback only.
+        assert f"--web.listen-address=0.0.0.0:{int(container['ports'][0]['internal'])}" in last

@@ -1,0 +1,232 @@
+"""Prometheus' JMX exporter on Kafka and Connect: the agent's option on both runtimes, and its rules.
+
+The option's shape is the 1.0.1 agent's own (`[host:]<port>:<config>`, its default host being every
+interface); the rules are checked against MBean attribute lines as the agent writes them for its
+patterns (`domain<key=value, ...><>attribute: value`), taken from a live Connect worker with a
+Debezium Postgres connector running, paused and with a failed task, and from a live broker.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from components.jvm import JMX_EXPORTER_CONTAINER_DIR, JMX_EXPORTER_CONTAINER_PORT, jmx_exporter_option
+from components.kafka import Kafka, KafkaArgs
+from components.kafka_connect import KafkaConnect, KafkaConnectArgs
+from components.runtime import Placement
+from pipelines.monitoring import JMX_DIR, JMX_EXPORTER_CONFIG_FILE
+from tests.support.pulumi_mocks import Graph, build
+from tests.support.stack_graphs import network_in
+from toolchain.layout import Toolchain
+
+SERVICE = ":LocalService"
+CONTAINER = "docker:index/container:Container"
+AGENT_ARGUMENTS = re.compile(r"^(?:((?:[\w.-]+)|(?:\[.+])):)?(\d{1,5}):(.+)")
+"""How the 1.0.1 agent parses what follows `=` (JavaAgent.CONFIGURATION_REGEX)."""
+KAFKA_METRICS_PORT, CONNECT_METRICS_PORT = 29094, 28084
+
+
+def with_agent(placement: Placement, tmp_path: Path) -> Placement:
+    """The placement with a toolchain that has the agent's jar: the real toolchain's folders, linked,
+    and an empty jar (nothing runs it here)."""
+    real = placement.toolchain
+    cache = tmp_path / "toolchain"
+    cache.mkdir()
+    for entry in real.cache_dir.iterdir():
+        if entry.name != "jmx-exporter":
+            (cache / entry.name).symlink_to(entry.resolve())
+    jar = cache / "jmx-exporter" / f"jmx_prometheus_javaagent-{real.versions['JMX_EXPORTER_VERSION']}.jar"
+    jar.parent.mkdir()
+    jar.write_bytes(b"")
+    return replace(placement, toolchain=Toolchain(versions=real.versions, cache_dir=cache))
+
+
+@pytest.fixture
+def process_with_agent(process_placement: Placement, tmp_path: Path) -> Placement:
+    return with_agent(process_placement, tmp_path)
+
+
+@pytest.fixture
+def docker_with_agent(docker_placement: Placement, tmp_path: Path) -> Placement:
+    return with_agent(docker_placement, tmp_path)
+
+
+def broker_graph(placement: Placement, metrics_port: int | None) -> Graph[Kafka]:
+    def stack(opts: pulumi.ResourceOptions) -> Kafka:
+        args = KafkaArgs(placement=placement, network=network_in(placement, opts), port=29092, controller_port=29093, metrics_port=metrics_port)
+        return Kafka("kafka", args, opts=opts)
+
+    return build(stack)
+
+
+def worker_graph(placement: Placement, metrics_port: int | None) -> Graph[KafkaConnect]:
+    def stack(opts: pulumi.ResourceOptions) -> KafkaConnect:
+        network = network_in(placement, opts)
+        kafka = Kafka("kafka", KafkaArgs(placement=placement, network=network, port=29092, controller_port=29093), opts=opts)
+        args = KafkaConnectArgs(placement=placement, network=network, port=28083, kafka=kafka, metrics_port=metrics_port)
+        return KafkaConnect("connect", args, opts=opts)
+
+    return build(stack)
+
+
+def launched(graph: Graph[Any], service: str) -> dict[str, Any]:
+    [inputs] = [args.inputs for args in graph.mocks.registered if args.typ.endswith(SERVICE) and args.inputs["service"] == service]
+    return inputs
+
+
+def container(graph: Graph[Any], name: str) -> dict[str, Any]:
+    [inputs] = [args.inputs for args in graph.mocks.registered if args.typ == CONTAINER and args.inputs["name"].endswith(f"-{name}")]
+    return inputs
+
+
+def agent_options(argv: list[str]) -> list[str]:
+    return [option for option in argv if option.startswith("-javaagent:")]
+
+
+def test_the_option_is_the_agents_host_port_config_form() -> None:
+    option = jmx_exporter_option(Path("/tc/jmx.jar"), 29094, Path("/state/kafka/jmx-exporter.yml"))
+    assert option == "-javaagent:/tc/jmx.jar=127.0.0.1:29094:/state/kafka/jmx-exporter.yml"
+    host, port, config = AGENT_ARGUMENTS.match(option.split("=", 1)[1]).groups()  # type: ignore[union-attr]
+    assert (host, port, config) == ("127.0.0.1", "29094", "/state/kafka/jmx-exporter.yml")
+
+
+@pytest.mark.parametrize(("service", "rules", "metrics_port"), [("kafka", "kafka", KAFKA_METRICS_PORT), ("connect", "connect", CONNECT_METRICS_PORT)])
+def test_a_process_runs_the_agent_on_loopback_with_its_rules_in_its_work_dir(
+    process_with_agent: Placement, service: str, rules: str, metrics_port: int
+) -> None:
+    placement = process_with_agent
+    graph = broker_graph(placement, metrics_port) if service == "kafka" else worker_graph(placement, metrics_port)
+    inputs = launched(graph, service)
+    workdir = Path(inputs["workdir"])
+    [option] = agent_options(inputs["argv"])
+    jar = placement.toolchain.jmx_exporter_agent
+    assert option == f"-javaagent:{jar}=127.0.0.1:{metrics_port}:{workdir / JMX_EXPORTER_CONFIG_FILE}"
+    # Before the main class, or the JVM would hand it to Kafka as an argument.
+    assert inputs["argv"].index(option) < inputs["argv"].index("-cp")
+    assert inputs["files"][JMX_EXPORTER_CONFIG_FILE] == (JMX_DIR / f"{rules}.yml").read_text()
+    assert inputs["ports"][-1] == metrics_port
+
+
+@pytest.mark.parametrize(("service", "metrics_port"), [("kafka", KAFKA_METRICS_PORT), ("connect", CONNECT_METRICS_PORT)])
+def test_a_container_gets_the_agent_through_kafka_opts_with_its_jar_and_rules_mounted(
+    docker_with_agent: Placement, service: str, metrics_port: int
+) -> None:
+    placement = docker_with_agent
+    graph = broker_graph(placement, metrics_port) if service == "kafka" else worker_graph(placement, metrics_port)
+    spec = container(graph, service)
+    envs = dict(entry.split("=", 1) for entry in spec["envs"])
+    jar = placement.toolchain.jmx_exporter_agent
+    assert envs["KAFKA_OPTS"] == (
+        f"-javaagent:{JMX_EXPORTER_CONTAINER_DIR}/{jar.name}=0.0.0.0:{JMX_EXPORTER_CONTAINER_PORT}:{JMX_EXPORTER_CONTAINER_DIR}/{service}.yml"
+    )
+    mounts = {volume["hostPath"]: (volume["containerPath"], volume["readOnly"]) for volume in spec["volumes"] if "hostPath" in volume}
+    assert mounts == {
+        str(jar): (f"{JMX_EXPORTER_CONTAINER_DIR}/{jar.name}", True),
+        str(JMX_DIR / f"{service}.yml"): (f"{JMX_EXPORTER_CONTAINER_DIR}/{service}.yml", True),
+    }
+    assert {"internal": JMX_EXPORTER_CONTAINER_PORT, "external": metrics_port, "ip": "127.0.0.1"} in spec["ports"]
+
+
+def test_the_brokers_health_check_runs_its_tool_without_the_agent(docker_with_agent: Placement) -> None:
+    """A second JVM with KAFKA_OPTS would start the agent on the port the broker's holds, and exit."""
+    [_, check] = container(broker_graph(docker_with_agent, KAFKA_METRICS_PORT), "kafka")["healthcheck"]["tests"]
+    assert check.startswith("KAFKA_OPTS= /opt/kafka/bin/kafka-broker-api-versions.sh ")
+
+
+@pytest.mark.parametrize("service", ["kafka", "connect"])
+def test_without_a_metrics_port_a_process_has_no_agent(process_placement: Placement, service: str) -> None:
+    graph = broker_graph(process_placement, None) if service == "kafka" else worker_graph(process_placement, None)
+    inputs = launched(graph, service)
+    assert not agent_options(inputs["argv"]) and JMX_EXPORTER_CONFIG_FILE not in inputs["files"]
+    assert inputs["ports"] == ([29092, 29093] if service == "kafka" else [28083])
+
+
+@pytest.mark.parametrize("service", ["kafka", "connect"])
+def test_without_a_metrics_port_a_container_has_no_agent(docker_placement: Placement, service: str) -> None:
+    spec = container(broker_graph(docker_placement, None) if service == "kafka" else worker_graph(docker_placement, None), service)
+    assert not [entry for entry in spec["envs"] if entry.startswith("KAFKA_OPTS=")]
+    assert not [volume for volume in spec["volumes"] if "hostPath" in volume]
+    assert [port["internal"] for port in spec["ports"]] == [9092 if service == "kafka" else 8083]
+
+
+# --- The rules -----------------------------------------------------------------------------------
+
+def exported(service: str, bean_line: str) -> tuple[str, dict[str, str], str] | None:
+    """The (name, labels, value) the first rule matching `bean_line` exports, as the agent does: the
+    pattern matched as `^.*(?:pattern).*$`, `$n` replaced in name and labels, the name made safe and
+    lowercased, a fixed `value` kept."""
+    config = yaml.safe_load((JMX_DIR / f"{service}.yml").read_text())
+    for rule in config["rules"]:
+        matched = re.match(rf"^.*(?:{rule['pattern']}).*$", bean_line)  # the agent's anchoring
+        if matched:
+            expand = lambda text: re.sub(r"\$(\d+)", lambda group: matched.group(int(group.group(1))) or "", text)  # noqa: E731
+            name = re.sub(r"[^a-zA-Z0-9:_]", "_", expand(rule["name"])).lower()
+            labels = {key: expand(value) for key, value in rule.get("labels", {}).items()}
+            return name, labels, str(rule.get("value", bean_line.rsplit(": ", 1)[1]))
+    return None
+
+
+def test_the_configs_are_lowercase_and_read_only_the_beans_their_rules_match() -> None:
+    for service in ("kafka", "connect"):
+        config = yaml.safe_load((JMX_DIR / f"{service}.yml").read_text())
+        assert config["lowercaseOutputName"] is True and config["lowercaseOutputLabelNames"] is True
+        assert config["includeObjectNames"] and config["rules"]
+        for rule in config["rules"]:
+            re.compile(rule["pattern"])
+            assert rule["type"] in ("GAUGE", "COUNTER"), rule
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("kafka.connect<type=connector-metrics, connector=cdcstack-postgres><>status: running",
+         ("kafka_connect_connector_status", {"connector": "cdcstack-postgres", "status": "running"}, "1")),
+        ("kafka.connect<type=connector-metrics, connector=cdcstack-mysql><>status: paused",
+         ("kafka_connect_connector_status", {"connector": "cdcstack-mysql", "status": "paused"}, "1")),
+        # A name with a character JMX reserves is quoted in the MBean name; the label is the name.
+        ('kafka.connect<type=connector-metrics, connector="jmx:quoted"><>status: running',
+         ("kafka_connect_connector_status", {"connector": "jmx:quoted", "status": "running"}, "1")),
+        ("kafka.connect<type=connector-task-metrics, connector=cdcstack-postgres, task=0><>status: failed",
+         ("kafka_connect_task_status", {"connector": "cdcstack-postgres", "task": "0", "status": "failed"}, "1")),
+        ("kafka.connect<type=connector-task-metrics, connector=cdcstack-postgres, task=0><>running-ratio: 1.0",
+         ("kafka_connect_task_running_ratio", {"connector": "cdcstack-postgres", "task": "0"}, "1.0")),
+        ("kafka.connect<type=source-task-metrics, connector=cdcstack-postgres, task=0><>source-record-poll-rate: 0.0244",
+         ("kafka_connect_source_task_source_record_poll_rate", {"connector": "cdcstack-postgres", "task": "0"}, "0.0244")),
+        ("kafka.connect<type=source-task-metrics, connector=cdcstack-postgres, task=0><>source-record-write-total: 3.0",
+         ("kafka_connect_source_task_source_record_write_total", {"connector": "cdcstack-postgres", "task": "0"}, "3.0")),
+        ("kafka.connect<type=source-task-metrics, connector=cdcstack-postgres, task=0><>source-record-active-count: 0.0",
+         ("kafka_connect_source_task_source_record_active_count", {"connector": "cdcstack-postgres", "task": "0"}, "0.0")),
+        ("kafka.connect<type=connect-worker-metrics, connector=cdcstack-postgres><>connector-failed-task-count: 1.0",
+         ("kafka_connect_worker_connector_failed_task_count", {"connector": "cdcstack-postgres"}, "1.0")),
+        ("debezium.postgres<type=connector-metrics, context=streaming, server=pg><>milli_seconds_behind_source: 82",
+         ("debezium_streaming_milli_seconds_behind_source", {"plugin": "postgres", "server": "pg"}, "82")),
+    ],
+)
+def test_connect_rules_export_status_as_a_label_and_rates_per_task(line: str, expected: tuple[str, dict[str, str], str]) -> None:
+    assert exported("connect", line) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("kafka.server<type=BrokerTopicMetrics, name=MessagesInPerSec, topic=pg.inventory.orders><>Count: 3",
+         ("kafka_topic_messages_in_total", {"topic": "pg.inventory.orders"}, "3")),
+        ("kafka.server<type=BrokerTopicMetrics, name=MessagesInPerSec, topic=pg.inventory.orders><>OneMinuteRate: 0.05",
+         ("kafka_topic_messages_in_per_second", {"topic": "pg.inventory.orders"}, "0.05")),
+        ("kafka.server<type=BrokerTopicMetrics, name=MessagesInPerSec><>Count: 45",
+         ("kafka_broker_messages_in_total", {}, "45")),
+        ("kafka.log<type=Log, name=LogEndOffset, topic=pg.inventory.orders, partition=0><>Value: 3",
+         ("kafka_log_end_offset", {"topic": "pg.inventory.orders", "partition": "0"}, "3")),
+        ("kafka.server<type=ReplicaManager, name=UnderReplicatedPartitions><>Value: 0",
+         ("kafka_server_under_replicated_partitions", {}, "0")),
+    ],
+)
+def test_broker_rules_export_topic_rates_offsets_and_replication(line: str, expected: tuple[str, dict[str, str], str]) -> None:
+    assert exported("kafka", line) == expected
