@@ -29,11 +29,13 @@ from components.network import StackNetwork, StackNetworkArgs
 from components.object_store import ObjectStore, ObjectStoreArgs
 from components.postgres import Postgres, PostgresArgs, PostgresAvroCapture
 from components.prometheus import Prometheus, PrometheusArgs, ScrapeTarget
-from components.runtime import LOOPBACK, Placement, resolve_runtime
+from components.runtime import Placement, resolve_runtime
 from components.schema_registry import SchemaRegistry, SchemaRegistryArgs
 from components.service import ServiceComponent
 from components.spark import Spark, SparkArgs
+from components.webhook_capture import WebhookCapture, WebhookCaptureArgs
 from pipelines.connectors import debezium_key_schema
+from pipelines.monitoring import monitoring_rule_files
 from providers.schema_subject import SchemaSubject, SchemaSubjectArgs
 from toolchain.layout import PROJECT_ROOT, Toolchain
 
@@ -82,10 +84,17 @@ mysql = MySql(
 )
 kafka = Kafka(
     "kafka",
-    KafkaArgs(placement=placement, network=network, port=ports.main("kafka"), controller_port=ports.of("kafka", "controller")),
+    KafkaArgs(
+        placement=placement,
+        network=network,
+        port=ports.main("kafka"),
+        controller_port=ports.of("kafka", "controller"),
+        metrics_port=ports.of("kafka", "metrics"),
+    ),
 )
 connect = KafkaConnect(
-    "connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=ports.main("connect"))
+    "connect",
+    KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=ports.main("connect"), metrics_port=ports.of("connect", "metrics")),
 )
 schema_registry = SchemaRegistry(
     "schema-registry",
@@ -182,10 +191,12 @@ mail_capture = MailCapture(
         placement=placement, network=network, port=ports.main("mail-capture"), smtp_port=ports.of("mail-capture", "smtp")
     ),
 )
-# Issue 11: the webhook capture ("webhook-capture", in service_catalogue.PENDING) is not built yet.
-# Build it here, take its `slack_url` and `webhook_url` as these defaults, and pass it in
-# AlertmanagerArgs.receivers_depend_on; until then the defaults name its catalogue port on loopback.
-webhook_capture_base = f"http://{LOOPBACK}:{ports.main('webhook-capture')}"
+webhook_capture = WebhookCapture(
+    "webhook-capture",
+    WebhookCaptureArgs(
+        placement=placement, network=network, port=ports.main("webhook-capture"), python=sys.executable, project_dir=str(PROJECT_ROOT)
+    ),
+)
 alertmanager = Alertmanager(
     "alertmanager",
     AlertmanagerArgs(
@@ -197,9 +208,10 @@ alertmanager = Alertmanager(
         email_from=settings.alert_email_from,
         smtp_username=settings.alert_smtp_username,
         smtp_password=config.get_secret("alertSmtpPassword") or pulumi.Output.secret(stack_config.DEFAULT_ALERT_SMTP_PASSWORD),
-        slack_api_url=config.get_secret("alertSlackApiUrl") or pulumi.Output.secret(f"{webhook_capture_base}/slack/cdcstack"),
+        slack_api_url=config.get_secret("alertSlackApiUrl") or pulumi.Output.secret(webhook_capture.slack_url),
         slack_channel=settings.alert_slack_channel,
-        webhook_url=config.get_secret("alertWebhookUrl") or pulumi.Output.secret(f"{webhook_capture_base}/webhook/cdcstack"),
+        webhook_url=config.get_secret("alertWebhookUrl") or pulumi.Output.secret(webhook_capture.webhook_url),
+        receivers_depend_on=(webhook_capture,),
     ),
 )
 prometheus = Prometheus(
@@ -209,7 +221,16 @@ prometheus = Prometheus(
         network=network,
         port=ports.main("prometheus"),
         alertmanager=alertmanager,
-        scrape_targets=[ScrapeTarget("alertmanager", alertmanager.internal_address, labels={"service": "alertmanager"})],
+        scrape_targets=[
+            ScrapeTarget(service.service.name, service.metrics_address, labels={"service": service.service.name})
+            for service in (kafka, connect, iceberg_sink, delta_sink)
+        ]
+        + [ScrapeTarget("alertmanager", alertmanager.internal_address, labels={"service": "alertmanager"})],
+        # The rule files are known by name up front; one of them lists the connectors that must be running.
+        rule_files={
+            file: change_capture.connector_names.apply(lambda names, file=file: monitoring_rule_files(names)[file])
+            for file in monitoring_rule_files()
+        },
     ),
 )
 services: list[ServiceComponent] = [
@@ -226,11 +247,12 @@ services: list[ServiceComponent] = [
     spark.worker,
     delta_sink,
     mail_capture,
+    webhook_capture,
     alertmanager,
     prometheus,
 ]
 # A catalogue entry without its component here would have ports in the config and no service behind them.
-unbuilt = sorted({service.name for service in service_catalogue.BUILT} - {service.service.name for service in services})
+unbuilt = sorted({service.name for service in service_catalogue.SERVICES} - {service.service.name for service in services})
 if unbuilt:
     raise pulumi.RunError(f"services in service_catalogue.py that __main__.py does not build: {unbuilt}")
 
@@ -276,3 +298,4 @@ pulumi.export(out.ALERTMANAGER_URL, alertmanager.url)
 pulumi.export(out.ALERT_EMAIL_TO, settings.alert_email_to)
 pulumi.export(out.ALERT_SLACK_CHANNEL, settings.alert_slack_channel)
 pulumi.export(out.PROMETHEUS_URL, prometheus.url)
+pulumi.export(out.WEBHOOK_CAPTURE_URL, webhook_capture.url)

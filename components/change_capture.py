@@ -54,6 +54,8 @@ class ChangeCapture(pulumi.ComponentResource):
     """Connector name on the worker, by capture key."""
     topic_prefixes: dict[str, pulumi.Output[str]]
     """Topic prefix, by capture key, in the order of the sources."""
+    connector_names: pulumi.Output[list[str]]
+    """Every connector's name on the worker, in the order of the sources (what monitoring expects to run)."""
     status_url: pulumi.Output[str]
 
     def __init__(self, name: str, args: ChangeCaptureArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -74,7 +76,13 @@ class ChangeCapture(pulumi.ComponentResource):
             )
             self.connectors[source.capture_key] = connector.id
             self.topic_prefixes[source.capture_key] = pulumi.Output.from_input(source.topic_prefix)
+        self.connector_names = pulumi.Output.all(*self.connectors.values())
         self.status_url = args.connect.url.apply(lambda url: f"{url}/connectors?expand=status")
         self.register_outputs(
-            {"connectors": self.connectors, "topic_prefixes": self.topic_prefixes, "status_url": self.status_url}
+            {
+                "connectors": self.connectors,
+                "topic_prefixes": self.topic_prefixes,
+                "connector_names": self.connector_names,
+                "status_url": self.status_url,
+            }
         )

@@ -77,7 +77,7 @@ class DeltaSinkJob(SinkJobComponent):
             START_TIMEOUT_SECONDS,
         )
         self.database = pulumi.Output.from_input(DELTA_DATABASE)
-        self._register({"health_url": self.health_url, "database": self.database})
+        self._register({"health_url": self.health_url, "metrics_address": self.metrics_address, "database": self.database})
 
     @staticmethod
     def _process_job(args: DeltaSinkJobArgs, topics: pulumi.Output[str], workdir: Path) -> ProcessLaunch:

@@ -71,7 +71,7 @@ class IcebergSinkJob(SinkJobComponent):
             60.0,
         )
         self.namespace = pulumi.Output.from_input(args.namespace)
-        self._register({"health_url": self.health_url, "namespace": self.namespace})
+        self._register({"health_url": self.health_url, "metrics_address": self.metrics_address, "namespace": self.namespace})
 
     @staticmethod
     def _process_job(args: IcebergSinkJobArgs, topics: pulumi.Output[str], workdir: Path) -> ProcessLaunch:

@@ -84,6 +84,8 @@ class Kafka(ServiceComponent):
     bootstrap_servers: pulumi.Output[str]
     internal_bootstrap_servers: pulumi.Output[str]
     """How other services of the stack reach the broker (its INTERNAL listener on docker)."""
+    metrics_address: pulumi.Output[str]
+    """`host:port` of its JMX exporter as Prometheus reaches it ("" without `metrics_port`)."""
 
     def __init__(self, name: str, args: KafkaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:Kafka", name, service_catalogue.service("kafka"), opts)
@@ -102,8 +104,15 @@ class Kafka(ServiceComponent):
         )
         self.bootstrap_servers = pulumi.Output.from_input(bootstrap)
         self.internal_bootstrap_servers = pulumi.Output.from_input(self._internal_address())
+        self.metrics_address = pulumi.Output.from_input(
+            self._internal_address_of(args.metrics_port, JMX_EXPORTER_CONTAINER_PORT) if args.metrics_port else ""
+        )
         self._register(
-            {"bootstrap_servers": self.bootstrap_servers, "internal_bootstrap_servers": self.internal_bootstrap_servers}
+            {
+                "bootstrap_servers": self.bootstrap_servers,
+                "internal_bootstrap_servers": self.internal_bootstrap_servers,
+                "metrics_address": self.metrics_address,
+            }
         )
 
     @staticmethod

@@ -80,6 +80,8 @@ class KafkaConnect(ServiceComponent):
     """A Kafka Connect worker (distributed mode, one node) with Debezium's connectors."""
 
     url: pulumi.Output[str]
+    metrics_address: pulumi.Output[str]
+    """`host:port` of its JMX exporter as Prometheus reaches it ("" without `metrics_port`)."""
 
     def __init__(self, name: str, args: KafkaConnectArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:KafkaConnect", name, service_catalogue.service("connect"), opts)
@@ -97,7 +99,10 @@ class KafkaConnect(ServiceComponent):
             ),
         )
         self.url = pulumi.Output.from_input(url)
-        self._register({"url": self.url})
+        self.metrics_address = pulumi.Output.from_input(
+            self._internal_address_of(args.metrics_port, JMX_EXPORTER_CONTAINER_PORT) if args.metrics_port else ""
+        )
+        self._register({"url": self.url, "metrics_address": self.metrics_address})
 
     @staticmethod
     def _process_worker(args: KafkaConnectArgs, url: str, workdir: Path) -> ProcessLaunch:

@@ -171,6 +171,12 @@ class ServiceComponent(pulumi.ComponentResource):
         host, port = self._internal
         return f"{host}:{port}"
 
+    def _internal_address_of(self, host_port: int, container_port: int) -> str:
+        """`host:port` other services use for another port of this service: the host port on the
+        process runtime, the container's own port at its alias on docker."""
+        host, _ = self._internal
+        return f"{host}:{host_port if host == LOOPBACK else container_port}"
+
     def _register(self, outputs: Mapping[str, Any]) -> None:
         """Registers the component's own outputs together with the ones every service has."""
         self.register_outputs(

@@ -47,6 +47,8 @@ class SinkJobComponent(ServiceComponent):
     """A sink job as a service: healthy once its /health answers 200."""
 
     health_url: pulumi.Output[str]
+    metrics_address: pulumi.Output[str]
+    """`host:port` of its /metrics (the health port) as Prometheus reaches it."""
 
     def _serve_job(
         self,
@@ -72,6 +74,7 @@ class SinkJobComponent(ServiceComponent):
             ),
         )
         self.health_url = pulumi.Output.from_input(health_url)
+        self.metrics_address = pulumi.Output.from_input(self._internal_address())
 
 
 def sink_argv(

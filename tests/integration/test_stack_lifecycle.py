@@ -32,7 +32,7 @@ from testkit.stack import (
     toolchain_env,
 )
 
-SERVICE_NAMES = [service.name for service in service_catalogue.BUILT]
+SERVICE_NAMES = [service.name for service in service_catalogue.SERVICES]
 
 
 @dataclass
@@ -86,7 +86,7 @@ def test_up_brings_every_service_up_healthy(throwaway: ThrowawayStack) -> None:
 def test_every_catalogue_service_runs_on_the_ports_it_was_given_with_a_log(throwaway: ThrowawayStack) -> None:
     ports, logs = throwaway.service_ports(), throwaway.outputs[out.SERVICE_LOGS]
     assert sorted(ports) == sorted(logs) == sorted(SERVICE_NAMES)
-    for service in service_catalogue.BUILT:
+    for service in service_catalogue.SERVICES:
         assert ports[service.name] == [throwaway.ports[key] for key in service.port_keys], service.name
         assert Path(logs[service.name]).is_file(), f"{service.name}: no log at {logs[service.name]}"
         assert processes.is_running(throwaway.pid_of(service.name)), f"{service.name} is not running; log: {logs[service.name]}"

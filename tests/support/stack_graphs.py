@@ -35,6 +35,7 @@ from components.runtime import Placement
 from components.schema_registry import SchemaRegistry, SchemaRegistryArgs
 from components.service import ServiceComponent
 from components.spark import Spark, SparkArgs
+from components.webhook_capture import WebhookCapture, WebhookCaptureArgs
 from tests.support.pulumi_mocks import Graph, build, pinned_inputs, run_program, settle
 from toolchain.layout import PROJECT_ROOT, Toolchain
 
@@ -67,11 +68,12 @@ def _mysql(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOpt
 
 
 def _kafka(placement: Placement, network: StackNetwork, opts: pulumi.ResourceOptions) -> Kafka:
-    return Kafka("kafka", KafkaArgs(placement=placement, network=network, port=29092, controller_port=29093), opts=opts)
+    return Kafka("kafka", KafkaArgs(placement=placement, network=network, port=29092, controller_port=29093, metrics_port=29094), opts=opts)
 
 
 def _connect(placement: Placement, network: StackNetwork, kafka: Kafka, opts: pulumi.ResourceOptions) -> KafkaConnect:
-    return KafkaConnect("connect", KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=28083), opts=opts)
+    args = KafkaConnectArgs(placement=placement, network=network, kafka=kafka, port=28083, metrics_port=28084)
+    return KafkaConnect("connect", args, opts=opts)
 
 
 def _schema_registry(placement: Placement, network: StackNetwork, kafka: Kafka, opts: pulumi.ResourceOptions) -> SchemaRegistry:
@@ -270,6 +272,16 @@ def _alertmanager(placement: Placement, network: StackNetwork, opts: pulumi.Reso
     return Alertmanager("alertmanager", args, opts=opts)
 
 
+def webhook_capture_graph(placement: Placement) -> Graph[WebhookCapture]:
+    def capture(opts: pulumi.ResourceOptions) -> WebhookCapture:
+        args = WebhookCaptureArgs(
+            placement=placement, network=network_in(placement, opts), port=28026, python=SINK_PYTHON, project_dir=str(PROJECT_ROOT)
+        )
+        return WebhookCapture("webhook-capture", args, opts=opts)
+
+    return build(capture)
+
+
 def mail_capture_graph(placement: Placement) -> Graph[MailCapture]:
     return build(lambda opts: _mail_capture(placement, network_in(placement, opts), opts))
 
@@ -316,10 +328,11 @@ SERVICE_GRAPHS: dict[str, Callable[[Placement], Graph[Any]]] = {
     "spark-worker": lambda placement: spark_graph(placement, lambda spark: spark.worker),
     "delta-sink": delta_sink_graph,
     "mail-capture": mail_capture_graph,
+    "webhook-capture": webhook_capture_graph,
     "alertmanager": alertmanager_graph,
     "prometheus": prometheus_graph,
 }
-"""One builder per catalogue service `__main__.py` builds (`service_catalogue.BUILT`); the graph's component is that service."""
+"""One builder per catalogue service; the graph's component is that service."""
 
 
 def service_graph(name: str, placement: Placement) -> Graph[ServiceComponent]:

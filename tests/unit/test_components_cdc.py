@@ -87,4 +87,8 @@ def test_docker_connect_is_the_debezium_image_on_the_internal_listener(docker_pl
     assert "BOOTSTRAP_SERVERS=kafka:19092" in container["envs"]
     # The image's own copy of the Avro converter, which the health check waits for.
     assert "ENABLE_APICURIO_CONVERTERS=true" in container["envs"]
-    assert container["ports"] == [{"internal": 8083, "external": 28083, "ip": "127.0.0.1"}]
+    assert container["ports"] == [
+        {"internal": 8083, "external": 28083, "ip": "127.0.0.1"},
+        # The JMX exporter's metrics.
+        {"internal": 9404, "external": 28084, "ip": "127.0.0.1"},
+    ]

@@ -81,7 +81,7 @@ def test_kafka_process_is_kraft_from_the_maven_jars(process_placement: Placement
     argv = service["argv"]
     assert Path(argv[0]).name == "java" and argv[-2] == "kafka.Kafka"
     assert argv[argv.index("-cp") + 1] == f"{process_placement.toolchain.kafka_lib_dir}/*"
-    assert service["ports"] == [29092, 29093]
+    assert service["ports"] == [29092, 29093, 29094]
     assert settle(graph.child(SERVICE).props["health"]) == ({"kind": "kafka", "bootstrap_servers": "127.0.0.1:29092"}, True)
     properties = service["files"]["server.properties"]
     assert "listeners=PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093\n" in properties

@@ -27,12 +27,13 @@ CONTAINER_PORTS = {
     "mail-capture": 8025,
     "alertmanager": 9093,
     "prometheus": 9090,
+    "webhook-capture": 8026,
 }
 """The port other containers reach each service on: Kafka's INTERNAL listener, else the service's own."""
 
 
 def test_every_catalogue_service_has_a_graph() -> None:
-    assert list(SERVICE_GRAPHS) == [service.name for service in service_catalogue.BUILT]
+    assert list(SERVICE_GRAPHS) == [service.name for service in service_catalogue.SERVICES]
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

@@ -20,7 +20,7 @@ from tests.support.pulumi_mocks import RecordingMocks, settle
 from testkit.stack import PROJECT_ROOT
 
 SECRETS = {"postgresPassword": "pg-secret", "mysqlRootPassword": "my-secret", "objectStoreSecretKey": "s3-secret"}
-NAMES = [service.name for service in service_catalogue.BUILT]
+NAMES = [service.name for service in service_catalogue.SERVICES]
 
 
 def test_names_and_port_keys_are_unique_and_every_default_distinct() -> None:
@@ -59,7 +59,7 @@ def program(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], R
 
 def test_every_service_has_its_catalogue_ports_in_the_outputs(program: tuple[dict[str, Any], RecordingMocks]) -> None:
     exports, _ = program
-    expected = {service.name: [port.default for port in service.ports] for service in service_catalogue.BUILT}
+    expected = {service.name: [port.default for port in service.ports] for service in service_catalogue.SERVICES}
     assert {name: list(ports) for name, ports in exports[out.SERVICE_PORTS].items()} == expected
 
 
@@ -74,7 +74,7 @@ def test_every_service_is_one_process_on_its_ports_in_its_folder(program: tuple[
     _, mocks = program
     processes = {args.inputs["service"]: args.inputs for args in mocks.registered if args.typ.endswith(":LocalService")}
     assert sorted(processes) == sorted(NAMES)
-    for service in service_catalogue.BUILT:
+    for service in service_catalogue.SERVICES:
         inputs = processes[service.name]
         assert list(inputs["ports"]) == [port.default for port in service.ports], service.name
         assert Path(inputs["workdir"]).name == service.name and Path(inputs["workdir"]).parent.name == "services"

@@ -39,8 +39,8 @@ def test_only_the_secrets_set_gives_every_default() -> None:
     assert dict(settings.ports) == {
         "postgres": (25432,),
         "mysql": (23306,),
-        "kafka": (29092, 29093),
-        "connect": (28083,),
+        "kafka": (29092, 29093, 29094),
+        "connect": (28083, 28084),
         "schema-registry": (28081,),
         "object-store": (29000,),
         "iceberg-catalog": (28181,),
@@ -61,7 +61,7 @@ def test_a_good_config_is_parsed_typed() -> None:
     settings = parse(
         {**SECRETS, "runtime": " Process ", "kafkaPort": "39092", "icebergCatalogPersistent": "false", "objectStoreAccessKey": "me"}
     )
-    assert (settings.runtime, settings.ports["kafka"], settings.iceberg_catalog_persistent) == ("process", (39092, 29093), False)
+    assert (settings.runtime, settings.ports["kafka"], settings.iceberg_catalog_persistent) == ("process", (39092, 29093, 29094), False)
     assert settings.object_store_access_key == "me"
 
 
