@@ -209,7 +209,7 @@ class Alertmanager(ServiceComponent):
                 depends_on=(args.mail_capture, *args.receivers_depend_on),
             ),
         )
-        self.url = pulumi.Output.all(self.ready).apply(lambda _: base)
+        self.url = self._once_ready(base)
         self.internal_address = pulumi.Output.from_input(self._internal_address())
         self._register({"url": self.url, "internal_address": self.internal_address})
 

@@ -75,7 +75,7 @@ class MailCapture(ServiceComponent):
         )
         on_process = args.placement.runtime is Runtime.PROCESS
         internal_smtp_port = args.smtp_port if on_process else CONTAINER_SMTP_PORT
-        self.url = pulumi.Output.all(self.ready).apply(lambda _: base)
+        self.url = self._once_ready(base)
         self.smtp_host = pulumi.Output.from_input(LOOPBACK)
         self.smtp_port = pulumi.Output.from_input(args.smtp_port)
         self.internal_smtp_address = self.internal_host.apply(lambda host: f"{host}:{internal_smtp_port}")

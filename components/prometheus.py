@@ -136,7 +136,7 @@ class Prometheus(ServiceComponent):
                 depends_on=(args.alertmanager,),
             ),
         )
-        self.url = pulumi.Output.all(self.ready).apply(lambda _: base)
+        self.url = self._once_ready(base)
         self._register({"url": self.url})
 
     @staticmethod

@@ -81,9 +81,9 @@ class SchemaRegistry(ServiceComponent):
             ),
         )
         internal_base = f"http://{self._internal_address()}"
-        self.url = pulumi.Output.all(self.ready).apply(lambda _: f"{base}{CONFLUENT_API}")
-        self.internal_url = pulumi.Output.all(self.ready).apply(lambda _: f"{internal_base}{CONFLUENT_API}")
-        self.converter_url = pulumi.Output.all(self.ready).apply(lambda _: f"{internal_base}{REGISTRY_API}")
+        self.url = self._once_ready(f"{base}{CONFLUENT_API}")
+        self.internal_url = self._once_ready(f"{internal_base}{CONFLUENT_API}")
+        self.converter_url = self._once_ready(f"{internal_base}{REGISTRY_API}")
         self.events_topic = pulumi.Output.from_input(EVENTS_TOPIC)
         self._register(
             {

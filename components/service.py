@@ -171,6 +171,11 @@ class ServiceComponent(pulumi.ComponentResource):
         host, port = self._internal
         return f"{host}:{port}"
 
+    def _once_ready(self, value: str) -> pulumi.Output[str]:
+        """`value` (an address of the service) as an output that resolves only once the service is
+        healthy, so whatever takes it waits for the service without naming it in `depends_on`."""
+        return pulumi.Output.all(self.ready).apply(lambda _: value)
+
     def _internal_address_of(self, host_port: int, container_port: int) -> str:
         """`host:port` other services use for another port of this service: the host port on the
         process runtime, the container's own port at its alias on docker."""

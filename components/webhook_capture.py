@@ -57,9 +57,9 @@ class WebhookCapture(ServiceComponent):
             ),
         )
         internal = f"http://{self._internal_address()}"
-        self.url = pulumi.Output.all(self.ready).apply(lambda _: base)
-        self.slack_url = pulumi.Output.all(self.ready).apply(lambda _: f"{internal}/slack/cdcstack")
-        self.webhook_url = pulumi.Output.all(self.ready).apply(lambda _: f"{internal}/webhook/cdcstack")
+        self.url = self._once_ready(base)
+        self.slack_url = self._once_ready(f"{internal}/slack/cdcstack")
+        self.webhook_url = self._once_ready(f"{internal}/webhook/cdcstack")
         self._register({"url": self.url, "slack_url": self.slack_url, "webhook_url": self.webhook_url})
 
     @staticmethod

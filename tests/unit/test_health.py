@@ -6,7 +6,8 @@ import http.server
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -99,6 +100,31 @@ def test_spec_problems_name_missing_fields_and_unknown_kinds() -> None:
     assert "unknown health check kind None" in health.spec_problems({})[0]
 
 
+@contextmanager
+def json_server(answer: Callable[[str], tuple[int, object]]) -> Iterator[str]:
+    """A loopback HTTP server whose GETs `answer(path)` gives as (status, JSON body); yields its URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, body = answer(self.path)
+            encoded = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(encoded)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @dataclass
 class SparkMaster:
     """A stand-in for a Spark master's web UI: GET /json/ answers `status` as JSON."""
@@ -112,25 +138,12 @@ class SparkMaster:
 def spark_master() -> Iterator[SparkMaster]:
     master = SparkMaster("")
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            master.requested.append(self.path)
-            body = json.dumps(master.status).encode()
-            self.send_response(200 if self.path == "/json/" else 404)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(path: str) -> tuple[int, object]:
+        master.requested.append(path)
+        return 200 if path == "/json/" else 404, master.status
 
-        def log_message(self, *args: object) -> None:
-            return None
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    master.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield master
-    server.shutdown()
-    server.server_close()
+    with json_server(answer) as master.url:
+        yield master
 
 
 def spark_worker(state: str, port: int = 27078) -> dict[str, object]:
@@ -183,29 +196,16 @@ class ConnectWorker:
 def connect_worker() -> Iterator[ConnectWorker]:
     worker = ConnectWorker("")
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            worker.requested.append(self.path)
-            path, _, query = self.path.partition("?")
-            everything = "connectorsOnly=false" in query.split("&")
-            plugins = [{"class": name, "type": "source"} for name in worker.connectors]
-            plugins += [{"class": name, "type": "converter"} for name in worker.converters] if everything else []
-            body = json.dumps(plugins).encode()
-            self.send_response(200 if path == "/connector-plugins" else 404)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(request: str) -> tuple[int, object]:
+        worker.requested.append(request)
+        path, _, query = request.partition("?")
+        everything = "connectorsOnly=false" in query.split("&")
+        plugins = [{"class": name, "type": "source"} for name in worker.connectors]
+        plugins += [{"class": name, "type": "converter"} for name in worker.converters] if everything else []
+        return 200 if path == "/connector-plugins" else 404, plugins
 
-        def log_message(self, *args: object) -> None:
-            return None
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    worker.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield worker
-    server.shutdown()
-    server.server_close()
+    with json_server(answer) as worker.url:
+        yield worker
 
 
 CONNECT_PLUGINS = ["io.debezium.connector.postgresql.PostgresConnector", "io.apicurio.registry.utils.converter.AvroConverter"]
