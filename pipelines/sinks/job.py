@@ -172,10 +172,15 @@ class SinkJob:
     def run(self) -> None:
         next_discovery = 0.0
         while not self.stopping.is_set():
-            if time.monotonic() >= next_discovery:
-                self.discover()
-                next_discovery = time.monotonic() + self.discover_seconds
+            next_discovery = self._discover_when_due(next_discovery)
             for topic, sink in list(self.sinks.items()):
+                if self.stopping.is_set():
+                    break
+                # A round can take minutes (a Spark commit per table while a fresh stack catches
+                # up): a new topic must still get its sink within the discovery interval.
+                next_discovery = self._discover_when_due(next_discovery)
+                if self.sinks.get(topic) is not sink:
+                    continue  # its topic is gone and that discovery closed it
                 try:
                     sink.step()
                 except Exception:  # noqa: BLE001 - one table's bug must not stop the others
@@ -184,6 +189,13 @@ class SinkJob:
                 self.stopping.wait(0.5)
         for sink in self.sinks.values():
             sink.close()
+
+    def _discover_when_due(self, due_at: float) -> float:
+        """Discovers when `due_at` (monotonic) has come; the next due time either way."""
+        if time.monotonic() < due_at:
+            return due_at
+        self.discover()
+        return time.monotonic() + self.discover_seconds
 
 
 def serve_health(job: SinkJob, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:

@@ -27,7 +27,7 @@ from pipelines.spark import DELTA_PREFIX, bucket_of
 from testkit import delta as testkit_delta
 from testkit.kafka import ensure_topic
 from testkit.names import unique_name
-from tests.support.lake import Convergence, forget_topic, wait_for_job, wait_for_parity
+from tests.support.lake import Convergence, forget_topic, wait_for_job, wait_for_parity, wait_until_caught_up
 from tests.support.stack import StackOutputs
 
 DELTA_SINK = "delta-sink"
@@ -120,6 +120,8 @@ def replicated_table(
     name = unique_name(prefix)
     topic = f"{topic_prefix}.inventory.{name}"
     table = DeltaSourceTable(name, f"inventory.{name}", topic, table_identifier(lake.database, topic))
+    for sink in sinks:
+        wait_until_caught_up(stack, sink)
     ensure_topic(admin, topic)
     create(table.qualified)
     try:

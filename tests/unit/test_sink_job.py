@@ -1,0 +1,102 @@
+"""The sink job's loop: how discovery interleaves with its tables' rounds.
+
+The tables are stand-ins that only take time to step; discovery is scripted, so no Kafka is needed.
+Against the live stack: the Delta and Iceberg sink tests under tests/integration.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from pipelines.sinks.job import SinkJob
+from tests.support.sinks import ScriptedWriter, closed_port
+
+STEP_SECONDS = 0.05
+DISCOVER_SECONDS = 0.1
+
+
+class SlowTable:
+    """A table whose every step takes `STEP_SECONDS`, as a Spark commit takes seconds."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self.steps = 0
+        self.stepped_after_close = False
+        self.closed = False
+
+    def step(self) -> int:
+        self.stepped_after_close |= self.closed
+        self.steps += 1
+        time.sleep(STEP_SECONDS)
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class ScriptedDiscovery:
+    """Stands in for `SinkJob.discover`: the job starts with `tables` topics; at call `changes_at` a
+    new topic appears and the first one is gone. `made` keeps every table it ever gave the job."""
+
+    def __init__(self, job: SinkJob, tables: int, changes_at: int) -> None:
+        self.job = job
+        self.tables = tables
+        self.changes_at = changes_at
+        self.calls: list[float] = []
+        self.made: dict[str, SlowTable] = {}
+
+    def _add(self, topic: str) -> None:
+        self.made[topic] = SlowTable(topic)
+        self.job.sinks[topic] = self.made[topic]  # type: ignore[assignment]
+
+    def __call__(self) -> None:
+        self.calls.append(time.monotonic())
+        if len(self.calls) == 1:
+            for index in range(self.tables):
+                self._add(f"unit.inventory.t{index}")
+        if len(self.calls) == self.changes_at:
+            self.job.sinks.pop(FIRST_TOPIC).close()
+            self._add(NEW_TOPIC)
+
+
+FIRST_TOPIC = "unit.inventory.t0"
+NEW_TOPIC = "unit.inventory.new"
+
+
+def job_with(tables: int, changes_at: int) -> tuple[SinkJob, ScriptedDiscovery]:
+    writer = ScriptedWriter()
+    job = SinkJob(f"127.0.0.1:{closed_port()}", "^unit\\.", "cdc", lambda _identifier: writer, "unit-loop", DISCOVER_SECONDS, destination="delta")
+    discovery = ScriptedDiscovery(job, tables, changes_at)
+    job.discover = discovery  # type: ignore[method-assign]
+    return job, discovery
+
+
+def run_for(job: SinkJob, seconds: float) -> None:
+    loop = threading.Thread(target=job.run)
+    loop.start()
+    time.sleep(seconds)
+    job.stopping.set()
+    loop.join(timeout=10)
+    assert not loop.is_alive(), "the sink job's loop did not stop within 10 s of being asked to"
+
+
+def test_a_long_round_still_discovers_within_the_interval() -> None:
+    # 20 tables of 50 ms make a 1 s round, ten discovery intervals.
+    job, discovery = job_with(tables=20, changes_at=3)
+    run_for(job, 0.6)
+
+    gaps = [later - earlier for earlier, later in zip(discovery.calls, discovery.calls[1:])]
+    assert len(discovery.calls) >= 4, f"discovered {len(discovery.calls)} times in 0.6 s of a 1 s round"
+    assert max(gaps) < DISCOVER_SECONDS + 2 * STEP_SECONDS, f"gaps between discoveries (s): {gaps}"
+    assert NEW_TOPIC in job.sinks and FIRST_TOPIC not in job.sinks
+
+
+def test_a_table_closed_by_discovery_mid_round_is_not_stepped_again() -> None:
+    job, discovery = job_with(tables=20, changes_at=2)
+    run_for(job, 2.5)  # the new table is last in the second round, which ends at 2 s
+
+    closed = discovery.made[FIRST_TOPIC]
+    assert closed.closed and closed.steps == 1 and not closed.stepped_after_close
+    assert discovery.made[NEW_TOPIC].steps > 0, "the new topic's table was never stepped"
+    assert all(table.closed for table in discovery.made.values()), "the loop closes every table when it stops"
