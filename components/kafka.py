@@ -44,7 +44,11 @@ BROKER_SETTINGS: dict[str, str] = {
     "share.coordinator.state.topic.replication.factor": "1",
     "share.coordinator.state.topic.min.isr": "1",
     "group.initial.rebalance.delay.ms": "0",
-    "auto.create.topics.enable": "true",
+    # Off: a producer's metadata refresh would bring back a topic deleted under it (Connect's
+    # producer keeps every topic it wrote to for 5 minutes), so a test's deleted topic returned
+    # empty minutes later. Connectors create theirs (topic.creation), the sinks their dead-letter
+    # topics, the stack the registry's events topic, tests their own.
+    "auto.create.topics.enable": "false",
     # The pipeline's one record size limit (a 10 MB row must replicate); see pipelines/kafka_limits.py.
     **kafka_limits.BROKER_SETTINGS,
 }

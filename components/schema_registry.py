@@ -24,6 +24,7 @@ from components.docker_service import DockerServiceSpec
 from components.kafka import Kafka
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
+from providers.kafka_topic import KafkaTopic, KafkaTopicArgs
 
 CONTAINER_PORT = 8080
 HEAP = ["-Xms64m", "-Xmx384m"]
@@ -68,6 +69,12 @@ class SchemaRegistry(ServiceComponent):
     def __init__(self, name: str, args: SchemaRegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:SchemaRegistry", name, service_catalogue.service("schema-registry"), opts)
         base = f"http://{LOOPBACK}:{args.port}"
+        # Apicurio only produces to it, and the broker creates no topic on demand.
+        events_topic = KafkaTopic(
+            f"{name}-events-topic",
+            KafkaTopicArgs(topic=EVENTS_TOPIC, bootstrap_servers=args.kafka.bootstrap_servers),
+            pulumi.ResourceOptions(parent=self, depends_on=[args.kafka]),
+        )
         self._serve(
             args.placement,
             args.network,
@@ -77,7 +84,7 @@ class SchemaRegistry(ServiceComponent):
                 container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_registry(args, workdir),
                 docker=lambda: self._docker_registry(args),
-                depends_on=(args.kafka,),
+                depends_on=(args.kafka, events_topic),
             ),
         )
         internal_base = f"http://{self._internal_address()}"

@@ -29,6 +29,7 @@ __all__ = [
     "ConnectorFailedError",
     "ConnectorNotRunningError",
     "ObjectStoreError",
+    "KafkaTopicError",
     "SchemaRegistryUnavailableError",
     "SubjectNotFoundError",
     "SubjectStateError",
@@ -91,6 +92,10 @@ class ConnectorNotRunningError(TransientError):
 
 class ObjectStoreError(TerminalError):
     """The S3-compatible object store refused an operation (full, read-only, bad credentials)."""
+
+
+class KafkaTopicError(TerminalError):
+    """The broker refused to create or delete a topic, or did not answer (`pulumi up` again once it does)."""
 
 
 class SchemaRegistryUnavailableError(TransientError):

@@ -41,6 +41,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return args.inputs["bucket"], outputs
         if args.typ.endswith(":DebeziumConnector"):
             return args.inputs["name"], outputs
+        if args.typ.endswith(":KafkaTopic"):
+            return args.inputs["topic"], outputs
         if args.typ.endswith(":ServiceHealth"):
             return args.inputs["service"], outputs
         return f"{args.name}-id", outputs

@@ -84,7 +84,13 @@ def test_registry_publishes_its_schema_events_to_the_stacks_kafka(
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == bootstrap
     assert env["REGISTRY_EVENTS_KAFKA_TOPIC"] == settle(graph.component.events_topic)[0] == "registry-events"
     server = graph.named(PROCESS if placement_fixture == "process_placement" else CONTAINER)
-    assert "kafka" in [dependency._name for dependency in server.opts.depends_on]
+    assert {"kafka", "schema-registry-events-topic"} <= {dependency._name for dependency in server.opts.depends_on}
+    # The broker creates no topic on demand: the stack makes it, from the host, once Kafka is up.
+    topic = graph.named("schema-registry-events-topic")
+    assert topic.type_.endswith(":KafkaTopic")
+    inputs = graph.inputs_named("schema-registry-events-topic")
+    assert {key: inputs[key] for key in ("topic", "bootstrap_servers", "partitions")} == {"topic": "registry-events", "bootstrap_servers": "127.0.0.1:29092", "partitions": 1}
+    assert "kafka" in {dependency._name for dependency in topic.opts.depends_on}
 
 
 def test_health_is_the_http_probe_of_the_confluent_subjects_on_both_runtimes(process_placement: Placement, docker_placement: Placement) -> None:

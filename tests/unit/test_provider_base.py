@@ -10,10 +10,11 @@ import pulumi
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 
-from providers import debezium_connector, local_service, s3_bucket, schema_subject, sql_seed
+from providers import debezium_connector, kafka_topic, local_service, s3_bucket, schema_subject, sql_seed
 from providers.base import DeclaredProvider, Input, ResourceSchema, as_input, is_empty
 from providers.debezium_connector import DebeziumConnectorProvider
 from providers.local_service import LocalService, LocalServiceArgs, LocalServiceProvider
+from providers.kafka_topic import KafkaTopicProvider
 from providers.s3_bucket import S3BucketProvider
 from providers.schema_subject import SchemaSubjectProvider
 from providers.sql_seed import SqlSeedProvider
@@ -135,6 +136,7 @@ STATE_SHAPES = {
     debezium_connector.SCHEMA: (("name", "connect_url", "config", "worker_log", "running_timeout"), ("config",), ("state", "task_count", "tasks", "problem")),
     sql_seed.SCHEMA: (("seed", "engine", "connection", "statements", "instance"), ("connection",), ("statement_count",)),
     s3_bucket.SCHEMA: (("bucket", "endpoint", "region", "credentials"), ("credentials",), ()),
+    kafka_topic.SCHEMA: (("topic", "bootstrap_servers", "partitions"), (), ()),
     schema_subject.SCHEMA: (("subject", "registry_url", "schema", "compatibility", "registry_log"), (), ("schema_id", "version", "latest_schema")),
 }
 
@@ -145,7 +147,7 @@ def test_each_provider_keeps_the_state_shape_existing_stacks_record(schema: Reso
     assert (schema.input_keys, schema.secret_keys, schema.outputs) == (inputs, secrets, outputs)
 
 
-@pytest.mark.parametrize("provider", [LocalServiceProvider, DebeziumConnectorProvider, SqlSeedProvider, S3BucketProvider, SchemaSubjectProvider])
+@pytest.mark.parametrize("provider", [LocalServiceProvider, DebeziumConnectorProvider, SqlSeedProvider, S3BucketProvider, SchemaSubjectProvider, KafkaTopicProvider])
 def test_a_provider_pickles_by_reference_so_its_state_entry_does_not_change_with_its_code(provider: type[DeclaredProvider]) -> None:
     pickled = base64.b64decode(serialize_provider(provider()))
     assert provider.__module__.encode() in pickled and provider.__name__.encode() in pickled
