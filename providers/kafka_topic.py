@@ -82,14 +82,10 @@ class KafkaTopicProvider(DeclaredProvider):
         admin = _admin(bootstrap)
         try:
             admin.delete_topics([id_], request_timeout=ADMIN_TIMEOUT_SECONDS)[id_].result(timeout=ADMIN_TIMEOUT_SECONDS)
-        except KafkaException as error:
-            code = _error_code(error)
-            if code == KafkaError._TRANSPORT or code == KafkaError._TIMED_OUT:
-                return  # the broker is gone, and its data with it
-            if code != KafkaError.UNKNOWN_TOPIC_OR_PART:
+        except (KafkaException, TimeoutError) as error:
+            # A broker that does not answer is gone (destroy removes it next), and its data with it.
+            if _error_code(error) not in (None, KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError.UNKNOWN_TOPIC_OR_PART):
                 raise KafkaTopicError(f"kafka at {bootstrap}: cannot delete topic {id_}: {error}") from error
-        except TimeoutError:
-            return
 
 
 @dataclass(frozen=True)
