@@ -10,7 +10,8 @@ back. Everything else is here, the same for every destination:
   and on (re)assignment the table's recorded offsets win, so a crash between the two replays
   nothing. Records below the committed offset are dropped, so a replayed batch is a no-op.
 - **Dead letters.** A record that does not decode, or whose change the table cannot take
-  (:class:`TerminalSinkError`), is published to `<topic>.dlq` with the error in its headers before
+  (:class:`TerminalSinkError`, or an exception the writer did not map and the event caused:
+  :func:`pipelines.sinks.errors.classify_unexpected`), is published to `<topic>.dlq` with the error in its headers before
   the offsets move past it; the rest of its batch still commits. Dead letters are at least once: a
   crash after publishing and before the next table commit publishes them again.
 - **Decoding is part of the attempt.** Records are decoded (JSON, or Avro with a schema registry:
@@ -39,7 +40,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipelines.debezium import JSON_ONLY, ChangeDecoder, ChangeEvent, DecodeError, Tombstone
 from pipelines.kafka_limits import LIBRDKAFKA_CONSUMER_SETTINGS, LIBRDKAFKA_PRODUCER_SETTINGS, MAX_RECORD_BYTES
-from pipelines.sinks.errors import KafkaUnavailableError, TerminalSinkError, TransientSinkError
+from pipelines.sinks.errors import (
+    KafkaUnavailableError,
+    RejectedEventsError,
+    SinkError,
+    TerminalSinkError,
+    TransientSinkError,
+    classify_unexpected,
+)
 
 log = logging.getLogger("cdcstack.sink")
 
@@ -459,26 +467,46 @@ class CdcSink:
         return applied
 
     def _apply(self, batch: PendingBatch) -> tuple[int, int | str | None]:
-        """Commits the batch's events whole; if the table refuses them, commits them one by one and
-        dead-letters those it refuses. Returns (events committed, last version); each commit is
-        counted in the stats as it happens, so a failure midway keeps the count right."""
-        if not batch.events:
-            return 0, None
-        events = [event for event, _ in batch.events]
+        """Commits the batch's events whole; events the writer names as refused are dead-lettered and
+        the rest committed together; a refusal that names none (or an unexpected exception the event
+        causes) has the events committed one by one, dead-lettering those refused. Returns (events
+        committed, last version); each commit is counted in the stats as it happens, so a failure
+        midway keeps the count right."""
+        while batch.events:
+            events = [event for event, _ in batch.events]
+            try:
+                commit = self._writer_apply(events, {**self.offsets, **batch.offsets})
+            except RejectedEventsError as refused:
+                self._dead_letter([DeadLetter(batch.events[index][1], TerminalSinkError(reason)) for index, reason in sorted(refused.rejected.items())])
+                batch.events = [entry for index, entry in enumerate(batch.events) if index not in refused.rejected]
+                continue
+            except TerminalSinkError as refused:
+                if len(batch.events) == 1:
+                    return self._refuse(batch, refused)
+                log.warning(
+                    "batch refused, isolating the records the table cannot take",
+                    extra={"fields": {"table": self.writer.identifier, "records": len(events), "error": _short(refused)}},
+                )
+                return self._apply_one_by_one(batch)
+            batch.events = []
+            batch.newest_source_ms = _newest_source_ms(batch.newest_source_ms, events)
+            self.stats.applied_events += len(events)
+            return len(events), commit.version
+        return 0, None
+
+    def _writer_apply(self, events: Sequence[ChangeEvent], offsets: Mapping[str, int]) -> Commit:
+        """The writer's commit, with what it raised sorted into the two kinds (an exception it did
+        not map is terminal unless its cause is a service or the network: retrying a `TypeError`
+        forever would hold the table's partition for good)."""
         try:
-            commit = self.writer.apply(events, {**self.offsets, **batch.offsets})
-        except TerminalSinkError as refused:
-            if len(batch.events) == 1:
-                return self._refuse(batch, refused)
-            log.warning(
-                "batch refused, isolating the records the table cannot take",
-                extra={"fields": {"table": self.writer.identifier, "records": len(events), "error": _short(refused)}},
-            )
-            return self._apply_one_by_one(batch)
-        batch.events = []
-        batch.newest_source_ms = _newest_source_ms(batch.newest_source_ms, events)
-        self.stats.applied_events += len(events)
-        return len(events), commit.version
+            return self.writer.apply(events, offsets)
+        except SinkError:
+            raise
+        except Exception as error:  # noqa: BLE001 - sorted by cause right here
+            classified = classify_unexpected(error, self.writer.identifier)
+            if isinstance(classified, TerminalSinkError):
+                log.error("writer raised an unexpected exception", exc_info=True, extra={"fields": {"table": self.writer.identifier}})
+            raise classified from error
 
     def _refuse(self, batch: PendingBatch, refused: TerminalSinkError) -> tuple[int, None]:
         [(_, message)] = batch.events
@@ -493,7 +521,9 @@ class CdcSink:
             event, message = batch.events[0]
             position = partition_key(message.topic(), message.partition())
             try:
-                commit = self.writer.apply([event], {**self.offsets, position: message.offset() + 1})
+                commit = self._writer_apply([event], {**self.offsets, position: message.offset() + 1})
+            except RejectedEventsError as refused:
+                self._dead_letter([DeadLetter(message, TerminalSinkError(next(iter(refused.rejected.values()), str(refused))))])
             except TerminalSinkError as refused:
                 self._dead_letter([DeadLetter(message, refused)])
             else:

@@ -10,6 +10,13 @@ fixed-scale decimals with their precision and scale); `VariableScaleDecimal` (Po
 without a scale) has no Iceberg type, so it is kept exactly as its decimal text; JSON and UUIDs are
 text; arrays are Iceberg lists of their element type.
 
+A source table without a primary key (Debezium sends its changes with a null key) makes a table
+without identifier fields, replicated as a multiset of rows (:func:`pipelines.sinks.batch.plan_keyless_batch`):
+an update or delete removes one row equal to its whole old row. The rows that may be affected are
+read (a filter on one column of the old rows), the batch's removals taken out of them, and the
+commit deletes that filter's rows and appends the survivors with the new rows. A keyless event for
+a keyed table is refused, never appended: it would duplicate the row.
+
 Failures are mapped per call: catalog unreachable → :class:`CatalogUnavailableError`, object store
 refusing or unreachable → :class:`StorageError`, concurrent commits retried then transient; a value
 or column the table cannot take → :class:`TerminalSinkError`.
@@ -40,7 +47,7 @@ from pyiceberg.exceptions import (
     ServiceUnavailableError,
     ValidationError,
 )
-from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In, Or
+from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, EqualTo, In, IsNull, Or
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 from pyiceberg.types import (
@@ -62,10 +69,10 @@ from pyiceberg.types import (
 )
 
 from pipelines.debezium import ChangeEvent
-from pipelines.sinks.batch import Key, plan_batch
+from pipelines.sinks.batch import NO_OLD_ROW_HINT, Key, KeylessPlan, plan_batch, plan_keyless_batch, row_identity
 from pipelines.sinks.columns import decimal_precision_and_scale
 from pipelines.sinks.core import Commit
-from pipelines.sinks.errors import CatalogUnavailableError, StorageError, TerminalSinkError, TransientSinkError
+from pipelines.sinks.errors import CatalogUnavailableError, RejectedEventsError, StorageError, TerminalSinkError, TransientSinkError
 
 OFFSETS_PROPERTY = "cdcstack.kafka-offsets"
 """Snapshot summary key holding {"topic:partition": next offset} of the batch a commit applied."""
@@ -73,6 +80,16 @@ CATALOG_STORAGE_ERRORS = ("SdkClientException", "S3Exception", "NoSuchBucket")
 """How the catalog's server errors name a failing object store (the AWS SDK's exception names)."""
 
 FieldIds = Iterator[int]
+FILTERABLE_TYPES = (IntegerType, LongType, StringType, DateType, TimestampType, TimestamptzType, TimeType, BooleanType, DecimalType)
+"""Column types whose values an Iceberg filter matches exactly (floats and bytes are compared in Python)."""
+
+
+@dataclass(frozen=True)
+class CommitPlan:
+    """What one Iceberg transaction does: delete the rows `delete` matches, then append `appended`."""
+
+    delete: BooleanExpression | None
+    appended: pa.Table
 
 
 def _decimal_type(schema: Mapping[str, Any]) -> IcebergType:
@@ -179,6 +196,8 @@ def cell(value: Any, kind: IcebergType) -> Any:
 
 def key_filter(keys: Iterable[tuple[Any, ...]], key_columns: Sequence[str]) -> BooleanExpression:
     keys = list(keys)
+    if not key_columns:
+        raise ValueError("a key filter needs key columns (a keyless table is matched by whole rows)")
     if len(key_columns) == 1:
         return In(key_columns[0], [key[0] for key in keys])
     clauses = [And(*[EqualTo(column, value) for column, value in zip(key_columns, key)]) for key in keys]
@@ -341,27 +360,87 @@ class IcebergTableWriter:
 
     def _apply(self, events: Sequence[ChangeEvent], offsets: Mapping[str, int]) -> Commit:
         table = self._evolve(self._ensure_table(events[0]), events)
-        field_names = [column.name for column in table.schema().fields]
-        key_columns = sorted(table.schema().identifier_field_names(), key=field_names.index)
-        plan = plan_batch(events, key_columns)
-        upserts = self._keep_unavailable(table, key_columns, plan.upserts, plan.unresolved)
-        appended = self._arrow_rows(table, upserts)
         summary = {OFFSETS_PROPERTY: json.dumps(dict(offsets), sort_keys=True)}
         for attempt in range(self.conflict_retries + 1):
+            # Planned against the table as loaded: after a conflict, again against the new snapshot.
+            commit_plan = self._commit_plan(table, events)
             try:
                 with table.transaction() as transaction, warnings.catch_warnings():
                     # Deleting keys a batch only inserts matches nothing, which pyiceberg warns about.
                     warnings.filterwarnings("ignore", message="Delete operation did not match any records")
-                    if plan.truncate:
-                        transaction.delete(AlwaysTrue(), snapshot_properties=summary)
-                    elif plan.touched:
-                        transaction.delete(key_filter(plan.touched, key_columns), snapshot_properties=summary)
-                    transaction.append(appended, snapshot_properties=summary)
+                    if commit_plan.delete is not None:
+                        transaction.delete(commit_plan.delete, snapshot_properties=summary)
+                    transaction.append(commit_plan.appended, snapshot_properties=summary)
                 self.table = table
-                return Commit(rows=appended.num_rows, version=table.metadata.current_snapshot_id)
+                return Commit(rows=commit_plan.appended.num_rows, version=table.metadata.current_snapshot_id)
             except CommitFailedException as conflict:
                 if attempt == self.conflict_retries:
                     raise TransientSinkError(f"{self.identifier}: commit kept conflicting: {conflict}") from conflict
                 time.sleep(self.backoff_seconds * 2**attempt)
                 table = self.catalog.load_table(self.identifier)
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _commit_plan(self, table: Table, events: Sequence[ChangeEvent]) -> CommitPlan:
+        field_names = [column.name for column in table.schema().fields]
+        key_columns = sorted(table.schema().identifier_field_names(), key=field_names.index)
+        if not key_columns:
+            return self._keyless_commit_plan(table, plan_keyless_batch(events))
+        plan = plan_batch(events, key_columns)
+        if plan.rejected:
+            raise RejectedEventsError(self.identifier, plan.rejected)
+        upserts = self._keep_unavailable(table, key_columns, plan.upserts, plan.unresolved)
+        appended = self._arrow_rows(table, upserts)
+        if plan.truncate:
+            return CommitPlan(AlwaysTrue(), appended)
+        return CommitPlan(key_filter(plan.touched, key_columns) if plan.touched else None, appended)
+
+    def _keyless_commit_plan(self, table: Table, plan: KeylessPlan) -> CommitPlan:
+        """Removes one table row per old row the batch takes out, matched on every column as the
+        table holds it (the old rows pass through Arrow like written rows, so a float32 or a decimal's
+        scale compares equal); refuses the events whose old row the table does not hold."""
+        if plan.rejected:
+            raise RejectedEventsError(self.identifier, plan.rejected)
+        if not plan.removals:
+            return CommitPlan(AlwaysTrue() if plan.truncate else None, self._arrow_rows(table, plan.appends))
+        stored = self._arrow_rows(table, [removal.row for removal in plan.removals.values()]).to_pylist()
+        removing: dict[str, list[int]] = {}
+        for row, removal in zip(stored, plan.removals.values()):
+            removing.setdefault(row_identity(row), []).extend(removal.events)
+        wanted = {identity: len(events) for identity, events in removing.items()}
+        scope = AlwaysTrue() if plan.truncate else _rows_scope(table, stored)
+        current = [] if plan.truncate else table.scan(row_filter=scope).to_arrow().to_pylist()
+        survivors = []
+        for row in current:
+            identity = row_identity(row)
+            if wanted.get(identity, 0) > 0:
+                wanted[identity] -= 1
+            else:
+                survivors.append(row)
+        why = "the table was truncated before it" if plan.truncate else "none, or fewer than the batch removes"
+        refused = {
+            index: f"{self.identifier}: no row of the table equals the old row of this change ({why}); {NO_OLD_ROW_HINT}"
+            for identity, left in wanted.items()
+            for index in sorted(removing[identity])[len(removing[identity]) - left :]
+            if left
+        }
+        if refused:
+            raise RejectedEventsError(self.identifier, refused)
+        return CommitPlan(scope, self._arrow_rows(table, [*survivors, *plan.appends]))
+
+
+def _rows_scope(table: Table, rows: Sequence[Mapping[str, Any]]) -> BooleanExpression:
+    """A filter matching at least every table row equal to one of `rows`: the values of the column
+    that tells them apart best, of a type Iceberg filters exactly; every row when there is none."""
+    best: BooleanExpression = AlwaysTrue()
+    best_distinct = 0
+    for column in table.schema().fields:
+        if not isinstance(column.field_type, FILTERABLE_TYPES):
+            continue
+        values = {row.get(column.name) for row in rows}
+        present = sorted(value for value in values if value is not None)
+        if len(present) <= best_distinct:
+            continue
+        matching: BooleanExpression = In(column.name, present)
+        best = Or(matching, IsNull(column.name)) if None in values else matching
+        best_distinct = len(present)
+    return best
