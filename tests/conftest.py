@@ -54,6 +54,25 @@ def stack() -> StackOutputs:
     return read_stack_outputs()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_over(request: pytest.FixtureRequest) -> Iterator[None]:
+    """When the run reaches the live stack: fails it if its tests left a name of theirs behind
+    (tests/support/leftovers.py). The last test's teardown reports it."""
+    if not any(LIVE_STACK_FIXTURE in getattr(item, "fixturenames", ()) for item in request.session.items):
+        yield
+        return
+    from tests.support.leftovers import assert_nothing_left_over, take_inventory
+
+    try:
+        live = request.getfixturevalue(LIVE_STACK_FIXTURE)
+        before = take_inventory(live)
+    except Exception:  # noqa: BLE001 - a stack that is not up fails every test that needs it, saying what to run
+        yield
+        return
+    yield
+    assert_nothing_left_over(live, before)
+
+
 @pytest.fixture
 def pg(stack: StackOutputs) -> Iterator[psycopg.Connection]:
     with psycopg.connect(stack.postgres_dsn, autocommit=True) as connection:
@@ -93,7 +112,9 @@ def postgres_capture(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: A
 
         def create(columns_sql: str) -> CapturedTable:
             return tables.enter_context(
-                captured_postgres_table(pg, kafka_admin, stack.kafka_bootstrap, stack[out.POSTGRES_TOPIC_PREFIX], columns_sql)
+                captured_postgres_table(
+                    pg, kafka_admin, stack.kafka_bootstrap, stack[out.POSTGRES_TOPIC_PREFIX], columns_sql, stack.connect_url, stack[out.POSTGRES_CONNECTOR]
+                )
             )
 
         yield create
@@ -174,7 +195,7 @@ def delta_postgres_table(stack: StackOutputs, pg: psycopg.Connection, kafka_admi
     from tests.support.delta import postgres_creator
 
     stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
-    yield from replicated_tables(stack, kafka_admin, spark, delta_lake, stack[out.POSTGRES_TOPIC_PREFIX], lambda columns: postgres_creator(pg, columns))
+    yield from replicated_tables(stack, kafka_admin, spark, delta_lake, stack[out.POSTGRES_TOPIC_PREFIX], lambda columns: postgres_creator(pg, columns, stack.connect_url, stack[out.POSTGRES_CONNECTOR]))
 
 
 @pytest.fixture

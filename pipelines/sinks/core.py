@@ -6,7 +6,8 @@ back. Everything else is here, the same for every destination:
 
 - **Offsets move only with a commit.** A batch is kept until the table commit holding it succeeds;
   a transient failure retries the same batch from its first offset after a capped backoff, and
-  nothing newer is read meanwhile. The consumer group's offsets are committed after the table's,
+  nothing newer is read meanwhile. The consumer group's offsets are committed after the table's
+  (asynchronously: a broker that is away must not block the job),
   and on (re)assignment the table's recorded offsets win, so a crash between the two replays
   nothing. Records below the committed offset are dropped, so a replayed batch is a no-op.
 - **Dead letters.** A record that does not decode, or whose change the table cannot take
@@ -60,6 +61,11 @@ ERROR_TEXT_LIMIT = 2000
 def partition_key(topic: str, partition: int) -> str:
     """How offsets are keyed everywhere (table commits, health): "topic:partition"."""
     return f"{topic}:{partition}"
+
+
+def topic_partitions(offsets: Mapping[str, int]) -> list[TopicPartition]:
+    """{"topic:partition": offset} as the consumer commits them."""
+    return [TopicPartition(key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1]), offset) for key, offset in offsets.items()]
 
 
 @dataclass(frozen=True)
@@ -301,6 +307,8 @@ class CdcSink:
         # of waiting out the dead member's session timeout (45 s) for a rebalance.
         membership = {"group.instance.id": group_instance_id} if group_instance_id else {}
         self._kafka_error_logged_at = float("-inf")
+        self._group_offsets: dict[str, int] = {}
+        """What the consumer group acknowledged, per partition."""
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap_servers,
@@ -308,6 +316,7 @@ class CdcSink:
                 **membership,
                 # Broker-level errors (all brokers down, connection refused) come here, not as messages.
                 "error_cb": self._kafka_error,
+                "on_commit": self._group_committed,
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 50,
@@ -343,6 +352,10 @@ class CdcSink:
             time.sleep(min(wait, self.batch_max_seconds))
             return 0
         return self._attempt(self.pending)
+
+    def kafka_error(self, error: object) -> None:
+        """Records a Kafka failure this sink's consumer or someone else of its process saw."""
+        self._kafka_error(error)
 
     def _kafka_error(self, error: object) -> None:
         self.stats.kafka_errors += 1
@@ -552,12 +565,22 @@ class CdcSink:
             )
 
     def _commit_group(self, offsets: Mapping[str, int]) -> None:
-        positions = [TopicPartition(key.rsplit(":", 1)[0], int(key.rsplit(":", 1)[1]), offset) for key, offset in offsets.items()]
+        # Asynchronous: a synchronous commit blocks the whole job while the broker is away (every
+        # table's loop, and the error callbacks that put Kafka's absence on /health).
         try:
-            self.consumer.commit(offsets=positions, asynchronous=False)
+            self.consumer.commit(offsets=topic_partitions(offsets), asynchronous=True)
         except KafkaException as error:
             # The table already holds these offsets, and they win on restart: nothing is lost.
             self._kafka_error(f"consumer group commit failed (the table's offsets stand): {error}")
+
+    def _group_committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        failed = [partition for partition in partitions if partition.error is not None]
+        if error is not None or failed:
+            said = error or "; ".join(f"{partition.topic}:{partition.partition}: {partition.error}" for partition in failed[:3])
+            self._kafka_error(f"consumer group commit failed (the table's offsets stand): {said}")
+            return
+        for partition in partitions:
+            self._group_offsets[partition_key(partition.topic, partition.partition)] = partition.offset
 
     def run_until(self, done: Callable[[], bool], timeout_seconds: float) -> None:
         """Steps until `done()`; raises TransientSinkError naming the last failure at the deadline."""
@@ -571,4 +594,12 @@ class CdcSink:
             self.step()
 
     def close(self) -> None:
+        """Commits to the group what the table holds and the group has not acknowledged yet, then
+        leaves it (the group's offsets are what a consumer of the group without the table sees)."""
+        behind = {key: offset for key, offset in self.offsets.items() if self._group_offsets.get(key) != offset}
+        if behind:
+            try:
+                self.consumer.commit(offsets=topic_partitions(behind), asynchronous=False)
+            except KafkaException as error:
+                self._kafka_error(f"consumer group commit at close failed (the table's offsets stand): {error}")
         self.consumer.close()

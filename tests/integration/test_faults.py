@@ -11,6 +11,7 @@ import datetime as dt
 import decimal
 import random
 import string
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -44,6 +45,8 @@ from tests.support.stack import StackOutputs
 ITEMS = "id integer PRIMARY KEY, name text NOT NULL, qty integer NOT NULL"
 CONVERGE_SECONDS = 180.0
 CONNECTOR_SETTLE_SECONDS = 120.0
+KAFKA_ERROR_SECONDS = 10.0
+"""A stopped broker is on the table's /health within this, every time."""
 NAMED_IN_ERROR = {"object-store": "object store", "iceberg-catalog": "catalog"}
 
 
@@ -87,9 +90,9 @@ def retrying(table: LakeTable) -> Callable[[int, dict[str, Any]], bool]:
     return check
 
 
-def kafka_errors_seen(table: LakeTable) -> Callable[[int, dict[str, Any]], bool]:
+def kafka_errors_seen(table: LakeTable, before: int) -> Callable[[int, dict[str, Any]], bool]:
     def check(_code: int, status: dict[str, Any]) -> bool:
-        return status.get("tables", {}).get(table.topic, {}).get("kafka_errors", 0) > 0
+        return status.get("tables", {}).get(table.topic, {}).get("kafka_errors", 0) > before
 
     return check
 
@@ -115,19 +118,24 @@ def test_a_service_stopped_mid_load_loses_and_duplicates_nothing(
     table = lake_table()
     load = load_into(stack, table)
     wait_until_flowing(stack, load, table)
+    kafka_errors_before = job_status(stack)[1]["tables"][table.topic]["kafka_errors"]
+    fault = f"{service} stopped"
     with service_stopped(stack, service):
+        stopped_at = time.monotonic()
         load.resume()
         if service in NAMED_IN_ERROR:
             # Kafka away means no records to fail on; a lake service away fails the batch in hand.
             status = wait_for_job(stack, retrying(table), f"the job retrying {table.identifier} while {service} is down")
             assert NAMED_IN_ERROR[service] in status["tables"][table.topic]["last_error"], status["tables"][table.topic]
         else:
-            status = wait_for_job(stack, kafka_errors_seen(table), f"the job reporting Kafka errors for {table.topic}")
+            what = f"the job reporting Kafka errors for {table.topic}"
+            status = wait_for_job(stack, kafka_errors_seen(table, kafka_errors_before), what, KAFKA_ERROR_SECONDS)
             assert status["tables"][table.topic]["last_kafka_error"], status["tables"][table.topic]
+            fault += f" (on the table's /health after {time.monotonic() - stopped_at:.1f}s)"
         load.join_checked()
     # A worker whose broker went away rejoins its group by itself; give it the time that takes.
     stack.require_connector_running(stack[out.POSTGRES_CONNECTOR], settle_seconds=CONNECTOR_SETTLE_SECONDS)
-    converge(stack, pg, catalog, table, f"{service} stopped", load.rows)
+    converge(stack, pg, catalog, table, fault, load.rows)
 
 
 @pytest.mark.parametrize("service", ["connect", "iceberg-sink"])

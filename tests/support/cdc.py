@@ -12,6 +12,7 @@ import pymysql
 from confluent_kafka.admin import AdminClient
 
 from pipelines.debezium import ChangeEvent
+from testkit.connectors import drop_captured_postgres_table
 from testkit.kafka import EventReader, delete_topic, ensure_topic
 from testkit.names import unique_name
 
@@ -28,9 +29,10 @@ class CapturedTable:
 
 @contextmanager
 def captured_postgres_table(
-    pg: psycopg.Connection, admin: AdminClient, bootstrap: str, topic_prefix: str, columns_sql: str
+    pg: psycopg.Connection, admin: AdminClient, bootstrap: str, topic_prefix: str, columns_sql: str, connect_url: str, connector: str
 ) -> Iterator[CapturedTable]:
-    """`inventory.<unique>` in Postgres, captured by the stack's connector; dropped with its topic afterwards."""
+    """`inventory.<unique>` in Postgres, captured by the stack's `connector`; dropped with its topic
+    afterwards, once the connector has streamed its last change."""
     name = unique_name("cdc")
     topic = f"{topic_prefix}.inventory.{name}"
     ensure_topic(admin, topic)
@@ -41,7 +43,7 @@ def captured_postgres_table(
         yield CapturedTable(name, f"inventory.{name}", topic, reader)
     finally:
         reader.close()
-        pg.execute(f"DROP TABLE IF EXISTS inventory.{name}")
+        drop_captured_postgres_table(pg, f"inventory.{name}", connect_url, connector)
         delete_topic(admin, topic)
 
 

@@ -25,6 +25,7 @@ import stack_outputs as out
 from pipelines.sinks.job import table_identifier
 from pipelines.spark import DELTA_PREFIX, bucket_of
 from testkit import delta as testkit_delta
+from testkit.connectors import drop_captured_postgres_table
 from testkit.kafka import ensure_topic
 from testkit.names import unique_name
 from tests.support.lake import Convergence, forget_topic, wait_for_job, wait_for_parity, wait_until_caught_up
@@ -136,13 +137,13 @@ def replicated_table(
         forget_elsewhere(topic)
 
 
-def postgres_creator(pg: psycopg.Connection, columns_sql: str) -> tuple[Callable[[str], None], Callable[[str], None]]:
+def postgres_creator(pg: psycopg.Connection, columns_sql: str, connect_url: str, connector: str) -> tuple[Callable[[str], None], Callable[[str], None]]:
     def create(qualified: str) -> None:
         pg.execute(f"CREATE TABLE {qualified} ({columns_sql})")
         # Deletes carry the whole old row, as the parity and CDF checks compare it.
         pg.execute(f"ALTER TABLE {qualified} REPLICA IDENTITY FULL")
 
-    return create, lambda qualified: pg.execute(f"DROP TABLE IF EXISTS {qualified}")
+    return create, lambda qualified: drop_captured_postgres_table(pg, qualified, connect_url, connector)
 
 
 def mysql_creator(mysql: pymysql.connections.Connection, columns_sql: str) -> tuple[Callable[[str], None], Callable[[str], None]]:

@@ -20,6 +20,7 @@ from pyiceberg.exceptions import NoSuchTableError
 import stack_outputs as out
 from pipelines.consistency import RowDiff, compare_rows
 from pipelines.sinks.job import table_identifier
+from testkit.connectors import drop_captured_postgres_table
 from testkit.kafka import ensure_topic
 from testkit.names import unique_name
 from testkit.sinks import forget_topic as forget_sink_topic
@@ -30,6 +31,9 @@ from tests.support.stack import StackOutputs
 JOB_TIMEOUT_SECONDS = 60.0
 FAULT_REPORT = PROJECT_ROOT / "reports" / "faults.tsv"
 
+
+CONNECTOR_OF_TOPIC_PREFIX = {out.POSTGRES_TOPIC_PREFIX: out.POSTGRES_CONNECTOR, out.AVRO_TOPIC_PREFIX: out.AVRO_CONNECTOR}
+"""The output naming the Postgres connector that writes to the topics of each topic-prefix output."""
 
 SINK_HEALTH_URLS = {"iceberg-sink": out.ICEBERG_SINK_HEALTH_URL, "delta-sink": out.DELTA_SINK_HEALTH_URL}
 """The stack's sink jobs and the output holding each one's /health."""
@@ -115,7 +119,8 @@ def lake_postgres_table(
         wait_for_job(stack, lambda _code, status: topic in status.get("tables", {}), f"a sink for {topic}")
         yield table
     finally:
-        pg.execute(f"DROP TABLE IF EXISTS {table.qualified}")
+        connector = stack[CONNECTOR_OF_TOPIC_PREFIX[topic_prefix_output]]
+        drop_captured_postgres_table(pg, table.qualified, stack.connect_url, connector, f"log: {stack.log_of('connect')}")
         forget_topic(stack, admin, topic)
         try:
             catalog.purge_table(table.identifier)
