@@ -8,6 +8,21 @@ last state of each key is updated or inserted, the keys it deleted are deleted, 
 deletes every row the batch does not write, all in the same commit. A column the source did not
 send (an unchanged TOASTed value, see :mod:`pipelines.sinks.batch`) keeps the table's value.
 
+A source table without a primary key (Debezium sends its changes with a null key) makes a table
+whose property is `[]`, replicated as a multiset of rows (:func:`pipelines.sinks.batch.plan_keyless_batch`):
+inserts append; an update or delete removes one row equal to its whole old row, and an update then
+appends its new row. That is still one MERGE, on null-safe equality of every column: one `delete`
+row per distinct old row (it deletes every table row equal to it) and, as inserts, the table's rows
+equal to it beyond those the batch removes (the survivors), with the batch's new rows. Counting and
+choosing the survivors happens in Spark, which only hands back small integers. A table is keyed or
+not by the first change that created it (a truncate's record has no key, so it creates nothing); a
+keyless change for a keyed table is refused, never appended: it would duplicate the row.
+
+Events the writer can tell are at fault before it commits (the plan cannot take them, a value does
+not fit its column, no row equals a keyless change's old row, no row holds the values a change did
+not send) are refused together with :class:`RejectedEventsError`: the core dead-letters exactly
+those and applies the rest.
+
 Each commit records the Kafka offsets the batch ends at as its `userMetadata`, which is where the
 consumer core resumes from. The commit is also a Delta idempotent write (`txnAppId` per table,
 `txnVersion` the sum of the offsets, which only grows): a batch that is applied again after a
@@ -26,8 +41,14 @@ Java exception and its causes:
   → :class:`TerminalSinkError`;
 - the Spark driver gone (its JVM exited, the SparkContext stopped) → :class:`SparkDriverLostError`,
   which no retry in this process can cure;
-- anything else → transient, naming the Java exception, so the table stalls visibly rather than
-  dead-lettering what may be good data.
+- the cluster failing the job, not the data (executors or tasks lost, RPC disassociated, shuffle
+  fetches failed, no executor granted, out of memory, the job cancelled) → transient;
+- the network failing on the Python side (an `OSError` such as a reset py4j socket, or a network
+  library's exception, anywhere in the chain of causes) → transient;
+- anything else (a `TypeError`, `KeyError` or `ValueError` of the writer, a Java exception that is
+  not about the environment) is what the events cause, and retrying cannot help →
+  :class:`UnexpectedSinkError` (terminal, naming the exception), so one such batch does not hold
+  its table's partition for good.
 """
 
 from __future__ import annotations
@@ -38,25 +59,41 @@ import json
 import operator
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from delta.tables import DeltaTable
-from pyspark.sql import Column, DataFrame, SparkSession
+from delta.tables import DeltaMergeBuilder, DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, StringType, StructField, StructType
+from pyspark.sql.types import (
+    ArrayType,
+    IntegerType,
+    StringType,
+    StructField,
+    StructType,
+    _make_type_verifier,  # private: the check createDataFrame runs, run here per event to name the one at fault
+)
 
-from pipelines.debezium import ChangeEvent
-from pipelines.sinks.batch import BatchPlan, Key, plan_batch
+from pipelines.debezium import UNAVAILABLE, ChangeEvent
+from pipelines.sinks.batch import NO_OLD_ROW_HINT, BatchPlan, Key, KeylessPlan, plan_batch, plan_keyless_batch, position
 from pipelines.sinks.core import Commit
 from pipelines.sinks.delta.types import spark_type, spark_value, struct_type_from_event
-from pipelines.sinks.errors import CatalogUnavailableError, StorageError, TerminalSinkError, TransientSinkError
+from pipelines.sinks.errors import (
+    TRANSIENT_EXCEPTION_MODULES,
+    CatalogUnavailableError,
+    RejectedEventsError,
+    StorageError,
+    TerminalSinkError,
+    TransientSinkError,
+    UnexpectedSinkError,
+)
 from pipelines.spark import DELTA_PREFIX, delta_location
 
 KEY_COLUMNS_PROPERTY = "cdcstack.key-columns"
-"""Table property holding the source primary key's columns (a JSON list), which the MERGE is keyed by."""
+"""Table property holding the source primary key's columns (a JSON list), which the MERGE is keyed
+by; `[]` for a source table without one (a multiset of rows)."""
 TRANSACTION_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
 TRANSACTION_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
@@ -71,7 +108,16 @@ KEEP_COLUMN = "__cdcstack_keep"
 _FROM_KEY_PREFIX = "__cdcstack_from_"
 _CURRENT_KEY_PREFIX = "__cdcstack_current_"
 _KEPT_PREFIX = "__cdcstack_kept_"
-UPSERT, DELETE = "upsert", "delete"
+_ROW_COLUMN = "__cdcstack_row"
+"""Which upsert of the plan a source row is (to name the event behind a row Spark finds at fault)."""
+_OLD_PREFIX = "__cdcstack_old_"
+_REMOVAL_COLUMN = "__cdcstack_removal"
+_GROUP_COLUMN = "__cdcstack_group"
+_MEMBERS_COLUMN = "__cdcstack_members"
+_WANTED_COLUMN = "__cdcstack_wanted"
+_PRESENT_COLUMN = "__cdcstack_present"
+_OCCURRENCE_COLUMN = "__cdcstack_occurrence"
+UPSERT, DELETE, INSERT = "upsert", "delete", "insert"
 
 
 class SparkDriverLostError(TransientSinkError):
@@ -123,6 +169,19 @@ def quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
+def table_columns(first: ChangeEvent) -> StructType:
+    """The columns of a table created from `first`: its key columns NOT NULL
+    (:func:`pipelines.sinks.delta.types.struct_type_from_event`); all nullable when it has no key."""
+    if first.key_columns:
+        return struct_type_from_event(first)
+    return StructType([StructField(column["field"], spark_type(column), nullable=True) for column in first.row_schema.get("fields", [])])
+
+
+def null_safe_match(left: Sequence[str], right: Sequence[str]) -> Column:
+    """Every column of `left` equal to its column of `right`, NULL equal to NULL (`<=>`)."""
+    return functools.reduce(operator.and_, [F.col(a).eqNullSafe(F.col(b)) for a, b in zip(left, right)])
+
+
 class FailureKind(enum.Enum):
     DRIVER_LOST = "driver lost"
     CONFLICT = "commit conflict"
@@ -130,6 +189,7 @@ class FailureKind(enum.Enum):
     CATALOG = "metastore unavailable"
     STORAGE = "object store unavailable"
     UNFIT = "value does not fit"
+    SPARK_CLUSTER = "spark cluster failed the job"
     UNKNOWN = "unknown"
 
 
@@ -197,6 +257,39 @@ UNFIT_MARKERS = (
     "[DELTA_CAST_OVERFLOW_IN_TABLE_WRITE",
     "NOT NULL constraint violated",
 )
+SPARK_CLUSTER_CLASSES = frozenset(
+    {
+        "RpcTimeoutException",
+        "ExecutorDeadException",
+        "TaskKilledException",
+        "FetchFailedException",
+        "MetadataFetchFailedException",
+        "CancellationException",
+        "InterruptedException",
+        "TimeoutException",
+        "OutOfMemoryError",
+    }
+)
+SPARK_CLUSTER_MARKERS = (
+    "ExecutorLostFailure",
+    "Lost executor",
+    "Remote RPC client disassociated",
+    "Executor heartbeat timed out",
+    "Could not find CoarseGrainedScheduler",
+    "TaskKilled",
+    "FetchFailed",
+    "Connection reset",
+    "Initial job has not accepted any resources",
+    "Futures timed out",
+    "[SPARK_JOB_CANCELLED]",
+    "cancelled job group",
+)
+"""What Spark says when its executors, tasks or RPC fail the job: the cluster, not the data (a
+stage failure that only says `Lost task` is often a value's, and is told apart by its cause)."""
+_JOB_CANCELLED = re.compile(r"\b(?:Job|Stage) \d+ (?:was )?cancell?ed\b")
+_CANCELLED = re.compile(r"\bcancell?ed\b")
+SPARK_EXCEPTION = "org.apache.spark.SparkException"
+"""A job Spark aborts says this; one it cancelled (`Job 3 cancelled ...`) is retried like a lost executor."""
 
 
 def failure_text(error: BaseException) -> str:
@@ -244,6 +337,13 @@ def failure_kind(text: str) -> FailureKind:
         return FailureKind.CATALOG
     if simple_names & UNFIT_CLASSES or any(marker in text for marker in UNFIT_MARKERS):
         return FailureKind.UNFIT
+    if (
+        simple_names & SPARK_CLUSTER_CLASSES
+        or any(marker in text for marker in SPARK_CLUSTER_MARKERS)
+        or _JOB_CANCELLED.search(text)
+        or (SPARK_EXCEPTION in classes and _CANCELLED.search(text))
+    ):
+        return FailureKind.SPARK_CLUSTER
     return FailureKind.UNKNOWN
 
 
@@ -279,7 +379,23 @@ def sink_error(identifier: str, error: BaseException) -> TransientSinkError | Te
         return StorageError(f"{identifier}: the object store refused or did not answer, nothing was committed: {said}")
     if kind is FailureKind.UNFIT:
         return TerminalSinkError(f"{identifier}: a value does not fit its column: {said}")
-    return TransientSinkError(f"{identifier}: Spark failed the batch: {said}")
+    if _network_failure(error):
+        return TransientSinkError(f"{identifier}: the network failed, the batch is retried: {said}")
+    if kind is FailureKind.SPARK_CLUSTER:
+        return TransientSinkError(f"{identifier}: the Spark cluster failed the job (not the data), the batch is retried: {said}")
+    return UnexpectedSinkError(f"{identifier}: the batch cannot be written as it is, retrying cannot help: {said}")
+
+
+def _network_failure(error: BaseException) -> bool:
+    """Whether `error` or anything in its chain of causes is the network failing on the Python side."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) or type(cause).__module__.startswith(TRANSIENT_EXCEPTION_MODULES):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def driver_alive(spark: SparkSession) -> bool:
@@ -336,6 +452,9 @@ class LoadedTable:
     delta: DeltaTable
     schema: StructType
     key_columns: tuple[str, ...]
+    """The source primary key the MERGE is keyed by; () for a table without one (or not the sink's)."""
+    key_recorded: bool
+    """Whether the table has :data:`KEY_COLUMNS_PROPERTY`: without it, it was not created by the sink."""
 
 
 @dataclass
@@ -389,7 +508,7 @@ class DeltaTableWriter:
         schema = self.spark.table(self.quoted_identifier).schema
         recorded = properties.get(KEY_COLUMNS_PROPERTY)
         key_columns = tuple(json.loads(recorded)) if recorded else ()
-        self.table = LoadedTable(DeltaTable.forName(self.spark, self.quoted_identifier), schema, key_columns)
+        self.table = LoadedTable(DeltaTable.forName(self.spark, self.quoted_identifier), schema, key_columns, key_recorded=recorded is not None)
         return self.table
 
     def committed_offsets(self) -> dict[str, int]:
@@ -403,17 +522,23 @@ class DeltaTableWriter:
                 found = recorded_offsets(commit_metadata(table.delta))
             return found or {}
 
-    def _ensure_table(self, first: ChangeEvent) -> LoadedTable:
+    def _ensure_table(self, events: Sequence[ChangeEvent]) -> LoadedTable | None:
+        """The table, created from the batch's first change that is not a truncate (a truncate's
+        record has no key, so it cannot tell whether the source table has one); None when the batch
+        only truncates a table that does not exist yet."""
         if self.table is not None:
             return self.table
         if not self._database_ready:
             self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {quoted(self.database)} LOCATION '{self.database_location}'")
             self._database_ready = True
         if self._load() is None:
+            first = next((event for event in events if event.op != "t"), None)
+            if first is None:
+                return None
             (
                 DeltaTable.createIfNotExists(self.spark)
                 .tableName(self.quoted_identifier)
-                .addColumns(struct_type_from_event(first))
+                .addColumns(table_columns(first))
                 .location(self.table_location)
                 .property("delta.enableChangeDataFeed", "true")
                 .property(KEY_COLUMNS_PROPERTY, json.dumps(list(first.key_columns)))
@@ -438,9 +563,39 @@ class DeltaTableWriter:
         assert reloaded is not None, f"{self.identifier} was just altered"
         return reloaded
 
+    def _unfit_events(self, table: LoadedTable, events: Sequence[ChangeEvent]) -> dict[int, str]:
+        """Events with a value their column cannot take -> why, by the check `createDataFrame` runs
+        (after :func:`spark_value`), one event at a time so that only those are refused. A keyed
+        table uses only an old row's key; a keyless one the whole old row."""
+        keys = set(table.key_columns)
+        checks = {
+            column.name: (column.dataType, _make_type_verifier(column.dataType, nullable=column.name not in keys, name=column.name))
+            for column in table.schema.fields
+        }
+        unfit: dict[int, str] = {}
+        for index, event in enumerate(events):
+            old = {name: value for name, value in (event.before or {}).items() if not keys or name in keys}
+            for row in (event.after or {}, old):
+                try:
+                    for name, value in row.items():
+                        if name in checks and value is not UNAVAILABLE:
+                            kind, verify = checks[name]
+                            verify(spark_value(value, kind))
+                except (TypeError, ValueError, OverflowError) as error:
+                    unfit[index] = f"{position(event)}: a value does not fit its column {name!r}: {error}"
+                    break
+        return unfit
+
+    def _frame(self, fields: Sequence[StructField], rows: list[tuple[Any, ...]]) -> DataFrame:
+        try:
+            return self.spark.createDataFrame(rows, StructType(list(fields)), verifySchema=True)
+        except (TypeError, ValueError, OverflowError) as unfit:
+            raise TerminalSinkError(f"{self.identifier}: a value does not fit its column: {unfit}") from unfit
+
     def _source(self, table: LoadedTable, plan: BatchPlan) -> DataFrame:
         """The MERGE's source: one row per key the batch upserts or deletes, typed as the table;
-        with unresolved rows, also which columns each keeps and from which key's current row."""
+        with unresolved rows, also which columns each keeps, from which key's current row, and
+        which upsert of the plan it is."""
         columns, keys = table.schema.fields, table.key_columns
         key_types = [next(column.dataType for column in columns if column.name == name) for name in keys]
         # Delete rows carry only their key, so every other column of the source may be NULL.
@@ -449,30 +604,32 @@ class DeltaTableWriter:
         if plan.unresolved:
             fields.append(StructField(KEEP_COLUMN, ArrayType(StringType(), containsNull=False), nullable=True))
             fields.extend(StructField(f"{_FROM_KEY_PREFIX}{index}", kind, nullable=True) for index, kind in enumerate(key_types))
+            fields.append(StructField(_ROW_COLUMN, IntegerType(), nullable=True))
 
-        def lookup(key: Key | None, kept: frozenset[str]) -> list[Any]:
+        def lookup(key: Key | None, kept: frozenset[str], row_number: int | None) -> list[Any]:
             if not plan.unresolved:
                 return []
             source_key = key if key is not None else (None,) * len(keys)
-            return [sorted(kept) or None, *(spark_value(value, kind) for value, kind in zip(source_key, key_types))]
+            return [sorted(kept) or None, *(spark_value(value, kind) for value, kind in zip(source_key, key_types)), row_number]
 
         rows: list[tuple[Any, ...]] = []
         try:
-            for key, row in plan.upserts.items():
+            for row_number, (key, row) in enumerate(plan.upserts.items()):
                 source_key, kept = plan.unresolved.get(key, (None, frozenset()))
                 cells = [None if column.name in kept else spark_value(row.get(column.name), column.dataType) for column in columns]
-                rows.append((*cells, UPSERT, *lookup(source_key, kept)))
+                rows.append((*cells, UPSERT, *lookup(source_key, kept, row_number)))
             for key in plan.deletes:
                 by_name = dict(zip(keys, key))
                 cells = [spark_value(by_name.get(column.name), column.dataType) for column in columns]
-                rows.append((*cells, DELETE, *lookup(None, frozenset())))
-            return self.spark.createDataFrame(rows, StructType(fields), verifySchema=True)
+                rows.append((*cells, DELETE, *lookup(None, frozenset(), None)))
         except (TypeError, ValueError, OverflowError) as unfit:
             raise TerminalSinkError(f"{self.identifier}: a value does not fit its column: {unfit}") from unfit
+        return self._frame(fields, rows)
 
-    def _keep_unavailable(self, table: LoadedTable, plan: BatchPlan, source: DataFrame) -> DataFrame:
+    def _keep_unavailable(self, table: LoadedTable, plan: BatchPlan, source: DataFrame, events: Sequence[ChangeEvent]) -> DataFrame:
         """`source` with the columns the source did not send taken from the table's current row,
-        joined in Spark so the values never leave it (Python would read timestamps in local time)."""
+        joined in Spark so the values never leave it (Python would read timestamps in local time).
+        An upsert whose row the table does not hold refuses the event that wrote it last."""
         keys = table.key_columns
         kept_columns = sorted(set().union(*(columns for _, columns in plan.unresolved.values())))
         kept_alias = {name: f"{_KEPT_PREFIX}{index}" for index, name in enumerate(kept_columns)}
@@ -482,18 +639,23 @@ class DeltaTableWriter:
         )
         matches = [F.col(f"{_FROM_KEY_PREFIX}{index}") == F.col(f"{_CURRENT_KEY_PREFIX}{index}") for index in range(len(keys))]
         joined = source.join(current, functools.reduce(operator.and_, matches), "left")
-        missing = (
-            joined.where(F.col(KEEP_COLUMN).isNotNull() & F.col(f"{_CURRENT_KEY_PREFIX}0").isNull())
-            .select(*(F.col(f"{_FROM_KEY_PREFIX}{index}") for index in range(len(keys))), KEEP_COLUMN)
-            .limit(3)
-            .collect()
-        )
+        missing = [
+            row[_ROW_COLUMN]
+            for row in joined.where(F.col(KEEP_COLUMN).isNotNull() & F.col(f"{_CURRENT_KEY_PREFIX}0").isNull()).select(_ROW_COLUMN).collect()
+        ]
         if missing:
-            described = "; ".join(f"{dict(zip(keys, row[: len(keys)]))} without {row[KEEP_COLUMN]}" for row in missing)
-            raise TerminalSinkError(
-                f"{self.identifier}: rows arrived without values the source does not send (unchanged TOASTed values) "
-                f"and the table has no row to keep them from: {described}"
-            )
+            upserted = list(plan.upserts)
+            writers = _last_writers(events, keys)
+            refused: dict[int, str] = {}
+            for row_number in missing:
+                key = upserted[row_number]
+                # The event that wrote the row last is refused; an earlier one just as short of values is, on the next try.
+                writer = writers[key]
+                refused[writer] = (
+                    f"{position(events[writer])}: the row {dict(zip(keys, key))} arrived without {sorted(plan.unresolved[key][1])} "
+                    "(unchanged TOASTed values the source does not send) and the table has no row to keep them from"
+                )
+            _refuse(self.identifier, refused)
 
         def resolved(name: str) -> Column:
             if name not in kept_alias:
@@ -502,7 +664,7 @@ class DeltaTableWriter:
 
         return joined.select(*(resolved(column.name) for column in table.schema.fields), OP_COLUMN)
 
-    def _merge(self, table: LoadedTable, source: DataFrame, truncate: bool) -> None:
+    def _keyed_merge(self, table: LoadedTable, source: DataFrame, truncate: bool) -> DeltaMergeBuilder:
         on = " AND ".join(f"target.{quoted(name)} = source.{quoted(name)}" for name in table.key_columns)
         assignments = {quoted(column.name): f"source.{quoted(column.name)}" for column in table.schema.fields}
         merge = (
@@ -512,11 +674,89 @@ class DeltaTableWriter:
             .whenMatchedUpdate(condition=f"source.{OP_COLUMN} = '{UPSERT}'", set=assignments)
             .whenNotMatchedInsert(condition=f"source.{OP_COLUMN} = '{UPSERT}'", values=assignments)
         )
-        if truncate:
-            merge = merge.whenNotMatchedBySourceDelete()
+        return merge.whenNotMatchedBySourceDelete() if truncate else merge
+
+    def _removed_rows(self, table: LoadedTable, plan: KeylessPlan) -> DataFrame:
+        """One row per distinct old row the batch removes (equal as Spark compares them, so a float
+        or a decimal's scale that Python tells apart counts once): its columns as `_OLD_PREFIX<n>`,
+        a group id, the removals it stands for and how many occurrences they take out."""
+        columns = table.schema.fields
+        fields = [StructField(f"{_OLD_PREFIX}{index}", column.dataType, nullable=True) for index, column in enumerate(columns)]
+        fields += [StructField(_REMOVAL_COLUMN, IntegerType(), nullable=False), StructField(_WANTED_COLUMN, IntegerType(), nullable=False)]
+        try:
+            rows = [
+                (*(spark_value(removal.row.get(column.name), column.dataType) for column in columns), number, len(removal.events))
+                for number, removal in enumerate(plan.removals.values())
+            ]
+        except (TypeError, ValueError, OverflowError) as unfit:
+            raise TerminalSinkError(f"{self.identifier}: a value does not fit its column: {unfit}") from unfit
+        old = [f"{_OLD_PREFIX}{index}" for index in range(len(columns))]
+        return (
+            self._frame(fields, rows)
+            .groupBy(*old)
+            .agg(
+                F.min(_REMOVAL_COLUMN).alias(_GROUP_COLUMN),
+                F.collect_list(_REMOVAL_COLUMN).alias(_MEMBERS_COLUMN),
+                F.sum(_WANTED_COLUMN).alias(_WANTED_COLUMN),
+            )
+        )
+
+    def _keyless_merge(self, table: LoadedTable, plan: KeylessPlan, events: Sequence[ChangeEvent]) -> DeltaMergeBuilder:
+        """The MERGE of a batch for a keyless table (see the module docstring). Refuses, with those
+        the plan rejected (which it planned without), the events removing more occurrences of an
+        old row than the table holds, the latest ones."""
+        names = [column.name for column in table.schema.fields]
+        old = [f"{_OLD_PREFIX}{index}" for index in range(len(names))]
+        removals = list(plan.removals.values())
+        parts: list[DataFrame] = []
+        refused = dict(plan.rejected)
+        if removals:
+            groups = self._removed_rows(table, plan)
+            current = self.spark.table(self.quoted_identifier)
+            equal = current.join(F.broadcast(groups), null_safe_match([quoted(name) for name in names], old), "inner")
+            present = F.broadcast(equal.groupBy(_GROUP_COLUMN).agg(F.count(F.lit(1)).alias(_PRESENT_COLUMN)))
+            counted = (
+                groups.join(present, _GROUP_COLUMN, "left")
+                .select(_MEMBERS_COLUMN, F.coalesce(F.col(_PRESENT_COLUMN), F.lit(0)).alias(_PRESENT_COLUMN))
+                .collect()
+            )
+            why = "the table was truncated before it" if plan.truncate else "none, or fewer than the batch removes"
+            for group in counted:
+                removing = sorted(index for member in group[_MEMBERS_COLUMN] for index in removals[member].events)
+                held = 0 if plan.truncate else group[_PRESENT_COLUMN]
+                for index in removing[held:]:
+                    refused[index] = (
+                        f"{position(events[index])}: no row of the table equals the old row of this {events[index].operation} ({why}); {NO_OLD_ROW_HINT}"
+                    )
+            parts.append(groups.select(*(F.col(column).alias(name) for column, name in zip(old, names)), F.lit(DELETE).alias(OP_COLUMN)))
+            # Identical rows are interchangeable: which of them survive does not matter, how many does.
+            occurrence = F.row_number().over(Window.partitionBy(_GROUP_COLUMN).orderBy(_GROUP_COLUMN))
+            survivors = equal.withColumn(_OCCURRENCE_COLUMN, occurrence).where(F.col(_OCCURRENCE_COLUMN) > F.col(_WANTED_COLUMN))
+            parts.append(survivors.select(*(F.col(quoted(name)) for name in names), F.lit(INSERT).alias(OP_COLUMN)))
+        _refuse(self.identifier, refused)
+        fields = [StructField(column.name, column.dataType, nullable=True) for column in table.schema.fields]
+        try:
+            appended = [(*(spark_value(row.get(column.name), column.dataType) for column in table.schema.fields), INSERT) for row in plan.appends]
+        except (TypeError, ValueError, OverflowError) as unfit:
+            raise TerminalSinkError(f"{self.identifier}: a value does not fit its column: {unfit}") from unfit
+        parts.append(self._frame([*fields, StructField(OP_COLUMN, StringType(), nullable=False)], appended))
+        source = functools.reduce(DataFrame.unionByName, parts)
+        on = " AND ".join([*(f"target.{quoted(name)} <=> source.{quoted(name)}" for name in names), f"source.{OP_COLUMN} = '{DELETE}'"])
+        assignments = {quoted(name): f"source.{quoted(name)}" for name in names}
+        merge = (
+            table.delta.alias("target")
+            .merge(source.alias("source"), on)
+            # Unconditional: a table row equal to two source rows Spark told apart is still deleted once.
+            .whenMatchedDelete()
+            .whenNotMatchedInsert(condition=f"source.{OP_COLUMN} = '{INSERT}'", values=assignments)
+        )
+        return merge.whenNotMatchedBySourceDelete() if plan.truncate else merge
+
+    def _execute(self, build: Callable[[], DeltaMergeBuilder]) -> None:
+        """Runs the MERGE `build` makes, built again after a commit conflict (against the table as it is then)."""
         for attempt in range(self.conflict_retries + 1):
             try:
-                merge.execute()
+                build().execute()
                 return
             except Exception as error:  # noqa: BLE001 - only a commit conflict is retried; the rest is mapped above
                 if attempt == self.conflict_retries or failure_kind(failure_text(error)) is not FailureKind.CONFLICT:
@@ -540,15 +780,64 @@ class DeltaTableWriter:
             raise
 
     def _apply(self, events: Sequence[ChangeEvent], offsets: Mapping[str, int]) -> Commit:
-        table = self._evolve(self._ensure_table(events[0]), events)
-        if not table.key_columns:
+        created = self._ensure_table(events)
+        if created is None:
+            return Commit(rows=0, version=None)  # only truncates, of a table not created yet: nothing to do
+        table = self._evolve(created, events)
+        if not table.key_recorded:
             raise TerminalSinkError(f"{self.identifier}: the table has no {KEY_COLUMNS_PROPERTY} property (not created by the sink) to MERGE by")
+        try:
+            if not table.key_columns:
+                return self._apply_keyless(table, events, offsets)
+            return self._apply_keyed(table, events, offsets)
+        except RejectedEventsError:
+            # A retry after a call that failed once Delta had committed: the table moved on, and
+            # refusing what it already holds would dead-letter applied changes.
+            if not self._holds(table, offsets):
+                raise
+            return Commit(rows=0, version=self._version(table))
+
+    def _holds(self, table: LoadedTable, offsets: Mapping[str, int]) -> bool:
+        """Whether the table's latest sink commit is at or past `offsets` on every partition."""
+        recorded = recorded_offsets(commit_metadata(table.delta, HISTORY_LOOKBACK)) or {}
+        return all(recorded.get(partition, -1) >= offset for partition, offset in offsets.items())
+
+    def _apply_keyed(self, table: LoadedTable, events: Sequence[ChangeEvent], offsets: Mapping[str, int]) -> Commit:
         plan = plan_batch(events, table.key_columns)
+        _refuse(self.identifier, {**self._unfit_events(table, events), **plan.rejected})
         source = self._source(table, plan)
         if plan.unresolved:
-            source = self._keep_unavailable(table, plan, source)
-        recorded = json.dumps(dict(offsets), sort_keys=True)
-        with idempotent_commit(self.spark, transaction_app_id(self.identifier), transaction_version(offsets), recorded):
-            self._merge(table, source, plan.truncate)
+            source = self._keep_unavailable(table, plan, source, events)
+        with self._committing(offsets):
+            self._execute(lambda: self._keyed_merge(table, source, plan.truncate))
         return Commit(rows=len(plan.upserts), version=self._version(table))
 
+    def _apply_keyless(self, table: LoadedTable, events: Sequence[ChangeEvent], offsets: Mapping[str, int]) -> Commit:
+        plan = plan_keyless_batch(events)
+        unfit = self._unfit_events(table, events)
+        if unfit:
+            # The plan holds these events; the rest is planned (and counted) again without them.
+            _refuse(self.identifier, {**unfit, **plan.rejected})
+        with self._committing(offsets):
+            self._execute(lambda: self._keyless_merge(table, plan, events))
+        return Commit(rows=len(plan.appends), version=self._version(table))
+
+    def _committing(self, offsets: Mapping[str, int]) -> AbstractContextManager[None]:
+        """The next write is this batch's idempotent commit recording `offsets`."""
+        recorded = json.dumps(dict(offsets), sort_keys=True)
+        return idempotent_commit(self.spark, transaction_app_id(self.identifier), transaction_version(offsets), recorded)
+
+
+def _refuse(identifier: str, rejected: Mapping[int, str]) -> None:
+    """Raises :class:`RejectedEventsError` for the events (position -> why) when there are any."""
+    if rejected:
+        raise RejectedEventsError(identifier, dict(sorted(rejected.items())))
+
+
+def _last_writers(events: Sequence[ChangeEvent], key_columns: Sequence[str]) -> dict[Key, int]:
+    """{key: position of the last event of the batch that wrote that key's row}."""
+    writers: dict[Key, int] = {}
+    for index, event in enumerate(events):
+        if event.op != "d" and event.after is not None and all(column in event.after for column in key_columns):
+            writers[tuple(event.after[column] for column in key_columns)] = index
+    return writers

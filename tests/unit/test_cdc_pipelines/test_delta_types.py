@@ -37,7 +37,7 @@ from pipelines.sinks.delta.writer import (
     sink_error,
     transaction_version,
 )
-from pipelines.sinks.errors import CatalogUnavailableError, StorageError, TerminalSinkError, TransientSinkError
+from pipelines.sinks.errors import CatalogUnavailableError, StorageError, TerminalSinkError, TransientSinkError, UnexpectedSinkError
 from testkit.iceberg import change
 
 DECIMAL = "org.apache.kafka.connect.data.Decimal"
@@ -228,6 +228,14 @@ OVERFLOW = "org.apache.spark.SparkArithmeticException: [CAST_OVERFLOW] The value
 STOPPED = "java.lang.IllegalStateException: Cannot call methods on a stopped SparkContext.\nThis stopped SparkContext was created at:"
 DROPPED = "org.apache.spark.sql.AnalysisException: [TABLE_OR_VIEW_NOT_FOUND] The table or view `cdc_delta`.`items` cannot be found."
 ODD = "java.lang.UnsupportedOperationException: something new\nwith a second line"
+EXECUTOR_LOST = """org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 12.0 failed 4 times, most recent failure: Lost task 0.3 in stage 12.0 (TID 40) (127.0.0.1 executor 3): ExecutorLostFailure (executor 3 exited caused by one of the running tasks) Reason: Remote RPC client disassociated. Likely due to containers exceeding thresholds, or network issues. Check driver logs for WARN messages.
+\tat org.apache.spark.scheduler.DAGScheduler.failJobAndIndependentStages(DAGScheduler.scala:2898)"""
+FETCH_FAILED = "org.apache.spark.SparkException: Job aborted due to stage failure: ResultStage 7 (execute at NativeMethodAccessorImpl.java:0) has failed the maximum allowable number of times: 4. Most recent failure reason: org.apache.spark.shuffle.FetchFailedException: Failed to connect to /127.0.0.1:40211"
+NO_RESOURCES = "org.apache.spark.SparkException: Job aborted due to stage failure: Initial job has not accepted any resources; check your cluster UI to ensure that workers are registered and have sufficient resources"
+JOB_CANCELLED = "org.apache.spark.SparkException: Job 42 cancelled part of cancelled job group cdcstack\n\tat org.apache.spark.scheduler.DAGScheduler.handleJobCancellation(DAGScheduler.scala:2730)"
+STAGE_CANCELLED = "org.apache.spark.SparkException: Job aborted due to stage failure: Stage 3 cancelled"
+TASK_BUG = """org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 2.0 failed 4 times, most recent failure: Lost task 0.3 in stage 2.0 (TID 9) (127.0.0.1 executor 0): java.lang.NullPointerException: Cannot invoke "Object.toString()" because "value" is null
+\tat org.apache.spark.sql.catalyst.expressions.GeneratedClass.apply(Unknown Source)"""
 
 
 @pytest.mark.parametrize(
@@ -243,6 +251,12 @@ ODD = "java.lang.UnsupportedOperationException: something new\nwith a second lin
         (STOPPED, FailureKind.DRIVER_LOST),
         (DROPPED, FailureKind.TABLE_GONE),
         (ODD, FailureKind.UNKNOWN),
+        (EXECUTOR_LOST, FailureKind.SPARK_CLUSTER),
+        (FETCH_FAILED, FailureKind.SPARK_CLUSTER),
+        (NO_RESOURCES, FailureKind.SPARK_CLUSTER),
+        (JOB_CANCELLED, FailureKind.SPARK_CLUSTER),
+        (STAGE_CANCELLED, FailureKind.SPARK_CLUSTER),
+        (TASK_BUG, FailureKind.UNKNOWN),
     ],
 )
 def test_java_failures_are_sorted_by_their_exception_and_causes(trace: str, kind: FailureKind) -> None:
@@ -306,7 +320,9 @@ def test_failure_text_survives_a_jvm_that_cannot_be_asked() -> None:
         (STOPPED, SparkDriverLostError, "the Spark driver is gone"),
         (NOT_NULL, TerminalSinkError, "does not fit its column"),
         (DROPPED, TransientSinkError, "the table disappeared"),
-        (ODD, TransientSinkError, "Spark failed the batch: java.lang.UnsupportedOperationException: something new"),
+        (ODD, UnexpectedSinkError, "retrying cannot help: java.lang.UnsupportedOperationException: something new"),
+        (EXECUTOR_LOST, TransientSinkError, "the Spark cluster failed the job (not the data), the batch is retried: org.apache.spark.SparkException"),
+        (JOB_CANCELLED, TransientSinkError, "the Spark cluster failed the job"),
     ],
 )
 def test_sink_errors_name_the_table_and_what_failed(trace: str, error_class: type[Exception], says: str) -> None:
@@ -315,7 +331,31 @@ def test_sink_errors_name_the_table_and_what_failed(trace: str, error_class: typ
     assert str(error).startswith("cdc_delta.items: ") and says in str(error)
 
 
-def test_only_refusals_are_terminal() -> None:
-    transient = [S3_DOWN, S3_REFUSED, DERBY_DOWN, META_EXCEPTION, CONFLICT, STOPPED, DROPPED, ODD]
+def test_the_environment_is_transient_and_the_data_terminal() -> None:
+    transient = [S3_DOWN, S3_REFUSED, DERBY_DOWN, META_EXCEPTION, CONFLICT, STOPPED, DROPPED, EXECUTOR_LOST, FETCH_FAILED, NO_RESOURCES, JOB_CANCELLED]
     assert all(isinstance(sink_error("t", CapturedLike("x", trace)), TransientSinkError) for trace in transient)
-    assert isinstance(sink_error("t", CapturedLike("x", OVERFLOW)), TerminalSinkError)
+    assert all(isinstance(sink_error("t", CapturedLike("x", trace)), TerminalSinkError) for trace in [OVERFLOW, NOT_NULL, ODD, TASK_BUG])
+
+
+@pytest.mark.parametrize(
+    "error",
+    [KeyError("qty"), TypeError("unhashable type: 'list'"), ValueError("too many values to unpack")],
+    ids=["KeyError", "TypeError", "ValueError"],
+)
+def test_a_python_error_inside_the_writer_is_the_events_and_terminal(error: Exception) -> None:
+    mapped = sink_error("cdc_delta.items", error)
+    assert type(mapped) is UnexpectedSinkError
+    assert f"builtins.{type(error).__name__}" in str(mapped) and str(mapped).startswith("cdc_delta.items: ")
+
+
+def test_a_python_network_error_is_transient_wherever_it_is_in_the_chain() -> None:
+    reset = sink_error("t", ConnectionResetError(104, "Connection reset by peer"))
+    assert type(reset) is TransientSinkError and "the network failed" in str(reset)
+    assert type(sink_error("t", OSError(32, "Broken pipe"))) is TransientSinkError
+    try:
+        try:
+            raise TimeoutError("timed out")
+        except TimeoutError as timeout:
+            raise RuntimeError("the py4j call failed") from timeout
+    except RuntimeError as chained:
+        assert type(sink_error("t", chained)) is TransientSinkError
