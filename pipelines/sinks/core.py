@@ -54,6 +54,11 @@ log = logging.getLogger("cdcstack.sink")
 
 DEAD_LETTER_SUFFIX = ".dlq"
 KAFKA_ERROR_LOG_INTERVAL_SECONDS = 10.0
+MAX_POLL_INTERVAL_MS = 30 * 60 * 1000
+UNASSIGNED_GRACE_SECONDS = 60.0
+"""A consumer with no partition this long has left its group for good (kicked out after a long
+round, a broker restart it missed): the table would say `ok` and never move again. Joining takes
+seconds, and a static member gets its partitions back at once, so a minute is well past normal."""
 ERROR_TEXT_LIMIT = 2000
 """Characters of an error message kept in a dead letter's header and in the health report."""
 
@@ -154,15 +159,25 @@ class SinkStats:
         lag = self.consumer_lag
         return sum(lag.values()) if lag else None
 
+    consumer_error: str | None = None
+    """Why the table's consumer reads nothing now (no partition assigned); cleared once it has one."""
+
     @property
     def healthy(self) -> bool:
-        return self.last_error is None
+        return self.last_error is None and self.consumer_error is None
+
+    @property
+    def state(self) -> str:
+        if self.last_error is not None:
+            return "retrying"
+        return "unassigned" if self.consumer_error is not None else "ok"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "table": self.table,
             "topics": list(self.topics),
-            "state": "ok" if self.healthy else "retrying",
+            "state": self.state,
+            "consumer_error": self.consumer_error,
             "applied": self.applied_events,
             "batches": self.batches,
             "dead_letters": self.dead_letters,
@@ -320,10 +335,14 @@ class CdcSink:
                 "auto.offset.reset": "earliest",
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 50,
+                # One loop steps every table of a job in turn, and a Delta round can take minutes on
+                # two loaded cores: past the 5-minute default, the group would drop the member.
+                "max.poll.interval.ms": MAX_POLL_INTERVAL_MS,
                 **LIBRDKAFKA_CONSUMER_SETTINGS,
             }
         )
-        self.consumer.subscribe(self.topics, on_assign=self._resume)
+        self._unassigned_since: float | None = None
+        self.consumer.subscribe(self.topics, on_assign=self._resume, on_lost=self._lost)
 
     @property
     def applied_events(self) -> int:
@@ -375,6 +394,7 @@ class CdcSink:
             self._kafka_error(error)
             return None
         self._refresh_consumer_lag()
+        self._check_assignment()
         batch = PendingBatch(events=[], rejected=[], offsets={})
         for message in messages:
             error = message.error()
@@ -389,6 +409,44 @@ class CdcSink:
             batch.offsets[position] = message.offset() + 1
             batch.undecoded.append(message)
         return batch if batch.offsets else None
+
+    def _check_assignment(self) -> None:
+        """Reports, then heals by subscribing again, a consumer that has had no partition for
+        :data:`UNASSIGNED_GRACE_SECONDS`."""
+        try:
+            assigned = bool(self.consumer.assignment())
+        except KafkaException as error:
+            self._kafka_error(error)
+            return
+        now = self.clock()
+        if assigned:
+            self._unassigned_since = None
+            self.stats.consumer_error = None
+            return
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+            return
+        unassigned_for = now - self._unassigned_since
+        if unassigned_for < UNASSIGNED_GRACE_SECONDS:
+            return
+        self.stats.consumer_error = (
+            f"no partition of {', '.join(self.topics)} assigned to the consumer for {unassigned_for:.0f}s "
+            "(it left its group); subscribing again"
+        )
+        log.warning("consumer without partitions, subscribing again", extra={"fields": {"table": self.writer.identifier, "error": self.stats.consumer_error}})
+        self._unassigned_since = now
+        try:
+            self.consumer.unsubscribe()
+            self.consumer.subscribe(self.topics, on_assign=self._resume, on_lost=self._lost)
+        except KafkaException as error:
+            self._kafka_error(error)
+
+    def _lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost, not revoked: the group moved on without this member (it was too slow to poll).
+        log.warning(
+            "partitions lost, rejoining the group",
+            extra={"fields": {"table": self.writer.identifier, "partitions": [partition_key(p.topic, p.partition) for p in partitions]}},
+        )
 
     def _refresh_consumer_lag(self) -> None:
         # Cached watermarks are the high offsets of the last fetch responses: no broker round trip.

@@ -100,3 +100,33 @@ def test_a_table_closed_by_discovery_mid_round_is_not_stepped_again() -> None:
     assert closed.closed and closed.steps == 1 and not closed.stepped_after_close
     assert discovery.made[NEW_TOPIC].steps > 0, "the new topic's table was never stepped"
     assert all(table.closed for table in discovery.made.values()), "the loop closes every table when it stops"
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_table_whose_consumer_has_no_partition_for_a_minute_says_so_and_subscribes_again() -> None:
+    from pipelines.sinks.core import UNASSIGNED_GRACE_SECONDS, CdcSink
+
+    clock = ManualClock()
+    sink = CdcSink(f"127.0.0.1:{closed_port()}", ["pg.inventory.items"], ScriptedWriter(), "unassigned", clock=clock)
+    try:
+        sink._check_assignment()  # noqa: SLF001 - the check the read of every batch makes
+        clock.now += UNASSIGNED_GRACE_SECONDS - 1
+        sink._check_assignment()  # noqa: SLF001
+        assert sink.stats.healthy and sink.stats.as_dict()["state"] == "ok", "joining a group takes seconds: not a failure yet"
+        clock.now += 2
+        sink._check_assignment()  # noqa: SLF001
+        report = sink.stats.as_dict()
+        assert not sink.stats.healthy and report["state"] == "unassigned"
+        assert "no partition of pg.inventory.items assigned" in report["consumer_error"] and "subscribing again" in report["consumer_error"]
+        clock.now += 1
+        sink._check_assignment()  # noqa: SLF001
+        assert sink.stats.consumer_error is not None, "still without a partition: it says so until it has one again"
+    finally:
+        sink.close()
