@@ -43,8 +43,10 @@ def test_a_postgres_table_without_a_primary_key_replicates_through_the_stack(
     pg.execute(f"UPDATE {table.qualified} SET name = 'd' WHERE id = 4")
     expected = [{"id": 1, "name": "a"}, {"id": 1, "name": "a2"}, {"id": 2, "name": "b"}, {"id": 4, "name": "d"}]
 
-    def in_lake(_code: int, _status: dict[str, Any]) -> bool:
-        return by_content(delta_lake.rows(table.table)) == expected
+    def in_lake(_code: int, status: dict[str, Any]) -> bool:
+        # The commit is visible before the job counts it: wait for both.
+        applied = status.get("tables", {}).get(table.topic, {}).get("applied", 0) >= 8
+        return applied and by_content(delta_lake.rows(table.table)) == expected
 
     wait_for_job(stack, in_lake, f"{table.identifier} equal to {table.qualified} as multisets {expected}", 240, "delta-sink")
     with pg.cursor(row_factory=psycopg.rows.dict_row) as cursor:

@@ -209,7 +209,9 @@ def test_a_postgres_table_without_a_primary_key_replicates_through_the_stack(
         expected = [row(1, "a"), row(1, "a2"), row(2, "b"), row(4, "d")]
 
         def in_lake(_code: int, status: dict[str, Any]) -> bool:
-            return sorted_rows(iceberg_rows(catalog, table.identifier)) == expected
+            # The commit is visible before the job counts it: wait for both.
+            applied = status.get("tables", {}).get(table.topic, {}).get("applied", 0) >= 8
+            return applied and sorted_rows(iceberg_rows(catalog, table.identifier)) == expected
 
         wait_for_job(stack, in_lake, f"{table.identifier} equal to {table.qualified} as multisets {expected}")
         assert sorted_rows(pg.execute(f"SELECT id, name FROM {table.qualified}").fetchall()) == expected
