@@ -53,10 +53,19 @@ class DeltaSinkJobArgs(SinkJobArgs):
 
 
 def job_argv(
-    python: str, args: DeltaSinkJobArgs, bootstrap: str, topics: str, conf: str, bucket: str, work_dir: str, port: int, registry_url: str
+    python: str,
+    args: DeltaSinkJobArgs,
+    bootstrap: str,
+    topics: str,
+    conf: str,
+    bucket: str,
+    work_dir: str,
+    port: int,
+    registry_url: str,
+    master_ui_url: str,
 ) -> list[str]:
     """The job's command line: the same module and options on both runtimes."""
-    options = ["--spark-conf", conf, "--bucket", bucket, "--work-dir", work_dir]
+    options = ["--spark-conf", conf, "--bucket", bucket, "--work-dir", work_dir, "--spark-master-ui-url", master_ui_url]
     return sink_argv(python, "pipelines.sinks.delta.job", bootstrap, topics, DELTA_DATABASE, options, args.group, port, registry_url)
 
 
@@ -82,7 +91,9 @@ class DeltaSinkJob(SinkJobComponent):
     @staticmethod
     def _process_job(args: DeltaSinkJobArgs, topics: pulumi.Output[str], workdir: Path) -> ProcessLaunch:
         return ProcessLaunch(
-            argv=pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics, args.warehouse, args.schema_registry.internal_url).apply(
+            argv=pulumi.Output.all(
+                args.kafka.internal_bootstrap_servers, topics, args.warehouse, args.schema_registry.internal_url, args.spark.master.internal_ui_url
+            ).apply(
                 lambda values: job_argv(
                     args.python,
                     args,
@@ -93,6 +104,7 @@ class DeltaSinkJob(SinkJobComponent):
                     str(workdir / "driver"),
                     args.port,
                     values[3],
+                    values[4],
                 )
             ),
             secret_files=args.spark.internal_spark_conf.apply(lambda conf: {CONF_FILE: json.dumps(conf)}),
@@ -112,11 +124,17 @@ class DeltaSinkJob(SinkJobComponent):
             "/data/driver",
             CONTAINER_PORT,
             "$SCHEMA_REGISTRY_URL",
+            "$SPARK_MASTER_UI_URL",
         )
         script = container_script("requirements-spark.txt", {conf_path: "SPARK_CONF"}, argv)
         envs = pulumi.Output.secret(
             pulumi.Output.all(
-                args.kafka.internal_bootstrap_servers, topics, args.warehouse, args.spark.internal_spark_conf, args.schema_registry.internal_url
+                args.kafka.internal_bootstrap_servers,
+                topics,
+                args.warehouse,
+                args.spark.internal_spark_conf,
+                args.schema_registry.internal_url,
+                args.spark.master.internal_ui_url,
             ).apply(
                 lambda values: [
                     f"BOOTSTRAP={values[0]}",
@@ -124,6 +142,7 @@ class DeltaSinkJob(SinkJobComponent):
                     f"BUCKET={bucket_of(values[2])}",
                     f"SPARK_CONF={json.dumps(values[3])}",
                     f"SCHEMA_REGISTRY_URL={values[4]}",
+                    f"SPARK_MASTER_UI_URL={values[5]}",
                     "PYTHONDONTWRITEBYTECODE=1",
                 ]
             )

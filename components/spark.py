@@ -195,6 +195,8 @@ class SparkMaster(ServiceComponent):
     url: pulumi.Output[str]
     internal_url: pulumi.Output[str]
     ui_url: pulumi.Output[str]
+    internal_ui_url: pulumi.Output[str]
+    """The web UI as other services of the stack reach it (the Delta sink's driver watchdog asks its /json/)."""
 
     def __init__(self, name: str, args: SparkMasterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:SparkMaster", name, service_catalogue.service("spark-master"), opts)
@@ -213,7 +215,8 @@ class SparkMaster(ServiceComponent):
         self.url = pulumi.Output.from_input(f"spark://{LOOPBACK}:{args.port}")
         self.internal_url = pulumi.Output.from_input(f"spark://{self._internal_address()}")
         self.ui_url = pulumi.Output.from_input(ui_url)
-        self._register({"url": self.url, "internal_url": self.internal_url, "ui_url": self.ui_url})
+        self.internal_ui_url = pulumi.Output.from_input(f"http://{self._internal_address_of(args.ui_port, CONTAINER_MASTER_UI_PORT)}")
+        self._register({"url": self.url, "internal_url": self.internal_url, "ui_url": self.ui_url, "internal_ui_url": self.internal_ui_url})
 
     @staticmethod
     def _process(args: SparkMasterArgs, workdir: Path) -> ProcessLaunch:

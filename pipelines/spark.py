@@ -1,7 +1,8 @@
 """Spark sessions for the lakehouse: Delta and Iceberg catalogs, S3A on the stack's object store,
 the stack's Hive metastore. No Pulumi here: the Spark component builds the conf with
 :func:`lakehouse_conf` and publishes it; the Delta sink, tests and bench open sessions with
-:func:`open_session` from that published conf.
+:func:`open_session` from that published conf. :func:`executor_count` and :func:`master_applications`
+tell a driver that has lost its cluster (the Delta sink's watchdog asks them).
 
 The conf is plain `spark.*` keys, so the same job runs against any Spark cluster that has these
 jars: point `spark.master` elsewhere and pass the jars as that cluster expects.
@@ -20,7 +21,9 @@ Why some keys are set (measured on this machine, see docs/spikes/spark-delta.md)
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,3 +179,21 @@ def open_session(conf: Mapping[str, str], app_name: str, work_dir: Path | None =
     # Spark's INFO lines (and S3A's statistics at WARN) would drown the caller's own log.
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def executor_count(session: SparkSession) -> int:
+    """Executors the session's driver has now, the driver itself not counted."""
+    # The block managers the driver knows: its own and one per live executor. pyspark has no
+    # public call for it; the JVM's answers from the driver's memory, even while a job hangs.
+    return session.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1  # noqa: SLF001
+
+
+def master_applications(master_ui_url: str, timeout_seconds: float) -> set[str] | None:
+    """Ids of the applications a standalone master runs or has waiting, from its web UI's /json/;
+    None while the master is not ALIVE (recovering or standby: it may not list them yet). Raises
+    OSError (or ValueError for a body that is not JSON) when the UI does not answer."""
+    with urllib.request.urlopen(f"{master_ui_url.rstrip('/')}/json/", timeout=timeout_seconds) as response:
+        state = json.load(response)
+    if state.get("status", "ALIVE") != "ALIVE":
+        return None
+    return {application["id"] for application in state.get("activeapps", [])}

@@ -134,17 +134,51 @@ def mysql_capture(stack: StackOutputs, mysql: pymysql.connections.Connection, ka
         yield create
 
 
-@pytest.fixture(scope="session")
-def spark(stack: StackOutputs) -> Iterator[Any]:
-    """A Spark session on the stack's cluster with its Delta and Iceberg catalogs (one per test run:
-    a driver JVM takes seconds to start)."""
-    from pipelines.spark import open_session
+class SparkSessions:
+    """The test run's Spark session, opened again when the master no longer knows its application
+    (a test that kills the Spark master and worker strands the driver: no executor would ever come,
+    and every later job of it would wait for resources forever)."""
 
-    stack.require_healthy("spark-worker", {"kind": "spark", "url": stack[out.SPARK_UI_URL], "alive_workers": 1})
-    stack.require_healthy("spark-metastore", {"kind": "tcp", **stack.spark_metastore_address})
-    session = open_session(stack[out.SPARK_CONF], "cdcstack-tests", stack.state_dir / "pytest-spark")
-    yield session
-    session.stop()
+    def __init__(self, stack: StackOutputs) -> None:
+        self.stack = stack
+        self.session: Any = None
+
+    def get(self) -> Any:
+        from pipelines.spark import master_applications, open_session
+
+        if self.session is not None:
+            try:
+                listed = master_applications(self.stack[out.SPARK_UI_URL], 10.0)
+            except (OSError, ValueError) as error:
+                raise AssertionError(
+                    f"spark-master: its UI {self.stack[out.SPARK_UI_URL]} did not list applications ({error}); log: {self.stack.log_of('spark-master')}"
+                ) from error
+            if listed is None or self.session.sparkContext.applicationId in listed:
+                return self.session
+        self.stop()
+        self.stack.require_healthy("spark-worker", {"kind": "spark", "url": self.stack[out.SPARK_UI_URL], "alive_workers": 1})
+        self.stack.require_healthy("spark-metastore", {"kind": "tcp", **self.stack.spark_metastore_address})
+        self.session = open_session(self.stack[out.SPARK_CONF], "cdcstack-tests", self.stack.state_dir / "pytest-spark")
+        return self.session
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.session.stop()
+            self.session = None
+
+
+@pytest.fixture(scope="session")
+def spark_sessions(stack: StackOutputs) -> Iterator[SparkSessions]:
+    sessions = SparkSessions(stack)
+    yield sessions
+    sessions.stop()
+
+
+@pytest.fixture
+def spark(spark_sessions: SparkSessions) -> Any:
+    """A Spark session on the stack's cluster with its Delta and Iceberg catalogs (one per test run
+    while its driver has executors: a driver JVM takes seconds to start)."""
+    return spark_sessions.get()
 
 
 @pytest.fixture(scope="session")

@@ -9,8 +9,9 @@ Keys and values are JSON (the JSON converter with schemas) or, with `--schema-re
 Avro in the Confluent wire format, told apart record by record (see :mod:`pipelines.debezium`).
 
 GET /health on 127.0.0.1 (`--health-host`) answers 200 while every table commits (or has nothing to do) and 503 while
-any table's batch is failing or topics cannot be listed, with per-table figures either way: events
-applied, batches, dead letters and the last dead-letter error, the pending failure, committed
+any table's batch is failing, topics cannot be listed or the destination reports a failure of its own
+(a Spark driver without executors: every table with a batch in hand is then `stalled`), with
+per-table figures either way: events applied, batches, dead letters and the last dead-letter error, the pending failure, committed
 offsets, how late the last batch landed and the records still in Kafka. GET /metrics on the same
 port has those figures for Prometheus (:mod:`pipelines.sinks.metrics`). The log has one JSON line
 per event (batch committed, batch failed, record dead-lettered).
@@ -88,6 +89,7 @@ class SinkJob:
         decoder: ChangeDecoder = JSON_ONLY,
         *,
         destination: str,
+        destination_errors: Callable[[], dict[str, str]] = dict,
     ) -> None:
         self.bootstrap = bootstrap
         self.pattern = re.compile(topics_regex)
@@ -104,6 +106,11 @@ class SinkJob:
         self.sinks: dict[str, CdcSink] = {}
         self.errors: dict[str, str] = {}
         """Job-level failures: "discovery", or a topic whose sink could not be set up."""
+        self.destination_errors = destination_errors
+        """Job-level failures the destination itself reports, keyed by what fails (its Spark driver
+        without executors, say); asked at every /health, from the server's thread."""
+        self.stepping: str | None = None
+        """The topic whose sink the loop is stepping now: a destination that hangs hangs there."""
         self.started_at = time.time()
         self.stopping = threading.Event()
         self._lock = threading.Lock()
@@ -161,20 +168,33 @@ class SinkJob:
             return {topic: sink.stats for topic, sink in self.sinks.items()}
 
     def healthy(self) -> bool:
+        return self._healthy(self.destination_errors())
+
+    def _healthy(self, destination_errors: dict[str, str]) -> bool:
         with self._lock:
-            return not self.errors and all(sink.stats.healthy for sink in self.sinks.values())
+            return not self.errors and not destination_errors and all(sink.stats.healthy for sink in self.sinks.values())
 
     def status(self) -> dict[str, Any]:
+        destination_errors = self.destination_errors()
         with self._lock:
-            tables = {topic: sink.stats.as_dict() for topic, sink in self.sinks.items()}
+            tables = {topic: self._table_report(topic, sink, destination_errors) for topic, sink in self.sinks.items()}
         return {
-            "status": "ok" if self.healthy() else "degraded",
+            "status": "ok" if self._healthy(destination_errors) else "degraded",
             "pid": os.getpid(),
             "started_at": self.started_at,
             "tables": tables,
             "dead_letters": sum(table["dead_letters"] for table in tables.values()),
-            "errors": dict(self.errors),
+            "errors": {**self.errors, **destination_errors},
         }
+
+    def _table_report(self, topic: str, sink: CdcSink, destination_errors: dict[str, str]) -> dict[str, Any]:
+        """The sink's stats; while the destination reports a failure, a table with a batch in hand
+        (being applied now, or kept for a retry) cannot commit it: `stalled`, with that failure."""
+        report = sink.stats.as_dict()
+        if destination_errors and (topic == self.stepping or sink.pending is not None):
+            report["state"] = "stalled"
+            report["last_error"] = report["last_error"] or "; ".join(destination_errors.values())
+        return report
 
     def run(self) -> None:
         next_discovery = 0.0
@@ -188,10 +208,13 @@ class SinkJob:
                 next_discovery = self._discover_when_due(next_discovery)
                 if self.sinks.get(topic) is not sink:
                     continue  # its topic is gone and that discovery closed it
+                self.stepping = topic
                 try:
                     sink.step()
                 except Exception:  # noqa: BLE001 - one table's bug must not stop the others
                     log.exception("sink step failed unexpectedly", extra={"fields": {"topic": topic}})
+                finally:
+                    self.stepping = None
             if not self.sinks:
                 self.stopping.wait(0.5)
         for sink in self.sinks.values():
@@ -260,9 +283,15 @@ def change_decoder(schema_registry_url: str | None) -> ChangeDecoder:
     return ChangeDecoder(AvroDecoder(schema_registry_url)) if schema_registry_url else JSON_ONLY
 
 
-def run_job(args: argparse.Namespace, writer_for: Callable[[str], TableWriter], destination: str) -> None:
+def run_job(
+    args: argparse.Namespace,
+    writer_for: Callable[[str], TableWriter],
+    destination: str,
+    destination_errors: Callable[[], dict[str, str]] = dict,
+) -> None:
     """Runs a job until SIGTERM, serving /health and /metrics meanwhile; `destination` (iceberg,
-    delta) is the `sink` label of its metrics."""
+    delta) is the `sink` label of its metrics, `destination_errors` its own failures for /health
+    (see :attr:`SinkJob.destination_errors`)."""
     configure_logging()
     registry = args.schema_registry_url
     job = SinkJob(
@@ -275,6 +304,7 @@ def run_job(args: argparse.Namespace, writer_for: Callable[[str], TableWriter], 
         args.poll_seconds,
         decoder=change_decoder(registry),
         destination=destination,
+        destination_errors=destination_errors,
     )
     server = serve_health(job, args.health_port, args.health_host)
     signal.signal(signal.SIGTERM, lambda *_: job.stopping.set())

@@ -1,4 +1,5 @@
-"""The sink job's loop: how discovery interleaves with its tables' rounds.
+"""The sink job's loop: how discovery interleaves with its tables' rounds, and what /health says of
+a failure the destination reports.
 
 The tables are stand-ins that only take time to step; discovery is scripted, so no Kafka is needed.
 Against the live stack: the Delta and Iceberg sink tests under tests/integration.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
+from pipelines.sinks.core import SinkStats
 from pipelines.sinks.job import SinkJob
 from tests.support.sinks import ScriptedWriter, closed_port
 
@@ -130,3 +132,34 @@ def test_a_table_whose_consumer_has_no_partition_for_a_minute_says_so_and_subscr
         assert sink.stats.consumer_error is not None, "still without a partition: it says so until it has one again"
     finally:
         sink.close()
+
+
+class IdleTable:
+    """A table stand-in with stats, and a batch in hand when `pending`."""
+
+    def __init__(self, topic: str, pending: bool) -> None:
+        self.stats = SinkStats(f"cdc.{topic}", [topic])
+        self.pending = object() if pending else None
+
+
+def test_a_failure_the_destination_reports_stalls_the_tables_with_a_batch_in_hand() -> None:
+    destination_errors: dict[str, str] = {}
+    writer = ScriptedWriter()
+    job = SinkJob(
+        f"127.0.0.1:{closed_port()}", "^unit\\.", "cdc", lambda _identifier: writer, "unit-hook", destination="delta", destination_errors=lambda: dict(destination_errors)
+    )
+    tables = {topic: IdleTable(topic, pending=topic == "unit.kept") for topic in ("unit.stepping", "unit.kept", "unit.idle")}
+    job.sinks.update(tables)  # type: ignore[arg-type]
+    job.stepping = "unit.stepping"
+    status = job.status()
+    assert status["status"] == "ok" and status["errors"] == {}
+    assert {table["state"] for table in status["tables"].values()} == {"ok"}
+
+    destination_errors["spark"] = "Spark: the driver has had no executor for 12s"
+    status = job.status()
+    assert status["status"] == "degraded" and not job.healthy()
+    assert status["errors"] == {"spark": "Spark: the driver has had no executor for 12s"}
+    for topic in ("unit.stepping", "unit.kept"):
+        assert status["tables"][topic]["state"] == "stalled" and status["tables"][topic]["last_error"] == destination_errors["spark"]
+    assert status["tables"]["unit.idle"]["state"] == "ok" and status["tables"]["unit.idle"]["last_error"] is None
+    assert tables["unit.stepping"].stats.last_error is None, "the report says so; the table's own stats stay the core's"

@@ -2,12 +2,14 @@
 
     python -m pipelines.sinks.delta.job --bootstrap HOST:PORT --topics-regex '^(pg|my)\\.inventory\\..+' \\
         --namespace cdc_delta --group cdcstack-delta-sink --spark-conf spark.json --bucket warehouse \\
-        --work-dir DIR --health-port 28191
+        --work-dir DIR --health-port 28191 --spark-master-ui-url http://HOST:PORT
 
 The process is the tables' one Spark driver (Delta on S3 admits one writer per table, see
 docs/spikes/spark-delta.md). The session opens on first use, so a Spark master still starting
 delays a table instead of ending the job. A driver that is gone cannot come back inside the
 process: the job then exits with :data:`DRIVER_LOST_EXIT_CODE` for its supervisor to restart it.
+So does a driver left without executors, or one a restarted master no longer knows, which no Spark
+call reports (a MERGE just waits): :mod:`pipelines.sinks.delta.watchdog` tells, from a thread.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from typing import TYPE_CHECKING, NoReturn
 
 from pipelines.debezium import ChangeEvent
 from pipelines.sinks.core import Commit
+from pipelines.sinks.delta.watchdog import MASTER_TIMEOUT_SECONDS, DriverLook, DriverWatch, DriverWatchdog, own_log_path
 from pipelines.sinks.delta.writer import DeltaTableWriter, SparkDriverLostError, failure_headline, failure_text
 from pipelines.sinks.errors import TransientSinkError
 from pipelines.sinks.job import job_arguments, run_job
-from pipelines.spark import open_session
+from pipelines.spark import executor_count, master_applications, open_session
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -45,6 +48,8 @@ class LazySession:
         self.conf = {"spark.ui.showConsoleProgress": "false", **conf}
         self.work_dir = work_dir
         self._session: SparkSession | None = None
+        self.application_id: str | None = None
+        """The open session's application, as the master knows it (kept: asking needs the JVM)."""
 
     def get(self) -> SparkSession:
         if self._session is None:
@@ -56,6 +61,11 @@ class LazySession:
                 raise TransientSinkError(
                     f"the Spark session ({master}) could not be opened, retried with the next batch: {failure_headline(failure_text(error))}"
                 ) from error
+            self.application_id = self._session.sparkContext.applicationId
+        return self._session
+
+    def opened(self) -> SparkSession | None:
+        """The session if it is open; never opens it."""
         return self._session
 
     @staticmethod
@@ -74,7 +84,7 @@ class LazySession:
     def stop(self) -> None:
         if self._session is not None:
             self._session.stop()
-            self._session = None
+            self._session, self.application_id = None, None
 
 
 def exit_for_a_new_driver(lost: SparkDriverLostError) -> NoReturn:
@@ -114,18 +124,52 @@ class DriverBoundWriter:
             self.on_driver_lost(lost)
 
 
+def driver_look(session: LazySession, master_ui_url: str | None) -> DriverLook | None:
+    """What the watchdog sees of the session's driver and its master (None while no session is open)."""
+    spark, application_id = session.opened(), session.application_id
+    if spark is None or application_id is None:
+        return None
+    executors, driver_error = None, None
+    try:
+        executors = executor_count(spark)
+    except Exception as error:  # noqa: BLE001 - py4j raises anything for a driver that is gone
+        driver_error = failure_headline(failure_text(error))
+    known, master_error = None, None
+    if master_ui_url:
+        try:
+            applications = master_applications(master_ui_url, MASTER_TIMEOUT_SECONDS)
+        except (OSError, ValueError) as error:
+            master_error = f"{master_ui_url}/json/ did not answer ({error})"
+        else:
+            known = None if applications is None else application_id in applications
+            master_error = "it is not ALIVE (recovering or standby)" if applications is None else None
+    return DriverLook(application_id, executors, known, driver_error, master_error)
+
+
 def main() -> None:
     parser = job_arguments(__doc__.splitlines()[0])
     parser.add_argument("--spark-conf", required=True, type=Path, help="JSON file of spark.* settings (it holds the S3 secret)")
     parser.add_argument("--bucket", required=True, help="the warehouse bucket; tables go to s3a://<bucket>/delta/<table>")
     parser.add_argument("--work-dir", type=Path, help="the driver's scratch files (Derby log, Spark local dirs)")
+    parser.add_argument(
+        "--spark-master-ui-url",
+        help="the standalone master's web UI (http://HOST:PORT), to tell a driver the master no longer knows; "
+        "without it only the driver's executors are watched",
+    )
     args = parser.parse_args()
     # py4j logs every gateway connection it opens or closes at INFO.
     logging.getLogger("py4j").setLevel(logging.WARNING)
     session = LazySession(json.loads(args.spark_conf.read_text()), args.work_dir)
+    master_ui_url = args.spark_master_ui_url.rstrip("/") if args.spark_master_ui_url else None
+    watchdog = DriverWatchdog(
+        DriverWatch(session.conf.get("spark.master", "no spark.master"), master_ui_url, own_log_path()),
+        lambda: driver_look(session, master_ui_url),
+        lambda problem: exit_for_a_new_driver(SparkDriverLostError(problem)),
+    ).start()
     try:
-        run_job(args, lambda identifier: DriverBoundWriter(identifier, session, args.bucket), destination="delta")
+        run_job(args, lambda identifier: DriverBoundWriter(identifier, session, args.bucket), destination="delta", destination_errors=watchdog.errors)
     finally:
+        watchdog.stop()
         session.stop()
 
 
