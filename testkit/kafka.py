@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipelines.debezium import ChangeEvent, Tombstone, decode_message
+from pipelines.sinks.core import DEAD_LETTER_SUFFIX
 from testkit.names import unique_name
 
 ADMIN_TIMEOUT_SECONDS = 30.0
@@ -49,6 +50,17 @@ def owned_topic(admin: AdminClient, prefix: str, partitions: int = 1) -> Iterato
         yield topic
     finally:
         admin.delete_topics([topic])[topic].result(ADMIN_TIMEOUT_SECONDS)
+
+
+@contextmanager
+def owned_sink_topic(admin: AdminClient, prefix: str) -> Iterator[str]:
+    """A topic of the caller's own for a sink to read; it and the dead-letter topic the sink made
+    for it are deleted afterwards."""
+    with owned_topic(admin, prefix) as topic:
+        try:
+            yield topic
+        finally:
+            delete_topic(admin, f"{topic}{DEAD_LETTER_SUFFIX}")
 
 
 def wait_for_topic_listed(admin: AdminClient, topic: str, listed: bool, timeout_seconds: float = 15.0) -> None:

@@ -69,19 +69,25 @@ TRANSIENT_EXCEPTION_MODULES = ("urllib3.", "requests.", "httpx.", "httpcore.", "
 """Exceptions from these modules mean the network or a remote service failed, not the event."""
 
 
+def network_caused(error: BaseException) -> bool:
+    """Whether `error`, or anything in its chain of causes, is the network, the disk or a remote
+    service failing (an OSError, or an exception of a network library)."""
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) or type(cause).__module__.startswith(TRANSIENT_EXCEPTION_MODULES):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def classify_unexpected(error: BaseException, where: str) -> SinkError:
     """The sink's error for an exception no writer mapped: transient when it (or anything in its
     chain of causes) is the network, the disk or a remote service failing; terminal otherwise."""
     if isinstance(error, SinkError):
         return error
     said = f"{type(error).__name__}: {error}"
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, TransientSinkError):
-            return TransientSinkError(f"{where}: {cause}")
-        if isinstance(cause, (OSError, TimeoutError, ConnectionError)) or type(cause).__module__.startswith(TRANSIENT_EXCEPTION_MODULES):
-            return TransientSinkError(f"{where}: a service or the network failed, the batch is retried: {said}")
-        cause = cause.__cause__ or cause.__context__
+    if network_caused(error):
+        return TransientSinkError(f"{where}: a service or the network failed, the batch is retried: {said}")
     return UnexpectedSinkError(f"{where}: the event cannot be written, retrying cannot help ({said})")

@@ -17,7 +17,7 @@ from pipelines.sinks.batch import BatchPlan
 from pipelines.sinks.core import CdcSink, RetryPolicy
 from pipelines.sinks.delta.writer import DeltaTableWriter, LoadedTable
 from pipelines.spark import bucket_of
-from testkit.kafka import consume_exactly, delete_topic, owned_topic
+from testkit.kafka import consume_exactly, owned_sink_topic
 from testkit.names import unique_name
 from tests.support.delta import DeltaLake, owned_database
 from tests.support.lake import dead_letter_headers, job_status, wait_for_job
@@ -67,11 +67,8 @@ class FailingOnOneRow(DeltaTableWriter):
 
 @pytest.fixture
 def topic(kafka_admin: AdminClient) -> Iterator[str]:
-    with owned_topic(kafka_admin, "delta_core") as name:
-        try:
-            yield name
-        finally:
-            delete_topic(kafka_admin, f"{name}.dlq")
+    with owned_sink_topic(kafka_admin, "delta_core") as name:
+        yield name
 
 
 def test_an_unexpected_exception_for_one_event_dead_letters_it_and_the_rest_lands(

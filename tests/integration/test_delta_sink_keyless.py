@@ -23,7 +23,7 @@ from pipelines.sinks.delta.writer import KEY_COLUMNS_PROPERTY, DeltaTableWriter
 from pipelines.sinks.errors import RejectedEventsError
 from pipelines.spark import bucket_of
 from testkit.iceberg import change
-from testkit.kafka import consume_exactly, delete_topic, owned_topic
+from testkit.kafka import consume_exactly, owned_sink_topic
 from testkit.names import unique_name
 from tests.support.delta import DeltaLake, owned_database
 from tests.support.lake import dead_letter_headers
@@ -225,11 +225,8 @@ def test_a_truncate_creates_no_table_keyless_or_not(owned: OwnedTable, spark: Sp
 
 @pytest.fixture
 def topic(kafka_admin: AdminClient) -> Iterator[str]:
-    with owned_topic(kafka_admin, "delta_keyless") as name:
-        try:
-            yield name
-        finally:
-            delete_topic(kafka_admin, f"{name}.dlq")
+    with owned_sink_topic(kafka_admin, "delta_keyless") as name:
+        yield name
 
 
 def test_the_core_dead_letters_exactly_the_refused_events_and_commits_the_rest(

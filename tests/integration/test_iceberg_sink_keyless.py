@@ -19,7 +19,7 @@ from pipelines.debezium import ChangeEvent
 from pipelines.sinks.core import CdcSink, Commit, RetryPolicy
 from pipelines.sinks.iceberg.writer import IcebergTableWriter
 from testkit.iceberg import owned_namespace
-from testkit.kafka import consume_exactly, delete_topic, owned_topic
+from testkit.kafka import consume_exactly, owned_sink_topic
 from testkit.names import unique_name
 from tests.support.iceberg import catalog_of
 from tests.support.lake import dead_letter_headers, iceberg_rows, job_status, lake_postgres_table, wait_for_job
@@ -32,11 +32,8 @@ Record = tuple[bytes | None, bytes]
 
 @pytest.fixture
 def topic(kafka_admin: AdminClient) -> Iterator[str]:
-    with owned_topic(kafka_admin, "keyless") as name:
-        try:
-            yield name
-        finally:
-            delete_topic(kafka_admin, f"{name}.dlq")
+    with owned_sink_topic(kafka_admin, "keyless") as name:
+        yield name
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from confluent_kafka.admin import AdminClient
 
 from pipelines.sinks.core import CdcSink, RetryPolicy
 from pipelines.sinks.errors import StorageError, TerminalSinkError
-from testkit.kafka import consume_exactly, owned_topic
-from testkit.kafka import delete_topic
+from testkit.kafka import consume_exactly, owned_sink_topic
 from testkit.names import unique_name
 from tests.support.sinks import ScriptedWriter, debezium_key, debezium_value, group_offsets, inserts, produce
 from tests.support.stack import StackOutputs
@@ -21,12 +20,9 @@ FAST_RETRY = RetryPolicy(first_delay_seconds=0.05, max_delay_seconds=0.2)
 
 
 @pytest.fixture
-def topic(stack: StackOutputs, kafka_admin: AdminClient) -> Iterator[str]:
-    with owned_topic(kafka_admin, "core") as name:
-        try:
-            yield name
-        finally:
-            delete_topic(kafka_admin, f"{name}.dlq")
+def topic(kafka_admin: AdminClient) -> Iterator[str]:
+    with owned_sink_topic(kafka_admin, "core") as name:
+        yield name
 
 
 def sink_over(stack: StackOutputs, topic: str, writer: ScriptedWriter, group: str | None = None, **options) -> CdcSink:

@@ -81,13 +81,13 @@ from pipelines.sinks.batch import NO_OLD_ROW_HINT, BatchPlan, Key, KeylessPlan, 
 from pipelines.sinks.core import Commit
 from pipelines.sinks.delta.types import spark_type, spark_value, struct_type_from_event
 from pipelines.sinks.errors import (
-    TRANSIENT_EXCEPTION_MODULES,
     CatalogUnavailableError,
     RejectedEventsError,
     StorageError,
     TerminalSinkError,
     TransientSinkError,
     UnexpectedSinkError,
+    network_caused,
 )
 from pipelines.spark import DELTA_PREFIX, delta_location
 
@@ -379,23 +379,11 @@ def sink_error(identifier: str, error: BaseException) -> TransientSinkError | Te
         return StorageError(f"{identifier}: the object store refused or did not answer, nothing was committed: {said}")
     if kind is FailureKind.UNFIT:
         return TerminalSinkError(f"{identifier}: a value does not fit its column: {said}")
-    if _network_failure(error):
+    if network_caused(error):
         return TransientSinkError(f"{identifier}: the network failed, the batch is retried: {said}")
     if kind is FailureKind.SPARK_CLUSTER:
         return TransientSinkError(f"{identifier}: the Spark cluster failed the job (not the data), the batch is retried: {said}")
     return UnexpectedSinkError(f"{identifier}: the batch cannot be written as it is, retrying cannot help: {said}")
-
-
-def _network_failure(error: BaseException) -> bool:
-    """Whether `error` or anything in its chain of causes is the network failing on the Python side."""
-    seen: set[int] = set()
-    cause: BaseException | None = error
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if isinstance(cause, OSError) or type(cause).__module__.startswith(TRANSIENT_EXCEPTION_MODULES):
-            return True
-        cause = cause.__cause__ or cause.__context__
-    return False
 
 
 def driver_alive(spark: SparkSession) -> bool:
