@@ -96,6 +96,10 @@ def postgres_source_config(
     }
 
 
+MYSQL_HEARTBEAT_INTERVAL_MS = "1000"
+"""Heartbeats (to `__debezium-heartbeat.<prefix>`) carry the binlog position the connector has read."""
+
+
 def mysql_source_config(
     connector_class: str,
     host: str,
@@ -121,6 +125,9 @@ def mysql_source_config(
         "schema.history.internal.kafka.topic": f"{topic_prefix}.schema-history",
         "include.schema.changes": "false",
         "skipped.operations": "none",
+        # A change record's offset is the start of its transaction, and DDL emits none: without
+        # heartbeats the committed offset never passes a table's last change or its DROP.
+        "heartbeat.interval.ms": MYSQL_HEARTBEAT_INTERVAL_MS,
         **COMMON_SETTINGS,
     }
 

@@ -1,12 +1,14 @@
 """What a connector of the caller's own leaves behind on Postgres, and removing it; whether a connector has
-streamed past a point of the WAL, so a captured table can be dropped without its changes coming back."""
+streamed past a point of the WAL or the binlog, so a captured table can be dropped without its changes coming back."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 import psycopg
+import pymysql
 
 SLOT_DROP_TIMEOUT_SECONDS = 30.0
 
@@ -48,36 +50,84 @@ def postgres_watermark(pg: psycopg.Connection, label: str) -> int:
     return lsn_number(lsn)
 
 
-def streamed_lsn(connect_url: str, connector: str) -> int | None:
-    """The WAL position up to which the connector's changes are in Kafka: the LSN in the source
-    offsets Connect committed (it commits them only once Kafka took every record before them)."""
+SourceOffset = dict[str, object]
+
+
+def committed_offsets(connect_url: str, connector: str) -> list[SourceOffset] | None:
+    """The source offsets Connect committed for the connector: it commits one only once Kafka took
+    every record the task produced before it."""
     response = httpx.get(f"{connect_url}/connectors/{connector}/offsets", timeout=10)
     if response.status_code != 200:
         return None
-    positions = [entry.get("offset", {}).get("lsn") for entry in response.json().get("offsets", [])]
-    return max((lsn for lsn in positions if isinstance(lsn, int)), default=None)
+    return [entry.get("offset", {}) for entry in response.json().get("offsets", [])]
 
 
-def wait_until_streamed_past(connect_url: str, connector: str, lsn: int, hint: str = "", timeout_seconds: float = STREAMED_TIMEOUT_SECONDS) -> None:
-    """Waits until the connector has put every change before `lsn` in Kafka."""
+def wait_until_committed(
+    connect_url: str,
+    connector: str,
+    reached: Callable[[list[SourceOffset]], bool],
+    target: str,
+    hint: str = "",
+    timeout_seconds: float = STREAMED_TIMEOUT_SECONDS,
+) -> None:
+    """Waits until the connector's committed offsets are `reached` (`target` says where that is)."""
     deadline = time.monotonic() + timeout_seconds
     while True:
         try:
-            streamed = streamed_lsn(connect_url, connector)
+            offsets = committed_offsets(connect_url, connector)
         except httpx.HTTPError:
-            streamed = None
-        if streamed is not None and streamed >= lsn:
+            offsets = None
+        if offsets is not None and reached(offsets):
             return
         assert time.monotonic() < deadline, (
-            f"connect: connector {connector} has not streamed past LSN {lsn} within {timeout_seconds:.0f}s "
-            f"(its committed offsets are at {streamed}); is it RUNNING? {hint}"
+            f"connect: connector {connector} has not committed offsets past {target} within {timeout_seconds:.0f}s "
+            f"(its committed offsets are {offsets}); is it RUNNING? {hint}"
         )
         time.sleep(0.25)
+
+
+def streamed_past_lsn(lsn: int) -> Callable[[list[SourceOffset]], bool]:
+    """Whether a Postgres connector's offsets are at or after `lsn`."""
+    return lambda offsets: any(isinstance(offset.get("lsn"), int) and offset["lsn"] >= lsn for offset in offsets)
 
 
 def drop_captured_postgres_table(pg: psycopg.Connection, qualified: str, connect_url: str, connector: str, hint: str = "") -> None:
     """Drops a captured table once the connector has streamed its last change: dropped earlier,
     Debezium would emit the changes still in flight with null keys (it reads the primary key from
     the live catalog) after the test deleted the topic, and Connect would create the topic again."""
-    wait_until_streamed_past(connect_url, connector, postgres_watermark(pg, qualified), hint)
+    watermark = postgres_watermark(pg, qualified)
+    wait_until_committed(connect_url, connector, streamed_past_lsn(watermark), f"the WAL's LSN {watermark}", hint)
     pg.execute(f"DROP TABLE IF EXISTS {qualified}")
+
+
+def mysql_binlog_position(mysql: pymysql.connections.Connection) -> tuple[str, int]:
+    """(file, position) the server writes its binlog at now."""
+    with mysql.cursor() as cursor:
+        cursor.execute("SHOW MASTER STATUS")
+        file, position = cursor.fetchone()[:2]
+    return str(file), int(position)
+
+
+def streamed_past_binlog(position: tuple[str, int]) -> Callable[[list[SourceOffset]], bool]:
+    """Whether a MySQL/MariaDB connector's offsets are at or after the binlog `position`. A record's
+    offset holds the start of its transaction, so the last row of a test's changes never gets there:
+    the connector's heartbeats (pipelines/connectors.py) carry the position after it."""
+
+    def reached(offsets: list[SourceOffset]) -> bool:
+        return any(
+            "file" in offset and "pos" in offset and (str(offset["file"]), int(str(offset["pos"]))) >= position
+            for offset in offsets
+        )
+
+    return reached
+
+
+def drop_captured_mysql_table(
+    mysql: pymysql.connections.Connection, qualified: str, connect_url: str, connector: str, hint: str = ""
+) -> None:
+    """Drops a captured table once the connector has put every change before the DROP in Kafka:
+    deleting its topic afterwards then leaves nothing in flight that would make Connect create it again."""
+    before_drop = mysql_binlog_position(mysql)
+    with mysql.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {qualified}")
+    wait_until_committed(connect_url, connector, streamed_past_binlog(before_drop), f"the binlog's {before_drop}", hint)

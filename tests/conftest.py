@@ -128,7 +128,9 @@ def mysql_capture(stack: StackOutputs, mysql: pymysql.connections.Connection, ka
 
         def create(columns_sql: str) -> CapturedTable:
             return tables.enter_context(
-                captured_mysql_table(mysql, kafka_admin, stack.kafka_bootstrap, stack[out.MYSQL_TOPIC_PREFIX], columns_sql)
+                captured_mysql_table(
+                    mysql, kafka_admin, stack.kafka_bootstrap, stack[out.MYSQL_TOPIC_PREFIX], columns_sql, stack.connect_url, stack[out.MYSQL_CONNECTOR]
+                )
             )
 
         yield create
@@ -238,4 +240,4 @@ def delta_mysql_table(stack: StackOutputs, mysql: pymysql.connections.Connection
     from tests.support.delta import mysql_creator
 
     stack.require_connector_running(stack[out.MYSQL_CONNECTOR])
-    yield from replicated_tables(stack, kafka_admin, spark, delta_lake, stack[out.MYSQL_TOPIC_PREFIX], lambda columns: mysql_creator(mysql, columns))
+    yield from replicated_tables(stack, kafka_admin, spark, delta_lake, stack[out.MYSQL_TOPIC_PREFIX], lambda columns: mysql_creator(mysql, columns, stack.connect_url, stack[out.MYSQL_CONNECTOR]))

@@ -10,6 +10,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 import stack_outputs as out
+from testkit.connectors import drop_captured_mysql_table
 from testkit.kafka import delete_topic
 from testkit.names import unique_name
 from tests.support.stack import StackOutputs
@@ -27,8 +28,7 @@ def scratch_table(stack: StackOutputs, mysql: pymysql.connections.Connection, ka
     with mysql.cursor() as cursor:
         cursor.execute(f"CREATE TABLE inventory.{table} (id int PRIMARY KEY, name varchar(64) NOT NULL, amount decimal(10,2))")
     yield table
-    with mysql.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS inventory.{table}")
+    drop_captured_mysql_table(mysql, f"inventory.{table}", stack.connect_url, stack[out.MYSQL_CONNECTOR], f"log: {stack.log_of('connect')}")
     # The stack's connector captures `inventory`: its topic for this table is the test's too.
     delete_topic(kafka_admin, f"{stack[out.MYSQL_TOPIC_PREFIX]}.inventory.{table}")
 

@@ -12,7 +12,7 @@ import pymysql
 from confluent_kafka.admin import AdminClient
 
 from pipelines.debezium import ChangeEvent
-from testkit.connectors import drop_captured_postgres_table
+from testkit.connectors import drop_captured_mysql_table, drop_captured_postgres_table
 from testkit.kafka import EventReader, delete_topic, ensure_topic
 from testkit.names import unique_name
 
@@ -49,7 +49,7 @@ def captured_postgres_table(
 
 @contextmanager
 def captured_mysql_table(
-    mysql: pymysql.connections.Connection, admin: AdminClient, bootstrap: str, topic_prefix: str, columns_sql: str
+    mysql: pymysql.connections.Connection, admin: AdminClient, bootstrap: str, topic_prefix: str, columns_sql: str, connect_url: str, connector: str
 ) -> Iterator[CapturedTable]:
     """`inventory.<unique>` in MySQL/MariaDB, captured by the stack's connector; dropped afterwards."""
     name = unique_name("cdc")
@@ -62,8 +62,7 @@ def captured_mysql_table(
         yield CapturedTable(name, f"inventory.{name}", topic, reader)
     finally:
         reader.close()
-        with mysql.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS inventory.{name}")
+        drop_captured_mysql_table(mysql, f"inventory.{name}", connect_url, connector)
         delete_topic(admin, topic)
 
 

@@ -25,7 +25,7 @@ import stack_outputs as out
 from pipelines.sinks.job import table_identifier
 from pipelines.spark import DELTA_PREFIX, bucket_of
 from testkit import delta as testkit_delta
-from testkit.connectors import drop_captured_postgres_table
+from testkit.connectors import drop_captured_mysql_table, drop_captured_postgres_table
 from testkit.kafka import ensure_topic
 from testkit.names import unique_name
 from tests.support.lake import Convergence, forget_topic, wait_for_job, wait_for_parity, wait_until_caught_up
@@ -146,14 +146,14 @@ def postgres_creator(pg: psycopg.Connection, columns_sql: str, connect_url: str,
     return create, lambda qualified: drop_captured_postgres_table(pg, qualified, connect_url, connector)
 
 
-def mysql_creator(mysql: pymysql.connections.Connection, columns_sql: str) -> tuple[Callable[[str], None], Callable[[str], None]]:
+def mysql_creator(mysql: pymysql.connections.Connection, columns_sql: str, connect_url: str, connector: str) -> tuple[Callable[[str], None], Callable[[str], None]]:
     def run(sql: str) -> None:
         with mysql.cursor() as cursor:
             cursor.execute(sql)
 
     return (
         lambda qualified: run(f"CREATE TABLE {qualified} ({columns_sql}) ENGINE=InnoDB"),
-        lambda qualified: run(f"DROP TABLE IF EXISTS {qualified}"),
+        lambda qualified: drop_captured_mysql_table(mysql, qualified, connect_url, connector),
     )
 
 
