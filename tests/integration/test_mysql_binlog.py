@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 import stack_outputs as out
-from testkit.connectors import drop_captured_mysql_table
+from testkit.connectors import drop_captured_mysql_table, mysql_binlog_position
 from testkit.kafka import delete_topic
 from testkit.names import unique_name
 from tests.support.stack import StackOutputs
@@ -46,13 +46,6 @@ def binlog_events_since(connection: pymysql.connections.Connection, position: tu
         return events
 
 
-def current_position(connection: pymysql.connections.Connection) -> tuple[str, int]:
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW MASTER STATUS")
-        log_file, position = cursor.fetchone()[:2]
-    return log_file, int(position)
-
-
 def test_binlog_is_on_row_based_with_full_images(mysql: pymysql.connections.Connection) -> None:
     assert variables(mysql, "log_bin", "binlog_format", "binlog_row_image", "server_id") == {
         "log_bin": "ON",
@@ -81,7 +74,7 @@ def test_seeded_inventory_tables_have_the_sample_rows(mysql: pymysql.connections
 
 
 def test_row_changes_appear_in_the_binlog_as_row_events(mysql: pymysql.connections.Connection, scratch_table: str) -> None:
-    start = current_position(mysql)
+    start = mysql_binlog_position(mysql)
     with mysql.cursor() as cursor:
         cursor.execute(f"INSERT INTO inventory.{scratch_table} VALUES (1, 'one', 1.10), (2, 'two', 2.20)")
         cursor.execute(f"UPDATE inventory.{scratch_table} SET amount = 9.99 WHERE id = 2")
@@ -95,5 +88,5 @@ def test_row_changes_appear_in_the_binlog_as_row_events(mysql: pymysql.connectio
 
 
 def test_a_replication_client_can_read_the_binlog_position(mysql: pymysql.connections.Connection) -> None:
-    log_file, position = current_position(mysql)
+    log_file, position = mysql_binlog_position(mysql)
     assert log_file.startswith("binlog.") and position > 4
