@@ -581,14 +581,29 @@ def test_a_registry_away_keeps_the_batch_undead_lettered_until_it_is_back(regist
     assert sink.offsets == {f"{TOPIC}:0": 3} and sink.group_commits == [{f"{TOPIC}:0": 3}] and sink.stats.healthy
 
 
+MANGLING_BYTES = (0x00, 0x01, 0x7F, 0x80, 0xFF)
+
+
 def test_no_mangled_byte_raises_anything_but_decode_error(decoder: ChangeDecoder) -> None:
-    """Each byte of a real key and value replaced by each of a few values: decoded or dead-lettered, never a crash."""
+    """Each byte of a real key and value replaced by each of a few values: decoded into a change event
+    or refused with DecodeError, never a crash; a broken frame (magic byte, unknown schema id) is always refused."""
     raw_key, raw_value = avro_key(1), avro_value("u", {name: None for name in AVRO_ROW} | {"id": 1}, SPARSE_AVRO_ROW)
-    for position in range(len(raw_value)):
-        for byte in (0x00, 0x01, 0x7F, 0x80, 0xFF):
-            for record in ((raw_key, raw_value[:position] + bytes([byte]) + raw_value[position + 1:]),
-                           (raw_key[:position] + bytes([byte]) + raw_key[position + 1:], raw_value)):
+    original = decoder.decode(raw_key, raw_value, "t", 0, 7)
+    refused: set[tuple[str, int, int]] = set()
+    for part, raw in (("key", raw_key), ("value", raw_value)):
+        for position in range(len(raw)):
+            for byte in MANGLING_BYTES:
+                mangled = raw[:position] + bytes([byte]) + raw[position + 1:]
+                record = (mangled, raw_value) if part == "key" else (raw_key, mangled)
                 try:
-                    decoder.decode(*record, "t", 0, 7)
+                    event = decoder.decode(*record, "t", 0, 7)
                 except DecodeError:
-                    pass
+                    refused.add((part, position, byte))
+                    continue
+                assert isinstance(event, ChangeEvent), f"{part}[{position}]={byte:#x} decoded to {event!r}"
+                if mangled == raw:
+                    assert event == original
+    # A magic byte other than 0, or a schema id of 2**24 and up (no registry here holds one), is no frame.
+    framing = {(part, position, byte) for part in ("key", "value") for position in range(4) for byte in MANGLING_BYTES
+               if byte != (raw_key if part == "key" else raw_value)[position]}
+    assert framing <= refused, f"broken frames decoded: {sorted(framing - refused)}"
