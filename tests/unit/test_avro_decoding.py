@@ -590,13 +590,13 @@ def test_no_mangled_byte_raises_anything_but_decode_error(decoder: ChangeDecoder
     raw_key, raw_value = avro_key(1), avro_value("u", {name: None for name in AVRO_ROW} | {"id": 1}, SPARSE_AVRO_ROW)
     original = decoder.decode(raw_key, raw_value, "t", 0, 7)
     refused: set[tuple[str, int, int]] = set()
-    for part, raw in (("key", raw_key), ("value", raw_value)):
+    raws = {"key": raw_key, "value": raw_value}
+    for part, raw in raws.items():
         for position in range(len(raw)):
             for byte in MANGLING_BYTES:
                 mangled = raw[:position] + bytes([byte]) + raw[position + 1:]
-                record = (mangled, raw_value) if part == "key" else (raw_key, mangled)
                 try:
-                    event = decoder.decode(*record, "t", 0, 7)
+                    event = decoder.decode(*{**raws, part: mangled}.values(), "t", 0, 7)
                 except DecodeError:
                     refused.add((part, position, byte))
                     continue
@@ -604,6 +604,6 @@ def test_no_mangled_byte_raises_anything_but_decode_error(decoder: ChangeDecoder
                 if mangled == raw:
                     assert event == original
     # A magic byte other than 0, or a schema id of 2**24 and up (no registry here holds one), is no frame.
-    framing = {(part, position, byte) for part in ("key", "value") for position in range(4) for byte in MANGLING_BYTES
-               if byte != (raw_key if part == "key" else raw_value)[position]}
+    framing = {(part, position, byte) for part, raw in raws.items() for position in range(4) for byte in MANGLING_BYTES
+               if byte != raw[position]}
     assert framing <= refused, f"broken frames decoded: {sorted(framing - refused)}"
