@@ -141,6 +141,25 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+# Python's int has no bounds; a Connect integer does, and a value past them fails only later, at a
+# table write, where it can no longer be dead-lettered on its own.
+_INTEGER_BITS = {"int8": 8, "int16": 16, "int32": 32, "int64": 64}
+
+
+def _in_range(value: int, bits: int) -> bool:
+    return -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
+
+
+def _optional_int64(value: Any, path: str) -> int | None:
+    if value is None:
+        return None
+    if not _is_integer(value):
+        raise _Malformed(f"{path} should be an integer, got {_describe(value)}")
+    if not _in_range(value, 64):
+        raise _Malformed(f"{path} is out of range for int64: {value}")
+    return value
+
+
 _SHAPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "int8": ("an integer", _is_integer),
     "int16": ("an integer", _is_integer),
@@ -165,6 +184,9 @@ def _expect(value: Any, kind: str, path: str, described_as: str) -> None:
     shape = _SHAPES.get(kind)
     if shape is not None and not shape[1](value):
         raise _Malformed(f"{path} ({described_as}) should be {shape[0]}, got {_describe(value)}")
+    bits = _INTEGER_BITS.get(kind)
+    if bits is not None and not _in_range(value, bits):
+        raise _Malformed(f"{path} ({described_as}) is out of range for {kind}: {value}")
 
 
 def _base64(value: str, path: str) -> bytes:
@@ -309,6 +331,11 @@ def _convert_struct(value: Any, schema: Mapping[str, Any], path: str) -> dict[st
     if not isinstance(declared, list) or not all(isinstance(column, Mapping) for column in declared):
         raise _Malformed(f"{path}: schema 'fields' should be a list of field schemas, got {_describe(declared)}")
     fields = {column.get("field"): column for column in declared}
+    # The JSON converter writes every field of a struct, null or not: a required one missing is no
+    # record Connect wrote, and a row without it (its key, say) cannot be applied.
+    missing = [name for name, column in fields.items() if column.get("optional") is False and name not in value]
+    if missing:
+        raise _Malformed(f"{path} lacks the required field(s) {missing}")
     return {column: _convert(item, fields.get(column, {}), f"{path}.{column}") for column, item in value.items()}
 
 
@@ -350,10 +377,15 @@ def _decode_key(raw_key: bytes | None) -> dict[str, Any] | None:
     document = _json_document(raw_key, "key")
     if isinstance(document, dict) and "payload" in document:
         payload, schema = _envelope(document, "key")
-        return None if payload is None else _convert_struct(payload, schema, "key")
-    if document is None or isinstance(document, dict):
-        return document
-    raise _Malformed(f"key should be a JSON object (a struct of the primary key), got {_describe(document)}")
+        key = None if payload is None else _convert_struct(payload, schema, "key")
+    elif document is None or isinstance(document, dict):
+        key = document
+    else:
+        raise _Malformed(f"key should be a JSON object (a struct of the primary key), got {_describe(document)}")
+    if key == {}:
+        # A keyless table's events have no key at all; a key of no columns would match every row.
+        raise _Malformed("key has no columns")
+    return key
 
 
 def _optional(value: Any, check: Callable[[Any], bool], path: str, expected: str) -> Any:
@@ -370,7 +402,7 @@ def _position(source: Any) -> SourcePosition:
         return _optional(source.get(name), lambda value: isinstance(value, str), f"source.{name}", "a string")
 
     def integer(name: str) -> int | None:
-        return _optional(source.get(name), _is_integer, f"source.{name}", "an integer")
+        return _optional_int64(source.get(name), f"source.{name}")
 
     snapshot = _optional(source.get("snapshot"), lambda value: isinstance(value, (str, bool)), "source.snapshot", "a string or boolean")
     return SourcePosition(
@@ -407,7 +439,7 @@ def _change_event(
     op = payload["op"]
     if not isinstance(op, str) or op not in OPERATIONS:
         raise _Malformed(f"is not a change event: unknown op {_describe(op)}")
-    ts_ms = _optional(payload.get("ts_ms"), _is_integer, "ts_ms", "an integer") or 0
+    ts_ms = _optional_int64(payload.get("ts_ms"), "ts_ms") or 0
 
     def row(name: str) -> dict[str, Any] | None:
         value = payload.get(name)

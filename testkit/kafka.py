@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipelines.debezium import ChangeEvent, Tombstone, decode_message
@@ -72,8 +72,32 @@ def wait_for_topic_listed(admin: AdminClient, topic: str, listed: bool, timeout_
         time.sleep(0.2)
 
 
+def read_up_to_end(consumer: Consumer, poll: Callable[[float], None], what: str, timeout_seconds: float) -> None:
+    """Polls until the consumer has read every assigned partition up to the end offset it had when
+    this was called, so a caller that counts what it read sees extras already written, not only the
+    first N."""
+    deadline = time.monotonic() + timeout_seconds
+    ends: dict[tuple[str, int], int] = {}
+    for tp in consumer.assignment():
+        low, high = consumer.get_watermark_offsets(tp, timeout=ADMIN_TIMEOUT_SECONDS)
+        if high > low:
+            ends[(tp.topic, tp.partition)] = high
+    while ends:
+        behind = [
+            (position.topic, position.partition)
+            for position in consumer.position([TopicPartition(topic, partition) for topic, partition in ends])
+            if position.offset == OFFSET_INVALID or position.offset < ends[(position.topic, position.partition)]
+        ]
+        if not behind:
+            return
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"kafka: {what}: partitions {behind} not read up to their end offsets {ends} within {timeout_seconds}s")
+        poll(0.2)
+
+
 def consume_exactly(bootstrap: str, topic: str, count: int, timeout_seconds: float = 30.0) -> list[Message]:
-    """Reads `count` messages from the start of `topic`; fails naming how many arrived by the deadline."""
+    """Reads `count` messages from the start of `topic`, then on to its end offsets: fails naming how
+    many arrived by the deadline, or how many there are when there are more than `count`."""
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -83,20 +107,28 @@ def consume_exactly(bootstrap: str, topic: str, count: int, timeout_seconds: flo
         }
     )
     messages: list[Message] = []
+
+    def poll(timeout: float) -> None:
+        message = consumer.poll(timeout)
+        if message is None:
+            return
+        if message.error():
+            raise KafkaException(message.error())
+        messages.append(message)
+
     try:
         consumer.subscribe([topic])
         deadline = time.monotonic() + timeout_seconds
         while len(messages) < count and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            if message.error():
-                raise KafkaException(message.error())
-            messages.append(message)
+            poll(0.5)
+        if len(messages) == count:
+            read_up_to_end(consumer, poll, f"reading {topic} after {count} messages", timeout_seconds)
     finally:
         consumer.close()
-    if len(messages) != count:
+    if len(messages) < count:
         raise AssertionError(f"kafka: {len(messages)} of {count} messages arrived on {topic} within {timeout_seconds}s")
+    if len(messages) > count:
+        raise AssertionError(f"kafka: {len(messages)} messages on {topic}, expected exactly {count}")
     return messages
 
 
@@ -145,6 +177,19 @@ class EventReader:
         """Waits for `count` change events (tombstones not counted) and returns them."""
         self.wait_until(lambda events: len(changes(events)) >= count, f"{count} change events", timeout)
         return changes(self.events)
+
+    def wait_for_exactly_changes(self, count: int, timeout: float = EVENT_TIMEOUT_SECONDS) -> list[ChangeEvent]:
+        """Waits for `count` change events, then reads on to the topic's end offsets: fails when the
+        topic holds more (a duplicate or an extra event), not only when it holds fewer."""
+        self.wait_for_changes(count, timeout)
+        read_up_to_end(self._consumer, self._poll_once, f"reading {self.topic} after {count} change events", timeout)
+        found = changes(self.events)
+        if len(found) != count:
+            raise AssertionError(
+                f"kafka: {len(found)} change events on {self.topic}, expected exactly {count}: "
+                f"{[event.op for event in found][-20:]}"
+            )
+        return found
 
     def drain(self, quiet_seconds: float = 1.0) -> list[Event]:
         """Reads until nothing new arrived for `quiet_seconds` (used to show nothing extra came)."""

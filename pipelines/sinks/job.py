@@ -90,6 +90,7 @@ class SinkJob:
         *,
         destination: str,
         destination_errors: Callable[[], dict[str, str]] = dict,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bootstrap = bootstrap
         self.pattern = re.compile(topics_regex)
@@ -116,6 +117,8 @@ class SinkJob:
         self._lock = threading.Lock()
         self.metrics = sink_job_registry(destination, self.table_stats)
         """Its tables' figures for GET /metrics, labelled `sink=destination` (iceberg, delta)."""
+        self.clock = clock
+        """Monotonic seconds, by which discovery comes due."""
 
     def discover(self) -> None:
         try:
@@ -222,10 +225,10 @@ class SinkJob:
 
     def _discover_when_due(self, due_at: float) -> float:
         """Discovers when `due_at` (monotonic) has come; the next due time either way."""
-        if time.monotonic() < due_at:
+        if self.clock() < due_at:
             return due_at
         self.discover()
-        return time.monotonic() + self.discover_seconds
+        return self.clock() + self.discover_seconds
 
 
 def serve_health(job: SinkJob, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:

@@ -107,7 +107,7 @@ def test_counts_agree_at_every_stage_and_rows_match_as_multisets(
         pg.execute(f"UPDATE {table.qualified} SET qty = qty * 10 WHERE id % 5 = 0")
         pg.execute(f"DELETE FROM {table.qualified} WHERE id % 7 = 0")
         changes = 500 + 100 + 71
-        events = reader.wait_for_changes(changes)
+        events = reader.wait_for_exactly_changes(changes)
         assert len(events) == changes
         result = wait_for_delta_parity(delta_lake, table, postgres_rows(pg, table.qualified))
     finally:

@@ -139,7 +139,7 @@ def test_mysql_rows_in_iceberg_equal_the_source(landed: list[Flow], catalog: Cat
 def test_counts_match_at_every_stage(landed: list[Flow], catalog: Catalog) -> None:
     for flow in landed:
         source_count = len(flow.read_source())
-        kafka_events = len(flow.source.reader.wait_for_changes(EXPECTED_EVENTS))
+        kafka_events = len(flow.source.reader.wait_for_exactly_changes(EXPECTED_EVENTS))
         assert (source_count, kafka_events, flow.sink.applied_events, len(iceberg_rows(catalog, flow.identifier))) == (
             ROWS - 20,
             EXPECTED_EVENTS,

@@ -61,11 +61,12 @@ def test_postgres_changes_land_in_iceberg_equal_to_the_source(
     pg.execute(f"UPDATE {table.qualified} SET qty = qty + 100 WHERE id <= 50")
     pg.execute(f"DELETE FROM {table.qualified} WHERE id > 180")
     expected_events = 200 + 50 + 20
-    kafka_events = table.reader.wait_for_changes(expected_events)
+    kafka_events = table.reader.wait_for_exactly_changes(expected_events)
     assert len(kafka_events) == expected_events
     sink = sink_for(stack, table, target, unique_name("sink"))
     try:
         sink.run_until(lambda: sink.applied_events >= expected_events, timeout_seconds=120)
+        assert sink.step() == 0 and sink.applied_events == expected_events
     finally:
         sink.close()
     source = source_rows(pg, table)
@@ -141,10 +142,11 @@ def test_mysql_changes_land_in_iceberg_equal_to_the_source(
         cursor.executemany(f"INSERT INTO {table.qualified} VALUES (%s, %s, %s)", [(n, f"item {n}", n % 5) for n in range(1, 101)])
         cursor.execute(f"UPDATE {table.qualified} SET qty = 99 WHERE id <= 10")
         cursor.execute(f"DELETE FROM {table.qualified} WHERE id > 90")
-    table.reader.wait_for_changes(120)
+    table.reader.wait_for_exactly_changes(120)
     sink = sink_for(stack, table, target, unique_name("sink"))
     try:
         sink.run_until(lambda: sink.applied_events >= 120, timeout_seconds=120)
+        assert sink.step() == 0 and sink.applied_events == 120
     finally:
         sink.close()
     with mysql.cursor() as cursor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
+import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
@@ -55,3 +56,13 @@ def test_a_created_topic_is_listed_and_gone_once_deleted(kafka_admin: AdminClien
         wait_for_topic_listed(kafka_admin, topic, listed=True)
         assert len(kafka_admin.list_topics(topic, timeout=10).topics[topic].partitions) == 2
     wait_for_topic_listed(kafka_admin, topic, listed=False)
+
+
+def test_consume_exactly_fails_when_the_topic_holds_one_more(kafka_admin: AdminClient, stack: StackOutputs) -> None:
+    """A count of "exactly N" that stops reading at N would pass with a duplicate behind it."""
+    records = [(f"key-{n}".encode(), f"value-{n}".encode(), []) for n in range(3)]
+    with owned_topic(kafka_admin, "one_more") as topic:
+        produce_all(stack.kafka_bootstrap, topic, records)
+        with pytest.raises(AssertionError, match=f"3 messages on {topic}, expected exactly 2"):
+            consume_exactly(stack.kafka_bootstrap, topic, 2)
+        assert [(m.key(), m.value()) for m in consume_exactly(stack.kafka_bootstrap, topic, 3)] == [(k, v) for k, v, _ in records]

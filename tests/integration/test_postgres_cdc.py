@@ -8,14 +8,15 @@ import logging
 import uuid
 
 import psycopg
-from confluent_kafka import Consumer
+import pytest
+from confluent_kafka import Consumer, Producer
 from pyspark.sql import SparkSession
 
 import stack_outputs as out
 from pipelines.consistency import compare_rows, materialize
 from pipelines.debezium import ChangeEvent, Tombstone
 from pipelines.lag import measure_lag
-from testkit.kafka import changes
+from testkit.kafka import EventReader, changes, consume_exactly
 from testkit.names import unique_name
 from tests.support.cdc import rows_of
 from tests.support.delta import DeltaLake, change_feed, postgres_rows, wait_for_delta_parity
@@ -53,6 +54,25 @@ def test_cdc_lag_within_threshold(stack: StackOutputs, pg: psycopg.Connection, p
     print(f"\npostgres CDC lag: {report.describe()}")
     assert report.complete, f"only {report.describe()}"
     assert report.percentile(0.95) < LAG_THRESHOLD_MS, report.describe()
+
+
+def test_an_event_delivered_twice_fails_the_exact_count(stack: StackOutputs, pg: psycopg.Connection, postgres_capture) -> None:
+    """Connect redelivers after a crash: a Kafka-stage count must see the copy, not stop at N."""
+    table = postgres_capture(ITEMS)
+    pg.execute(f"INSERT INTO {table.qualified} VALUES (1, 'bolt', 10)")
+    pg.execute(f"UPDATE {table.qualified} SET qty = 11 WHERE id = 1")
+    inserted, updated = table.reader.wait_for_exactly_changes(2)
+    assert (inserted.op, updated.op, updated.after) == ("c", "u", {"id": 1, "name": "bolt", "qty": 11})
+    _, update_message = consume_exactly(stack.kafka_bootstrap, table.topic, 2)
+    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})
+    producer.produce(table.topic, key=update_message.key(), value=update_message.value())
+    assert producer.flush(30) == 0
+    reader = EventReader(stack.kafka_bootstrap, table.topic)
+    try:
+        with pytest.raises(AssertionError, match=f"3 change events on {table.topic}, expected exactly 2"):
+            reader.wait_for_exactly_changes(2)
+    finally:
+        reader.close()
 
 
 def test_insert_arrives_as_a_create_with_the_full_row(pg: psycopg.Connection, postgres_capture) -> None:

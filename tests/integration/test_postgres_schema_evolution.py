@@ -23,17 +23,21 @@ from pyiceberg.types import LongType
 
 import stack_outputs as out
 from providers.connect_client import ConnectClient
+from testkit.names import unique_name
 from tests.support.connectors import wait_for_failed_task
 from tests.support.iceberg import catalog_of
 from tests.support.lake import LakeTable, wait_for_parity
 from tests.support.schema_registry import (
     Registry,
     avro_table,
-    compatibility,
+    compatible_with_latest,
+    delete_subject,
     events_end,
     latest_schema,
     lake_rows,
     level_of,
+    register,
+    register_answer,
     register_refused,
     registry_of,
     row_fields,
@@ -142,7 +146,7 @@ def test_a_widened_type_is_accepted_and_a_narrowed_one_refused_under_backward(
             {"name": "note", "type": ["null", "string"], "default": None},
         ],
     )
-    compatible, reason = compatibility(registry, value_subject(table), narrow)
+    compatible, reason = compatible_with_latest(registry, value_subject(table), narrow)
     assert not compatible and reason.startswith(f"Incompatible artifact: {value_subject(table)}"), reason
     status, message = register_refused(registry, value_subject(table), narrow)
     assert status == 409 and "Incompatible artifact" in message, message
@@ -256,20 +260,37 @@ def test_compatibility_rules_are_enforced_per_level(
         "FULL": {"add optional"},
         "FULL_TRANSITIVE": set(),
     }
-    compatible_by_level: dict[str, set[str]] = {}
-    reasons: dict[tuple[str, str], str] = {}
-    for level in LEVELS:
-        set_level(registry, value_subject(table), level)
-        assert level_of(registry, value_subject(table)) == level
-        compatible_by_level[level] = set()
-        for name, candidate in candidates.items():
-            ok, reason = compatibility(registry, value_subject(table), candidate)
-            if ok:
-                compatible_by_level[level].add(name)
-            else:
-                reasons[(level, name)] = reason
-    assert compatible_by_level == expected
-    assert all(reason for reason in reasons.values()), reasons
+    # Each candidate is registered for real, on a subject of the test's own holding the table's two
+    # versions under the level: the registry alone decides which versions the level checks.
+    first = version_schema(registry, value_subject(table), 1)
+    second = version_schema(registry, value_subject(table), 2)
+    scratch = unique_name("compat")
+    accepted_by_level: dict[str, set[str]] = {}
+    refusals: dict[tuple[str, str], tuple[int, str]] = {}
+    subjects: list[str] = []
+    try:
+        for level in LEVELS:
+            accepted_by_level[level] = set()
+            for name, candidate in candidates.items():
+                subject = f"{scratch}-{level.lower()}-{name.replace(' ', '-')}"
+                subjects.append(subject)
+                register(registry, subject, first)
+                set_level(registry, subject, "NONE")
+                register(registry, subject, second)
+                set_level(registry, subject, level)
+                assert level_of(registry, subject) == level
+                status, body = register_answer(registry, subject, candidate)
+                if status == 200:
+                    accepted_by_level[level].add(name)
+                    assert versions(registry, subject) == [1, 2, 3], f"{subject}: {body}"
+                else:
+                    refusals[(level, name)] = (status, body)
+                    assert versions(registry, subject) == [1, 2], f"{subject}: refused ({status}) but holds a new version"
+    finally:
+        for subject in subjects:
+            delete_subject(registry, subject)
+    assert accepted_by_level == expected
+    assert all(status == 409 and "Incompatible artifact" in body for status, body in refusals.values()), refusals
     # The checks changed nothing: still two versions and the same rows.
     assert versions(registry, value_subject(table)) == [1, 2]
     assert converged(pg, catalog, table, "after the checks") == data

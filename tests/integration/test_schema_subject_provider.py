@@ -187,8 +187,14 @@ def test_read_reports_a_subject_deleted_behind_pulumis_back_as_gone(provider: Sc
 
 
 def test_delete_of_a_subject_that_is_gone_succeeds(provider: SchemaSubjectProvider, owned: OwnedSubject) -> None:
-    provider.delete(owned.subject, owned.props)
+    """A delete retried after the first one went through (Pulumi interrupted before it saved state)."""
+    created = provider.create(owned.props).outs
+    assert owned.subject in owned.client.subjects()
+    provider.delete(owned.subject, created)
     assert owned.subject not in owned.client.subjects(include_deleted=True)
+    provider.delete(owned.subject, created)
+    assert owned.subject not in owned.client.subjects(include_deleted=True)
+    assert provider.read(owned.subject, created).id is None
 
 
 def test_delete_finishes_a_subject_only_soft_deleted(provider: SchemaSubjectProvider, owned: OwnedSubject) -> None:

@@ -236,14 +236,11 @@ def level_of(registry: Registry, subject: str) -> str:
     return response.json()["compatibilityLevel"]
 
 
-def compatibility(registry: Registry, subject: str, schema_text: str) -> tuple[bool, str]:
-    """(compatible, the registry's reason) of a candidate as registering it would decide: by the
-    subject's level, against the latest version or, for the transitive levels, every version.
-    The registry's `…/versions/latest` checks the latest version only and `…/versions` every version,
-    whatever the level, so the level picks the endpoint."""
-    every_version = level_of(registry, subject).endswith("_TRANSITIVE")
+def compatible_with_latest(registry: Registry, subject: str, schema_text: str) -> tuple[bool, str]:
+    """(compatible, the registry's reason) of a candidate checked against the subject's latest
+    version by the subject's rule, without registering it."""
     response = httpx.post(
-        f"{registry.url}/compatibility/subjects/{subject}/versions{'' if every_version else '/latest'}",
+        f"{registry.url}/compatibility/subjects/{subject}/versions/latest",
         params={"verbose": "true"},
         json={"schema": schema_text},
         timeout=REQUEST_TIMEOUT_SECONDS,
@@ -251,6 +248,13 @@ def compatibility(registry: Registry, subject: str, schema_text: str) -> tuple[b
     assert response.status_code == 200, f"{subject}: the compatibility check answered {response.status_code} {response.text}"
     body = response.json()
     return body["is_compatible"], str(body.get("reason") or body.get("messages") or "")
+
+
+def register_answer(registry: Registry, subject: str, schema_text: str) -> tuple[int, str]:
+    """(HTTP status, body) of registering a schema, whatever the registry decides: 200 took it, 409
+    refused it as incompatible with the versions the subject's level checks."""
+    response = httpx.post(f"{registry.url}/subjects/{subject}/versions", json={"schema": schema_text}, timeout=REQUEST_TIMEOUT_SECONDS)
+    return response.status_code, response.text
 
 
 def register_refused(registry: Registry, subject: str, schema_text: str) -> tuple[int, str]:

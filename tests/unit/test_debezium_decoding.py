@@ -295,7 +295,7 @@ def test_undecodable_keys_are_decode_errors_for_events_and_tombstones(raw_key: b
 @pytest.mark.parametrize(("column", "value", "message"), [
     pytest.param("created_on", "2026-01-16", r"after.created_on \(io.debezium.time.Date\) should be an integer, got str", id="date-a-string"),
     pytest.param("created_on", True, r"after.created_on \(io.debezium.time.Date\) should be an integer, got bool", id="date-a-bool"),
-    pytest.param("created_on", 10**12, r"after.created_on \(date\) is out of range", id="date-out-of-range"),
+    pytest.param("created_on", 10**12, r"after.created_on \(io.debezium.time.Date\) is out of range for int32", id="date-out-of-range"),
     pytest.param("updated_at", 1.5, r"after.updated_at .* should be an integer", id="timestamp-a-float"),
     pytest.param("created_at", "yesterday", r"after.created_at \(ZonedTimestamp\) is not an ISO-8601 value", id="zoned-not-iso"),
     pytest.param("price", "not base64!", r"after.price is not valid base64", id="decimal-bad-base64"),
@@ -326,26 +326,45 @@ WRONG_VALUES: list[Any] = ["x", "", -1, 2**70, 1.5, True, [], [1], {}, {"scale":
 
 
 def test_no_wrongly_typed_value_anywhere_raises_anything_but_decode_error() -> None:
-    """Every column and every envelope field, each replaced by each wrong value: decoded or dead-lettered, never a crash."""
-    def outcome(raw_key: bytes | None, raw_value: bytes | None) -> None:
-        try:
-            decode(raw_key, raw_value)
-        except DecodeError:
-            pass
+    """Every column and every envelope field, each replaced by each wrong value: decoded into an event
+    of the record's own op and key or refused with DecodeError, never a crash; a record that is no
+    change event (wrong op, payload or key, an integer past its type's range) is always refused."""
+    refused: set[str] = set()
 
-    for wrong in WRONG_VALUES:
+    def outcome(mangled: str, raw_key: bytes | None, raw_value: bytes | None, op: str | None) -> None:
+        try:
+            event = decode(raw_key, raw_value)
+        except DecodeError:
+            refused.add(mangled)
+            return
+        if op is None:
+            assert isinstance(event, Tombstone), f"{mangled} decoded to {event!r}"
+        else:
+            assert isinstance(event, ChangeEvent) and (event.op, event.key) == (op, {"id": 7}), f"{mangled} decoded to {event!r}"
+
+    must_refuse: set[str] = set()
+    for index, wrong in enumerate(WRONG_VALUES):
         for column in full_row():
-            outcome(key(7), envelope("c", None, {**full_row(), column: wrong}, POSTGRES_SOURCE))
-            outcome(key(7), envelope("d", {**full_row(), column: wrong}, None, POSTGRES_SOURCE))
+            outcome(f"after.{column}={index}", key(7), envelope("c", None, {**full_row(), column: wrong}, POSTGRES_SOURCE), "c")
+            outcome(f"before.{column}={index}", key(7), envelope("d", {**full_row(), column: wrong}, None, POSTGRES_SOURCE), "d")
         for name in POSTGRES_SOURCE:
-            outcome(key(7), envelope("c", None, full_row(), {**POSTGRES_SOURCE, name: wrong}))
+            outcome(f"source.{name}={index}", key(7), envelope("c", None, full_row(), {**POSTGRES_SOURCE, name: wrong}), "c")
         document = json.loads(envelope("u", full_row(), full_row(), POSTGRES_SOURCE))
         for name in ("before", "after", "source", "op", "ts_ms"):
-            outcome(key(7), json.dumps({**document, "payload": {**document["payload"], name: wrong}}).encode())
+            outcome(f"payload.{name}={index}", key(7), json.dumps({**document, "payload": {**document["payload"], name: wrong}}).encode(), "u")
         for name in ("schema", "payload"):
-            outcome(key(7), json.dumps({**document, name: wrong}).encode())
+            outcome(f"{name}={index}", key(7), json.dumps({**document, name: wrong}).encode(), "u")
         for part in ("name", "type", "parameters", "fields", "items"):
             broken = [{**column, part: wrong} for column in ROW_FIELDS]
-            outcome(key(7), json.dumps({**document, "schema": {"fields": [{"field": "after", "type": "struct", "fields": broken}]}}).encode())
-        outcome(json.dumps({"schema": None, "payload": {"id": wrong}}).encode(), None)
-        outcome(json.dumps(wrong).encode(), None)
+            outcome(f"schema.{part}={index}", key(7), json.dumps({**document, "schema": {"fields": [{"field": "after", "type": "struct", "fields": broken}]}}).encode(), "u")
+        outcome(f"key.payload.id={index}", json.dumps({"schema": None, "payload": {"id": wrong}}).encode(), None, None)
+        outcome(f"key={index}", json.dumps(wrong).encode(), None, None)
+        # No wrong value is an op or a payload, nor an after row: no object here has the required id.
+        must_refuse |= {f"payload.op={index}", f"payload={index}", f"payload.after={index}"}
+        if not isinstance(wrong, dict):
+            must_refuse |= {f"payload.source={index}", f"key={index}"}
+    # A key object without columns would match every row.
+    must_refuse.add(f"key={WRONG_VALUES.index({})}")
+    too_big = WRONG_VALUES.index(2**70)
+    must_refuse |= {f"after.id={too_big}", f"payload.ts_ms={too_big}", f"source.ts_ms={too_big}", f"source.lsn={too_big}"}
+    assert must_refuse <= refused, f"decoded though no change event: {sorted(must_refuse - refused)}"

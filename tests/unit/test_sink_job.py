@@ -1,13 +1,13 @@
 """The sink job's loop: how discovery interleaves with its tables' rounds, and what /health says of
 a failure the destination reports.
 
-The tables are stand-ins that only take time to step; discovery is scripted, so no Kafka is needed.
+The tables are stand-ins that only take time to step, on a clock of the test's own (so a round's
+length is exact on any machine, however loaded); discovery is scripted, so no Kafka is needed.
 Against the live stack: the Delta and Iceberg sink tests under tests/integration.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 
 from pipelines.sinks.core import SinkStats
@@ -18,11 +18,23 @@ STEP_SECONDS = 0.05
 DISCOVER_SECONDS = 0.1
 
 
-class SlowTable:
-    """A table whose every step takes `STEP_SECONDS`, as a Spark commit takes seconds."""
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
 
-    def __init__(self, topic: str) -> None:
+    def __call__(self) -> float:
+        return self.now
+
+
+class SlowTable:
+    """A table whose every step takes `STEP_SECONDS` of the job's clock, as a Spark commit takes
+    seconds; the step that takes the clock past `stop_at` asks the job to stop."""
+
+    def __init__(self, topic: str, job: SinkJob, clock: ManualClock, stop_at: float) -> None:
         self.topic = topic
+        self.job = job
+        self.clock = clock
+        self.stop_at = stop_at
         self.steps = 0
         self.stepped_after_close = False
         self.closed = False
@@ -30,7 +42,9 @@ class SlowTable:
     def step(self) -> int:
         self.stepped_after_close |= self.closed
         self.steps += 1
-        time.sleep(STEP_SECONDS)
+        self.clock.now += STEP_SECONDS
+        if self.clock.now >= self.stop_at:
+            self.job.stopping.set()
         return 0
 
     def close(self) -> None:
@@ -41,19 +55,21 @@ class ScriptedDiscovery:
     """Stands in for `SinkJob.discover`: the job starts with `tables` topics; at call `changes_at` a
     new topic appears and the first one is gone. `made` keeps every table it ever gave the job."""
 
-    def __init__(self, job: SinkJob, tables: int, changes_at: int) -> None:
+    def __init__(self, job: SinkJob, clock: ManualClock, tables: int, changes_at: int, stop_at: float) -> None:
         self.job = job
+        self.clock = clock
         self.tables = tables
         self.changes_at = changes_at
+        self.stop_at = stop_at
         self.calls: list[float] = []
         self.made: dict[str, SlowTable] = {}
 
     def _add(self, topic: str) -> None:
-        self.made[topic] = SlowTable(topic)
+        self.made[topic] = SlowTable(topic, self.job, self.clock, self.stop_at)
         self.job.sinks[topic] = self.made[topic]  # type: ignore[assignment]
 
     def __call__(self) -> None:
-        self.calls.append(time.monotonic())
+        self.calls.append(self.clock.now)
         if len(self.calls) == 1:
             for index in range(self.tables):
                 self._add(f"unit.inventory.t{index}")
@@ -66,27 +82,22 @@ FIRST_TOPIC = "unit.inventory.t0"
 NEW_TOPIC = "unit.inventory.new"
 
 
-def job_with(tables: int, changes_at: int) -> tuple[SinkJob, ScriptedDiscovery]:
+def run_for(seconds: float, tables: int, changes_at: int) -> tuple[SinkJob, ScriptedDiscovery]:
+    """Runs a job's loop over `tables` slow tables until `seconds` of its clock have passed."""
     writer = ScriptedWriter()
-    job = SinkJob(f"127.0.0.1:{closed_port()}", "^unit\\.", "cdc", lambda _identifier: writer, "unit-loop", DISCOVER_SECONDS, destination="delta")
-    discovery = ScriptedDiscovery(job, tables, changes_at)
+    clock = ManualClock()
+    job = SinkJob(
+        f"127.0.0.1:{closed_port()}", "^unit\\.", "cdc", lambda _identifier: writer, "unit-loop", DISCOVER_SECONDS, destination="delta", clock=clock
+    )
+    discovery = ScriptedDiscovery(job, clock, tables, changes_at, stop_at=clock.now + seconds)
     job.discover = discovery  # type: ignore[method-assign]
+    job.run()
     return job, discovery
-
-
-def run_for(job: SinkJob, seconds: float) -> None:
-    loop = threading.Thread(target=job.run)
-    loop.start()
-    time.sleep(seconds)
-    job.stopping.set()
-    loop.join(timeout=10)
-    assert not loop.is_alive(), "the sink job's loop did not stop within 10 s of being asked to"
 
 
 def test_a_long_round_still_discovers_within_the_interval() -> None:
     # 20 tables of 50 ms make a 1 s round, ten discovery intervals.
-    job, discovery = job_with(tables=20, changes_at=3)
-    run_for(job, 0.6)
+    job, discovery = run_for(0.6, tables=20, changes_at=3)
 
     gaps = [later - earlier for earlier, later in zip(discovery.calls, discovery.calls[1:])]
     assert len(discovery.calls) >= 4, f"discovered {len(discovery.calls)} times in 0.6 s of a 1 s round"
@@ -95,21 +106,12 @@ def test_a_long_round_still_discovers_within_the_interval() -> None:
 
 
 def test_a_table_closed_by_discovery_mid_round_is_not_stepped_again() -> None:
-    job, discovery = job_with(tables=20, changes_at=2)
-    run_for(job, 2.5)  # the new table is last in the second round, which ends at 2 s
+    job, discovery = run_for(2.5, tables=20, changes_at=2)  # the new table is last in the second round, which ends at 2 s
 
     closed = discovery.made[FIRST_TOPIC]
     assert closed.closed and closed.steps == 1 and not closed.stepped_after_close
     assert discovery.made[NEW_TOPIC].steps > 0, "the new topic's table was never stepped"
     assert all(table.closed for table in discovery.made.values()), "the loop closes every table when it stops"
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_table_whose_consumer_has_no_partition_for_a_minute_says_so_and_subscribes_again() -> None:
