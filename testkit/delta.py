@@ -25,13 +25,17 @@ def storage_options(endpoint: str, access_key_id: str, secret_access_key: str, r
     }
 
 
+def object_keys(s3: Any, bucket: str, root: str) -> list[str]:
+    """The keys of every object under `<root>/` of the bucket, in the store's order."""
+    paginator = s3.get_paginator("list_objects_v2")
+    return [item["Key"] for page in paginator.paginate(Bucket=bucket, Prefix=f"{root.strip('/')}/") for item in page.get("Contents", [])]
+
+
 def delete_objects(s3: Any, bucket: str, root: str) -> None:
     """Every object under `<root>/` of the bucket (a table or a database folder)."""
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=f"{root.strip('/')}/"):
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+    keys = object_keys(s3, bucket, root)
+    for start in range(0, len(keys), 1000):  # one DeleteObjects call takes at most 1000 keys
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": key} for key in keys[start : start + 1000]]})
 
 
 @contextmanager

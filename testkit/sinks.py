@@ -27,6 +27,45 @@ def sink_status(health_url: str) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
+def discover_now(health_url: str) -> None:
+    """Asks the job behind `health_url` to look for new and gone topics at its loop's next turn
+    (POST /discover) instead of at its discovery interval; AssertionError when it does not answer."""
+    url = health_url.removesuffix("/health") + "/discover"
+    try:
+        response = httpx.post(url, timeout=10)
+    except httpx.HTTPError as error:
+        raise AssertionError(f"{url} did not answer ({error!r})") from error
+    assert response.status_code == 202, f"{url} answered {response.status_code}: {response.text[:200]}"
+
+
+def failpoint_url(health_url: str, point: str) -> str:
+    return health_url.removesuffix("/health") + f"/failpoints/{point}"
+
+
+def arm_failpoint(health_url: str, point: str, topic: str) -> None:
+    """The job's next batch of `topic` to reach `point` is held there (see `pipelines.sinks.failpoints`)."""
+    url = failpoint_url(health_url, point)
+    try:
+        response = httpx.post(url, params={"topic": topic}, timeout=10)
+    except httpx.HTTPError as error:
+        raise AssertionError(f"{url} did not answer ({error!r})") from error
+    assert response.status_code == 201, f"{url} answered {response.status_code}: {response.text[:200]}"
+
+
+def release_failpoint(health_url: str, point: str) -> None:
+    """Lets a batch held at `point` go on (or disarms it); a job that does not answer holds nothing:
+    it was killed, and a restarted job starts with no point armed."""
+    try:
+        httpx.delete(failpoint_url(health_url, point), timeout=10)
+    except httpx.HTTPError:
+        pass
+
+
+def consumer_group(status: dict[str, Any], topic: str) -> str:
+    """The consumer group of `topic`'s sink, from the job's /health."""
+    return str(status["consumer_groups"]).replace("<topic>", topic)
+
+
 def wait_for_sink(
     health_url: str,
     condition: Callable[[int, dict[str, Any]], bool],
@@ -63,6 +102,8 @@ def forget_topic(admin: AdminClient, topic: str, health_urls: Sequence[str], att
     for attempt in range(1, attempts + 1):
         delete_topic(admin, topic)
         delete_topic(admin, f"{topic}{DEAD_LETTER_SUFFIX}")
+        for url in health_urls:
+            discover_now(url)
         try:
             for url in health_urls:
                 wait_for_sink(url, lambda code, status: not listed(code, status), f"the sink of {topic} closed", CLOSE_TIMEOUT_SECONDS, hint)

@@ -46,8 +46,9 @@ install_apt_packages() {
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
   done
   if [ ${#missing[@]} -eq 0 ]; then echo cached; return; fi
-  as_root apt-get update -qq >&2
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # Another install (a second clone, unattended upgrades) may hold dpkg's lock: wait for it.
+  as_root apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2
   local package
   for package in "${missing[@]}"; do
     case " $APT_SYSTEM_SERVICES_OFF " in *" $package "*) system_service_off "$package" ;; esac

@@ -41,6 +41,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from pipelines.debezium import JSON_ONLY, ChangeDecoder, ChangeEvent, DecodeError, Tombstone
 from pipelines.kafka_limits import LIBRDKAFKA_CONSUMER_SETTINGS, LIBRDKAFKA_PRODUCER_SETTINGS, MAX_RECORD_BYTES
+from pipelines.sinks.failpoints import AFTER_TABLE_COMMIT, BEFORE_TABLE_COMMIT, Failpoints
 from pipelines.sinks.errors import (
     KafkaUnavailableError,
     RejectedEventsError,
@@ -306,8 +307,10 @@ class CdcSink:
         clock: Callable[[], float] = time.monotonic,
         group_instance_id: str | None = None,
         decoder: ChangeDecoder = JSON_ONLY,
+        failpoints: Failpoints | None = None,
     ) -> None:
         self.writer = writer
+        self.failpoints = failpoints or Failpoints()
         self.decoder = decoder
         self.topics = list(topics)
         self.batch_max_events = batch_max_events
@@ -489,6 +492,7 @@ class CdcSink:
             if batch.rejected:
                 self._dead_letter(batch.rejected)
                 batch.rejected = []
+            self.failpoints.reach(BEFORE_TABLE_COMMIT, self.topics, batch.offsets)
             applied, version = self._apply(batch)
         except Exception as error:  # noqa: BLE001 - anything but a terminal error keeps the batch for a retry
             batch.failures += 1
@@ -534,6 +538,7 @@ class CdcSink:
                 }
             },
         )
+        self.failpoints.reach(AFTER_TABLE_COMMIT, self.topics, batch.offsets)
         self._commit_group(batch.offsets)
         return applied
 

@@ -14,7 +14,9 @@ any table's batch is failing, topics cannot be listed or the destination reports
 per-table figures either way: events applied, batches, dead letters and the last dead-letter error, the pending failure, committed
 offsets, how late the last batch landed and the records still in Kafka. GET /metrics on the same
 port has those figures for Prometheus (:mod:`pipelines.sinks.metrics`). The log has one JSON line
-per event (batch committed, batch failed, record dead-lettered).
+per event (batch committed, batch failed, record dead-lettered). POST /discover has the job look
+for new and gone topics at once; /failpoints/<point> holds one table's batch for a fault test
+(:mod:`pipelines.sinks.failpoints`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -40,6 +43,7 @@ from pipelines.avro import AvroDecoder
 from pipelines.debezium import JSON_ONLY, ChangeDecoder
 from pipelines.sinks.core import DEAD_LETTER_SUFFIX, CdcSink, DeadLetterQueue, SinkStats, TableWriter
 from pipelines.sinks.errors import SinkError
+from pipelines.sinks.failpoints import Failpoints, UnknownFailpointError
 from pipelines.sinks.metrics import CONTENT_TYPE, exposition, sink_job_registry
 
 log = logging.getLogger("cdcstack.sink.job")
@@ -119,6 +123,14 @@ class SinkJob:
         """Its tables' figures for GET /metrics, labelled `sink=destination` (iceberg, delta)."""
         self.clock = clock
         """Monotonic seconds, by which discovery comes due."""
+        self.failpoints = Failpoints(self.stopping)
+        """Where a fault test holds one table's batch (see :mod:`pipelines.sinks.failpoints`)."""
+        self.discovery_requested = threading.Event()
+        """Set by POST /discover: whoever just created or deleted a topic need not wait out the interval."""
+
+    def request_discovery(self) -> None:
+        """Discovery runs at the loop's next turn (between two tables' steps) instead of when due."""
+        self.discovery_requested.set()
 
     def discover(self) -> None:
         try:
@@ -153,6 +165,7 @@ class SinkJob:
                     dead_letters=self.dead_letters,
                     group_instance_id=group,
                     decoder=self.decoder,
+                    failpoints=self.failpoints,
                 )
             except SinkError as error:
                 self.errors[topic] = f"{identifier}: sink not started, retried at the next discovery: {error}"
@@ -185,9 +198,11 @@ class SinkJob:
             "status": "ok" if self._healthy(destination_errors) else "degraded",
             "pid": os.getpid(),
             "started_at": self.started_at,
+            "consumer_groups": f"{self.group}.<topic>",
             "tables": tables,
             "dead_letters": sum(table["dead_letters"] for table in tables.values()),
             "errors": {**self.errors, **destination_errors},
+            "failpoints": self.failpoints.report(),
         }
 
     def _table_report(self, topic: str, sink: CdcSink, destination_errors: dict[str, str]) -> dict[str, Any]:
@@ -219,20 +234,26 @@ class SinkJob:
                 finally:
                     self.stepping = None
             if not self.sinks:
-                self.stopping.wait(0.5)
+                self.discovery_requested.wait(0.5)
         for sink in self.sinks.values():
             sink.close()
 
     def _discover_when_due(self, due_at: float) -> float:
         """Discovers when `due_at` (monotonic) has come; the next due time either way."""
-        if self.clock() < due_at:
+        if self.clock() < due_at and not self.discovery_requested.is_set():
             return due_at
+        self.discovery_requested.clear()
         self.discover()
         return self.clock() + self.discover_seconds
 
 
+FAILPOINTS_PATH = "/failpoints/"
+
+
 def serve_health(job: SinkJob, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
-    """Serves GET /health (JSON, 200 or 503) and GET /metrics (Prometheus' text format) in a thread."""
+    """Serves GET /health (JSON, 200 or 503), GET /metrics (Prometheus' text format), POST
+    /discover (look for new and gone topics now) and POST or DELETE /failpoints/<point> (see
+    :mod:`pipelines.sinks.failpoints`) in a thread."""
 
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -245,6 +266,38 @@ def serve_health(job: SinkJob, port: int, host: str = "127.0.0.1") -> ThreadingH
             else:
                 self.send_response(404)
                 self.end_headers()
+
+        def do_POST(self) -> None:
+            url = urlsplit(self.path)
+            if url.path == "/discover":
+                job.request_discovery()
+                self._answer(202, "application/json", b'{"discovery": "requested"}')
+            elif url.path.startswith(FAILPOINTS_PATH):
+                topic = parse_qs(url.query).get("topic", [""])[0]
+                if not topic:
+                    self._answer(400, "application/json", b'{"error": "arm a failpoint for one topic: ?topic=<topic>"}')
+                    return
+                self._failpoint(url.path, lambda point: job.failpoints.arm(point, topic), 201)
+            else:
+                self.send_response(404)
+                self.end_headers()
+
+        def do_DELETE(self) -> None:
+            url = urlsplit(self.path)
+            if url.path.startswith(FAILPOINTS_PATH):
+                self._failpoint(url.path, job.failpoints.release, 200)
+            else:
+                self.send_response(404)
+                self.end_headers()
+
+        def _failpoint(self, path: str, action: Callable[[str], object], code: int) -> None:
+            point = path.removeprefix(FAILPOINTS_PATH)
+            try:
+                action(point)
+            except UnknownFailpointError as error:
+                self._answer(404, "application/json", json.dumps({"error": str(error)}).encode())
+                return
+            self._answer(code, "application/json", json.dumps({point: job.failpoints.report().get(point, {"state": "released"})}).encode())
 
         def _answer(self, code: int, content_type: str, body: bytes) -> None:
             self.send_response(code)

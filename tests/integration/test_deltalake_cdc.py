@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,13 @@ from pyspark.sql import SparkSession
 
 import stack_outputs as out
 from pipelines.sinks.delta.writer import KEY_COLUMNS_PROPERTY, DeltaTableWriter
-from pipelines.sinks.errors import TerminalSinkError
+from pipelines.sinks.errors import StorageError, TerminalSinkError
 from pipelines.spark import bucket_of
+from testkit.delta import object_keys
 from testkit.iceberg import ITEM_SCHEMA, change
 from testkit.stack import PROJECT_ROOT
 from tests.support.delta import DeltaLake, owned_database
+from tests.support.object_store import refusing_new_objects
 from tests.support.stack import StackOutputs
 
 TOPIC = "pg.inventory.items"
@@ -43,6 +45,16 @@ def spark_rows(spark: SparkSession, query: str) -> list[dict[str, Any]]:
 def history(spark: SparkSession, identifier: str) -> list[dict[str, Any]]:
     rows = spark.sql(f"DESCRIBE HISTORY {identifier}").select("version", "timestamp", "operation", "userMetadata").collect()
     return sorted((row.asDict() for row in rows), key=lambda row: row["version"])
+
+
+def feed_entries(rows: Iterable[Any]) -> list[tuple[Any, ...]]:
+    """Change Data Feed rows (Spark's or delta-rs's) as (version, change type, id, name, qty), in that order."""
+    return sorted((row["_commit_version"], row["_change_type"], row["id"], row["name"], row["qty"]) for row in rows)
+
+
+def change_feed(spark: SparkSession, identifier: str, start: int, end: int) -> list[tuple[Any, ...]]:
+    """The table's Change Data Feed from version `start` to `end`, both included."""
+    return feed_entries(spark.sql(f"SELECT * FROM table_changes('{identifier}', {start}, {end})").collect())
 
 
 class Owned:
@@ -116,20 +128,55 @@ def test_a_batch_is_one_merge_keyed_by_the_primary_key(owned: Owned, spark: Spar
     assert [entry["operation"] for entry in commits] == ["CREATE TABLE", "MERGE", "MERGE"]
 
 
-def test_a_failed_batch_leaves_the_version_and_the_rows_unchanged(owned: Owned) -> None:
+def test_a_batch_failing_before_or_at_its_commit_leaves_version_rows_and_feed_unchanged_and_lands_once_on_retry(
+    owned: Owned, spark: SparkSession, stack: StackOutputs
+) -> None:
     before = seed(owned)
     rows_before = owned.rows()
-    # The first two changes fit; the third does not: nothing of the batch may land.
-    batch = [
+    feed_before = change_feed(spark, owned.identifier, 0, before)
+    # A value that does not fit is refused while the MERGE source is built: nothing of the batch may land.
+    unfit = [
         change("u", before=item(1, "item 1", 1), after=item(1, "half applied", 100)),
         change("c", after=item(7, "item 7", 7)),
         change("c", after={"id": 8, "name": "bad", "qty": "not a number"}),
     ]
     with pytest.raises(TerminalSinkError, match="does not fit"):
-        owned.writer.apply(batch, offsets(6))
+        owned.writer.apply(unfit, offsets(6))
     assert owned.version() == before
     assert owned.rows() == rows_before
+    # This batch fits, and the MERGE runs: its data and change files are written, then the store
+    # refuses the commit file in _delta_log. Delta must not have committed any of it.
+    batch = [
+        change("u", before=item(1, "item 1", 1), after=item(1, "renamed", 100)),
+        change("d", before=item(2, "item 2", 2)),
+        change("c", after=item(7, "item 7", 7)),
+    ]
+    table_root = f"{owned.table_root}/items"
+    s3 = stack.s3_client()
+    stored_before = set(object_keys(s3, owned.bucket, table_root))
+    with refusing_new_objects(stack, owned.bucket, f"{table_root}/_delta_log"):
+        with pytest.raises(StorageError, match="object store refused or did not answer, nothing was committed"):
+            owned.writer.apply(batch, offsets(6))
+    written = set(object_keys(s3, owned.bucket, table_root)) - stored_before
+    assert any(key.endswith(".parquet") and "/_change_data/" not in key for key in written), written
+    assert any("/_change_data/" in key for key in written), written
+    assert not any("/_delta_log/" in key for key in written), written
+    assert owned.version() == before
+    assert owned.rows() == rows_before
+    assert change_feed(spark, owned.identifier, 0, before) == feed_before
     assert owned.new_writer().committed_offsets() == offsets(3)
+    # The store writes again: the same batch, retried, lands once, in one commit.
+    retried = owned.writer.apply(batch, offsets(6))
+    assert retried.version == before + 1 == owned.version()
+    assert owned.rows() == [item(1, "renamed", 100), item(3, "item 3", 3), item(7, "item 7", 7)]
+    assert change_feed(spark, owned.identifier, 0, owned.version()) == [
+        *feed_before,
+        (before + 1, "delete", 2, "item 2", 2),
+        (before + 1, "insert", 7, "item 7", 7),
+        (before + 1, "update_postimage", 1, "renamed", 100),
+        (before + 1, "update_preimage", 1, "item 1", 1),
+    ]
+    assert owned.new_writer().committed_offsets() == offsets(6)
 
 
 def test_a_replayed_batch_is_a_no_op_for_delta_itself(owned: Owned) -> None:
@@ -171,11 +218,7 @@ def test_the_change_data_feed_between_versions_equals_the_changes_applied(owned:
     owned.writer.apply([change("u", before=item(1, "item 1", 1), after=item(1, "item 1", 11))], offsets(4))
     owned.writer.apply([change("d", before=item(2, "item 2", 2)), change("c", after=item(9, "item 9", 9))], offsets(6))
     end = owned.version()
-    rows = spark.sql(f"SELECT * FROM table_changes('{owned.identifier}', {start}, {end})").collect()
-    feed = sorted(
-        ((row["_commit_version"], row["_change_type"], row["id"], row["name"], row["qty"]) for row in rows),
-        key=lambda entry: (entry[0], entry[2], entry[1]),
-    )
+    feed = change_feed(spark, owned.identifier, start, end)
     assert feed == [
         (start, "insert", 1, "item 1", 1),
         (start, "insert", 2, "item 2", 2),
@@ -185,14 +228,7 @@ def test_the_change_data_feed_between_versions_equals_the_changes_applied(owned:
         (start + 2, "delete", 2, "item 2", 2),
         (start + 2, "insert", 9, "item 9", 9),
     ]
-    from_delta_rs = sorted(
-        (
-            (row["_commit_version"], row["_change_type"], row["id"], row["name"], row["qty"])
-            for row in delta_lake.changes("items", start, end, root=owned.table_root)
-        ),
-        key=lambda entry: (entry[0], entry[2], entry[1]),
-    )
-    assert from_delta_rs == feed
+    assert feed_entries(delta_lake.changes("items", start, end, root=owned.table_root)) == feed
 
 
 def test_a_column_added_at_the_source_is_merged_into_the_table(owned: Owned, spark: SparkSession) -> None:

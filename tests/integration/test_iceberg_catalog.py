@@ -17,8 +17,8 @@ from pyiceberg.types import LongType, NestedField, StringType
 import stack_outputs as out
 from providers import processes
 from testkit.iceberg import owned_namespace
-from testkit.stack import PulumiCli
 from tests.support.iceberg import catalog_of
+from tests.support.services import restore_service
 from tests.support.stack import StackOutputs
 
 SCHEMA = Schema(
@@ -98,7 +98,7 @@ def test_table_metadata_survives_a_catalog_restart(stack: StackOutputs, catalog:
     finally:
         # The stack's own repair path, run whatever happened above so the dev stack keeps its catalog:
         # refresh reads the catalog as gone, up starts it on the same data.
-        PulumiCli(stack.name).up("--refresh")
+        restore_service(stack, "iceberg-catalog")
     reloaded = load_catalog("cdcstack", **stack.iceberg_catalog_properties).load_table(f"{namespace}.durable")
     assert reloaded.current_snapshot().snapshot_id == snapshot_id
     assert reloaded.scan().to_arrow().to_pylist() == [{"id": 7, "name": "kept"}]

@@ -28,7 +28,7 @@ from testkit import delta as testkit_delta
 from testkit.connectors import drop_captured_mysql_table, drop_captured_postgres_table
 from testkit.kafka import ensure_topic
 from testkit.names import unique_name
-from tests.support.lake import Convergence, forget_topic, wait_for_job, wait_for_parity, wait_until_caught_up
+from tests.support.lake import Convergence, forget_topic, wait_for_parity, wait_for_table_sink, wait_until_caught_up
 from tests.support.stack import StackOutputs
 
 DELTA_SINK = "delta-sink"
@@ -127,7 +127,7 @@ def replicated_table(
     create(table.qualified)
     try:
         for sink in sinks:
-            wait_for_job(stack, lambda _code, status: topic in status.get("tables", {}), f"a sink for {topic}", SINK_START_SECONDS, sink)
+            wait_for_table_sink(stack, topic, SINK_START_SECONDS, sink)
         yield table
     finally:
         drop(table.qualified)

@@ -23,6 +23,7 @@ from pipelines.sinks.job import table_identifier
 from testkit.connectors import drop_captured_postgres_table
 from testkit.kafka import ensure_topic
 from testkit.names import unique_name
+from testkit.sinks import arm_failpoint, discover_now, lists_topic, release_failpoint
 from testkit.sinks import forget_topic as forget_sink_topic
 from testkit.sinks import sink_status, wait_for_sink
 from testkit.stack import PROJECT_ROOT
@@ -57,6 +58,12 @@ def wait_for_job(
     return wait_for_sink(stack[SINK_HEALTH_URLS[sink]], condition, f"{sink}: {what}", timeout, f"log: {stack.log_of(sink)}")
 
 
+def wait_for_table_sink(stack: StackOutputs, topic: str, timeout: float = JOB_TIMEOUT_SECONDS, sink: str = "iceberg-sink") -> None:
+    """Asks the job to discover its topics now and waits until it runs a sink for `topic`."""
+    discover_now(stack[SINK_HEALTH_URLS[sink]])
+    wait_for_job(stack, lists_topic(topic), f"a sink for {topic}", timeout, sink)
+
+
 CATCH_UP_SECONDS = 300.0
 """A fresh stack's sinks replicate the seeded tables first: the Delta sink's first commits take
 minutes on two loaded cores (a Spark session, then a table created per topic)."""
@@ -77,6 +84,41 @@ def wait_until_caught_up(stack: StackOutputs, sink: str) -> None:
         return
     wait_for_job(stack, caught_up, "every table caught up with its topic", CATCH_UP_SECONDS, sink)
     _caught_up.add(key)
+
+
+@dataclass
+class HeldBatch:
+    """A failpoint of a sink job armed for one topic (see `pipelines.sinks.failpoints`)."""
+
+    stack: StackOutputs
+    sink: str
+    point: str
+    topic: str
+
+    def wait(self, timeout: float = JOB_TIMEOUT_SECONDS) -> dict[str, int]:
+        """Waits until a batch of the topic is held at the point; returns the batch's offsets."""
+        status = wait_for_job(
+            self.stack,
+            lambda _code, status: status.get("failpoints", {}).get(self.point, {}).get("state") == "held",
+            f"a batch of {self.topic} held at {self.point}",
+            timeout,
+            self.sink,
+        )
+        return dict(status["failpoints"][self.point]["offsets"])
+
+    def release(self) -> None:
+        release_failpoint(self.stack[SINK_HEALTH_URLS[self.sink]], self.point)
+
+
+@contextmanager
+def failpoint(stack: StackOutputs, sink: str, point: str, topic: str) -> Iterator[HeldBatch]:
+    """Arms `point` of the job `sink` for `topic`; released on the way out, whatever happened."""
+    arm_failpoint(stack[SINK_HEALTH_URLS[sink]], point, topic)
+    held = HeldBatch(stack, sink, point, topic)
+    try:
+        yield held
+    finally:
+        held.release()
 
 
 @dataclass
@@ -116,7 +158,7 @@ def lake_postgres_table(
     ensure_topic(admin, topic)
     pg.execute(f"CREATE TABLE {table.qualified} ({columns_sql})")
     try:
-        wait_for_job(stack, lambda _code, status: topic in status.get("tables", {}), f"a sink for {topic}")
+        wait_for_table_sink(stack, topic)
         yield table
     finally:
         connector = stack[CONNECTOR_OF_TOPIC_PREFIX[topic_prefix_output]]
@@ -229,7 +271,7 @@ def record_fault(fault: str, rows_written: int, source_rows: int, rows_in_lake: 
     new = not FAULT_REPORT.exists()
     with open(FAULT_REPORT, "a") as report:
         if new:
-            report.write("fault\trows inserted\trows at the source\trows in iceberg\tduplicate keys\tseconds to converge\n")
+            report.write("fault\trows inserted\trows at the source\trows in the lake\tduplicate keys\tseconds from fault to parity\n")
         report.write(f"{fault}\t{rows_written}\t{source_rows}\t{rows_in_lake}\t{duplicates}\t{seconds:.1f}\n")
 
 

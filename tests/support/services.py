@@ -7,6 +7,7 @@ answers by starting it again.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -38,14 +39,32 @@ def restore_stack(stack: StackOutputs) -> None:
     PulumiCli(stack.name).up("--refresh")
 
 
+def service_urn(stack: StackOutputs, service: str) -> str:
+    """The URN of the resource that runs `service`'s process, from the stack's state."""
+    deployment = json.loads(PulumiCli(stack.name).run("stack", "export").stdout)["deployment"]
+    urns = [
+        resource["urn"]
+        for resource in deployment.get("resources", [])
+        if resource["urn"].endswith(f"::{service}-process") and (resource.get("outputs") or {}).get("service") == service
+    ]
+    assert len(urns) == 1, f"stack {stack.name} has {len(urns)} process resources for {service}, expected 1: run `make up`"
+    return urns[0]
+
+
+def restore_service(stack: StackOutputs, service: str) -> None:
+    """`make up` for the one service a test stopped: `pulumi up --refresh --target` its process
+    resource. Nothing else restarts; what depends on it only ever waited for it to be healthy."""
+    PulumiCli(stack.name).up("--refresh", "--target", service_urn(stack, service))
+
+
 @contextmanager
 def service_stopped(stack: StackOutputs, service: str) -> Iterator[None]:
-    """The service is down inside the block and the stack restored after it, whatever happened."""
+    """The service is down inside the block and started again after it, whatever happened."""
     stop_service(stack, service)
     try:
         yield
     finally:
-        restore_stack(stack)
+        restore_service(stack, service)
 
 
 def supervised_child(stack: StackOutputs, service: str) -> int:

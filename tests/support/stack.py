@@ -34,6 +34,11 @@ class StackOutputs:
     def state_dir(self) -> Path:
         return Path(self[out.STATE_DIR])
 
+    @property
+    def object_store_data(self) -> Path:
+        """The object store's POSIX backend: a folder per bucket, a file per object."""
+        return self.state_dir / "services" / "object-store" / "data"
+
     def log_of(self, service: str) -> str:
         return str(self[out.SERVICE_LOGS].get(service, f"(no log recorded for {service})"))
 

@@ -8,10 +8,11 @@ Against the live stack: the Delta and Iceberg sink tests under tests/integration
 
 from __future__ import annotations
 
-import time
+import httpx
+import pytest
 
 from pipelines.sinks.core import SinkStats
-from pipelines.sinks.job import SinkJob
+from pipelines.sinks.job import SinkJob, serve_health
 from tests.support.sinks import ScriptedWriter, closed_port
 
 STEP_SECONDS = 0.05
@@ -112,6 +113,40 @@ def test_a_table_closed_by_discovery_mid_round_is_not_stepped_again() -> None:
     assert closed.closed and closed.steps == 1 and not closed.stepped_after_close
     assert discovery.made[NEW_TOPIC].steps > 0, "the new topic's table was never stepped"
     assert all(table.closed for table in discovery.made.values()), "the loop closes every table when it stops"
+
+
+def test_a_discovery_asked_for_over_http_runs_at_the_next_turn_instead_of_when_due() -> None:
+    writer = ScriptedWriter()
+    clock = ManualClock()
+    job = SinkJob(f"127.0.0.1:{closed_port()}", "^unit\\.", "cdc", lambda _identifier: writer, "unit-asked", 60.0, destination="iceberg", clock=clock)
+    discovery = ScriptedDiscovery(job, clock, tables=3, changes_at=2, stop_at=clock.now + 1.0)
+    job.discover = discovery  # type: ignore[method-assign]
+    server = serve_health(job, 0)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/discover"
+        original_step = SlowTable.step
+
+        def step_and_ask(table: SlowTable) -> int:
+            if table.topic == "unit.inventory.t1" and table.steps == 1:
+                # A test has just created a topic: it asks, as the live tests do, mid-round.
+                answer = httpx.post(url, timeout=10)
+                assert answer.status_code == 202 and answer.json() == {"discovery": "requested"}
+            return original_step(table)
+
+        SlowTable.step = step_and_ask  # type: ignore[method-assign]
+        try:
+            job.run()
+        finally:
+            SlowTable.step = original_step  # type: ignore[method-assign]
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Round 1 steps t0, t1, t2; t1's second step (round 2) asks; discovery follows that step at once,
+    # 59 s before the interval would have.
+    asked_at = discovery.calls[0] + 4 * STEP_SECONDS
+    assert len(discovery.calls) == 2 and discovery.calls[1] == pytest.approx(asked_at + STEP_SECONDS), discovery.calls
+    assert NEW_TOPIC in job.sinks and FIRST_TOPIC not in job.sinks
+    assert not job.discovery_requested.is_set(), "the request was used up by the discovery it asked for"
 
 
 def test_a_table_whose_consumer_has_no_partition_for_a_minute_says_so_and_subscribes_again() -> None:

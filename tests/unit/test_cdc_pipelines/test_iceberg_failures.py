@@ -7,7 +7,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from pyiceberg.catalog import Catalog
@@ -19,6 +18,7 @@ from pipelines.sinks.iceberg.catalog import CONNECT_TIMEOUT_PROPERTY, READ_TIMEO
 from providers import health
 from testkit.iceberg import change
 from testkit.stack import free_ports
+from tests.support.services import restore_service
 from tests.support.stack import StackOutputs
 from toolchain.layout import Toolchain
 
@@ -75,10 +75,9 @@ def test_a_store_refusing_writes_fails_the_batch_clearly_and_commits_nothing(
     # A read-only gateway over the stack's own store data: reads work, every write is refused.
     [port] = free_ports(1)
     gateway = Toolchain.discover().versitygw_bin_dir / "versitygw"
-    data = Path(stack.state_dir) / "services" / "object-store" / "data"
     env = {"ROOT_ACCESS_KEY_ID": stack[out.S3_ACCESS_KEY_ID], "ROOT_SECRET_ACCESS_KEY": stack[out.S3_SECRET_ACCESS_KEY]}
     process = subprocess.Popen(
-        [str(gateway), "--port", f"127.0.0.1:{port}", "--health", "/health", "--quiet", "--readonly", "posix", str(data)],
+        [str(gateway), "--port", f"127.0.0.1:{port}", "--health", "/health", "--quiet", "--readonly", "posix", str(stack.object_store_data)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -103,7 +102,6 @@ def test_a_catalog_stopped_through_the_stack_fails_writes_fast_and_is_restored(
     stack: StackOutputs, writer: IcebergTableWriter
 ) -> None:
     from providers import processes
-    from testkit.stack import PulumiCli
 
     writer.apply([change("c", after={"id": 1, "name": "a", "qty": 1})], {"t:0": 1})
     pid = processes.read_pid(stack.state_dir / "services" / "iceberg-catalog" / "service.pid")
@@ -116,6 +114,6 @@ def test_a_catalog_stopped_through_the_stack_fails_writes_fast_and_is_restored(
             writer.apply([change("c", after={"id": 2, "name": "b", "qty": 2})], {"t:0": 2})
         assert time.monotonic() - started < 15
     finally:
-        PulumiCli(stack.name).up("--refresh")
+        restore_service(stack, "iceberg-catalog")
     restored = load_rest_catalog(stack.iceberg_catalog_properties).load_table(writer.identifier)
     assert restored.scan().to_arrow().to_pylist() == [{"id": 1, "name": "a", "qty": 1}]
