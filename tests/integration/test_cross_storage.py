@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ import psycopg
 import pyarrow as pa
 import pymysql
 import pytest
+from confluent_kafka.admin import AdminClient
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 
@@ -27,7 +29,7 @@ from pipelines.sinks.iceberg.writer import IcebergTableWriter
 from pipelines.sinks.job import table_identifier
 from testkit.iceberg import owned_namespace
 from testkit.names import unique_name
-from tests.support.cdc import CapturedTable
+from tests.support.cdc import CapturedTable, captured_mysql_table, captured_postgres_table
 from tests.support.delta import comparable, mysql_rows, postgres_rows, wait_for_delta_parity
 from tests.support.iceberg import catalog_of
 from tests.support.lake import wait_for_parity
@@ -58,17 +60,33 @@ def run_sinks_in_parallel(flows: list[Flow], expected_events: int) -> None:
     join_all(threads, timeout_seconds=240)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def catalog(stack: StackOutputs) -> Catalog:
     return catalog_of(stack)
 
 
-@pytest.fixture
-def flows(stack: StackOutputs, pg: psycopg.Connection, mysql: pymysql.connections.Connection, postgres_capture, mysql_capture, catalog: Catalog):
-    """A Postgres flow and a MySQL flow, each writing ROWS rows, then updates and deletes."""
-    with owned_namespace(catalog, "cross") as namespace:
-        pg_table = postgres_capture("id integer PRIMARY KEY, name text NOT NULL, qty integer NOT NULL")
-        my_table = mysql_capture("id int PRIMARY KEY, name varchar(64) NOT NULL, qty int NOT NULL")
+@pytest.fixture(scope="module")
+def flows(stack: StackOutputs, kafka_admin: AdminClient, catalog: Catalog) -> Iterator[list[Flow]]:
+    """A Postgres flow and a MySQL flow, each writing ROWS rows, then updates and deletes; one pair
+    for the module, since every test below only reads what the same run left."""
+    stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
+    stack.require_connector_running(stack[out.MYSQL_CONNECTOR])
+    with ExitStack() as owned:
+        pg = owned.enter_context(psycopg.connect(stack.postgres_dsn, autocommit=True))
+        mysql = owned.enter_context(pymysql.connect(**stack.mysql, autocommit=True))
+        namespace = owned.enter_context(owned_namespace(catalog, "cross"))
+        pg_table = owned.enter_context(
+            captured_postgres_table(
+                pg, kafka_admin, stack.kafka_bootstrap, stack[out.POSTGRES_TOPIC_PREFIX],
+                "id integer PRIMARY KEY, name text NOT NULL, qty integer NOT NULL", stack.connect_url, stack[out.POSTGRES_CONNECTOR],
+            )
+        )
+        my_table = owned.enter_context(
+            captured_mysql_table(
+                mysql, kafka_admin, stack.kafka_bootstrap, stack[out.MYSQL_TOPIC_PREFIX],
+                "id int PRIMARY KEY, name varchar(64) NOT NULL, qty int NOT NULL", stack.connect_url, stack[out.MYSQL_CONNECTOR],
+            )
+        )
 
         def write_postgres() -> None:
             with psycopg.connect(stack.postgres_dsn, autocommit=True) as session:
@@ -110,8 +128,8 @@ def flows(stack: StackOutputs, pg: psycopg.Connection, mysql: pymysql.connection
 EXPECTED_EVENTS = ROWS + ROWS // 10 + 20
 
 
-@pytest.fixture
-def landed(flows: list[Flow], catalog: Catalog) -> list[Flow]:
+@pytest.fixture(scope="module")
+def landed(flows: list[Flow]) -> list[Flow]:
     """Both sources written at once, both sinks run at once, until every change has landed."""
     writers = [CheckedThread(flow.write_source, f"writer-{flow.source.qualified}") for flow in flows]
     start_all(writers)

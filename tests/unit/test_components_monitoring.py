@@ -96,7 +96,7 @@ def test_process_prometheus_is_debians_bound_to_loopback_with_its_files_and_tsdb
     assert service["ports"] == [29090] and service["host"] == "127.0.0.1"
     assert flag(argv, "rules.alert.resend-delay") == "2s"
     config = yaml.safe_load(process_files(graph, "prometheus")[0]["prometheus.yml"])
-    assert config["global"] == {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
+    assert config["global"] == {"scrape_interval": "5s", "scrape_timeout": "5s", "evaluation_interval": "2s"}
 
 
 def test_process_alertmanager_is_debians_on_loopback_without_a_cluster_port(process_placement: Placement) -> None:
