@@ -44,7 +44,7 @@ from testkit.delta import delete_objects, owned_database, storage_options
 from testkit.iceberg import ITEM_SCHEMA, change
 from testkit.kafka import ensure_topic
 from testkit.names import unique_name
-from testkit.sinks import discover_now, forget_topic, lists_topic, wait_for_sink
+from testkit.sinks import forget_topic, wait_for_table_sink
 from testkit.stack import PROJECT_ROOT, read_outputs, stack_name, toolchain_env
 
 T = TypeVar("T")
@@ -218,8 +218,7 @@ def commit_to_delta_lag(
         pg.execute(f"CREATE TABLE inventory.{name} (id int PRIMARY KEY, note text)")
         pg.execute(f"ALTER TABLE inventory.{name} REPLICA IDENTITY FULL")
         try:
-            discover_now(health_url)
-            wait_for_sink(health_url, lists_topic(topic), f"delta-sink: a sink for {topic}", SINK_TABLE_TIMEOUT_SECONDS)
+            wait_for_table_sink(health_url, topic, SINK_TABLE_TIMEOUT_SECONDS, "delta-sink")
 
             def commit(row_id: int) -> None:
                 pg.execute(f"INSERT INTO inventory.{name} VALUES (%s, %s)", [row_id, f"change {row_id}"])

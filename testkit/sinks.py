@@ -27,37 +27,34 @@ def sink_status(health_url: str) -> tuple[int, dict[str, Any]]:
     return response.status_code, response.json()
 
 
-def discover_now(health_url: str) -> None:
-    """Asks the job behind `health_url` to look for new and gone topics at its loop's next turn
-    (POST /discover) instead of at its discovery interval; AssertionError when it does not answer."""
-    url = health_url.removesuffix("/health") + "/discover"
+def _job_request(method: str, health_url: str, path: str, expected: int, params: dict[str, str] | None = None) -> None:
+    """`method` on `path` of the job whose /health is `health_url`; AssertionError when it does not
+    answer or answers other than `expected`."""
+    url = health_url.removesuffix("/health") + path
     try:
-        response = httpx.post(url, timeout=10)
+        response = httpx.request(method, url, params=params, timeout=10)
     except httpx.HTTPError as error:
         raise AssertionError(f"{url} did not answer ({error!r})") from error
-    assert response.status_code == 202, f"{url} answered {response.status_code}: {response.text[:200]}"
+    assert response.status_code == expected, f"{url} answered {response.status_code}: {response.text[:200]}"
 
 
-def failpoint_url(health_url: str, point: str) -> str:
-    return health_url.removesuffix("/health") + f"/failpoints/{point}"
+def discover_now(health_url: str) -> None:
+    """Asks the job to look for new and gone topics at its loop's next turn (POST /discover)
+    instead of at its discovery interval."""
+    _job_request("POST", health_url, "/discover", 202)
 
 
 def arm_failpoint(health_url: str, point: str, topic: str) -> None:
     """The job's next batch of `topic` to reach `point` is held there (see `pipelines.sinks.failpoints`)."""
-    url = failpoint_url(health_url, point)
-    try:
-        response = httpx.post(url, params={"topic": topic}, timeout=10)
-    except httpx.HTTPError as error:
-        raise AssertionError(f"{url} did not answer ({error!r})") from error
-    assert response.status_code == 201, f"{url} answered {response.status_code}: {response.text[:200]}"
+    _job_request("POST", health_url, f"/failpoints/{point}", 201, {"topic": topic})
 
 
 def release_failpoint(health_url: str, point: str) -> None:
     """Lets a batch held at `point` go on (or disarms it); a job that does not answer holds nothing:
     it was killed, and a restarted job starts with no point armed."""
     try:
-        httpx.delete(failpoint_url(health_url, point), timeout=10)
-    except httpx.HTTPError:
+        _job_request("DELETE", health_url, f"/failpoints/{point}", 200)
+    except AssertionError:
         pass
 
 
@@ -90,6 +87,12 @@ def wait_for_sink(
 def lists_topic(topic: str) -> Callable[[int, dict[str, Any]], bool]:
     """A `wait_for_sink` condition: the job has a sink for `topic`."""
     return lambda _code, status: topic in status.get("tables", {})
+
+
+def wait_for_table_sink(health_url: str, topic: str, timeout: float = SINK_TIMEOUT_SECONDS, hint: str = "") -> None:
+    """Asks the job to discover its topics now and waits until it runs a sink for `topic`."""
+    discover_now(health_url)
+    wait_for_sink(health_url, lists_topic(topic), f"a sink for {topic}", timeout, hint)
 
 
 def forget_topic(admin: AdminClient, topic: str, health_urls: Sequence[str], attempts: int = 4, hint: str = "") -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,10 +14,9 @@ from pyiceberg.schema import Schema
 from pyiceberg.types import LongType, NestedField, StringType
 
 import stack_outputs as out
-from providers import processes
 from testkit.iceberg import owned_namespace
 from tests.support.iceberg import catalog_of
-from tests.support.services import restore_service
+from tests.support.services import service_stopped
 from tests.support.stack import StackOutputs
 
 SCHEMA = Schema(
@@ -87,18 +85,11 @@ def test_table_metadata_survives_a_catalog_restart(stack: StackOutputs, catalog:
     table = catalog.create_table(f"{namespace}.durable", SCHEMA)
     table.append(rows((7, "kept")))
     snapshot_id = table.current_snapshot().snapshot_id
-    pid = processes.read_pid(stack.state_dir / "services" / "iceberg-catalog" / "service.pid")
-    assert pid is not None, "the catalog has no pid file: run `make up`"
-    try:
-        processes.stop_process(pid, grace_seconds=10)
-        deadline = time.monotonic() + 10
-        while processes.is_running(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not processes.is_running(pid), f"the catalog (pid {pid}) still runs 10 s after it was stopped"
-    finally:
-        # The stack's own repair path, run whatever happened above so the dev stack keeps its catalog:
-        # refresh reads the catalog as gone, up starts it on the same data.
-        restore_service(stack, "iceberg-catalog")
+    # Stopped, then the stack's own repair path: refresh reads the catalog as gone, up starts it on
+    # the same data.
+    config_url = f"{stack.iceberg_catalog_properties['uri']}/v1/config"
+    with service_stopped(stack, "iceberg-catalog"), pytest.raises(httpx.TransportError):
+        httpx.get(config_url, timeout=5)
     reloaded = load_catalog("cdcstack", **stack.iceberg_catalog_properties).load_table(f"{namespace}.durable")
     assert reloaded.current_snapshot().snapshot_id == snapshot_id
     assert reloaded.scan().to_arrow().to_pylist() == [{"id": 7, "name": "kept"}]

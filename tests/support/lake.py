@@ -23,7 +23,8 @@ from pipelines.sinks.job import table_identifier
 from testkit.connectors import drop_captured_postgres_table
 from testkit.kafka import ensure_topic
 from testkit.names import unique_name
-from testkit.sinks import arm_failpoint, discover_now, lists_topic, release_failpoint
+from testkit.sinks import arm_failpoint, release_failpoint
+from testkit.sinks import wait_for_table_sink as wait_for_job_sink
 from testkit.sinks import forget_topic as forget_sink_topic
 from testkit.sinks import sink_status, wait_for_sink
 from testkit.stack import PROJECT_ROOT
@@ -59,9 +60,8 @@ def wait_for_job(
 
 
 def wait_for_table_sink(stack: StackOutputs, topic: str, timeout: float = JOB_TIMEOUT_SECONDS, sink: str = "iceberg-sink") -> None:
-    """Asks the job to discover its topics now and waits until it runs a sink for `topic`."""
-    discover_now(stack[SINK_HEALTH_URLS[sink]])
-    wait_for_job(stack, lists_topic(topic), f"a sink for {topic}", timeout, sink)
+    """Asks the job `sink` to discover its topics now and waits until it runs a sink for `topic`."""
+    wait_for_job_sink(stack[SINK_HEALTH_URLS[sink]], topic, timeout, f"{sink} log: {stack.log_of(sink)}")
 
 
 CATCH_UP_SECONDS = 300.0

@@ -59,9 +59,10 @@ def restore_service(stack: StackOutputs, service: str) -> None:
 
 @contextmanager
 def service_stopped(stack: StackOutputs, service: str) -> Iterator[None]:
-    """The service is down inside the block and started again after it, whatever happened."""
-    stop_service(stack, service)
+    """The service is down inside the block and started again after it, whatever happened (a stop
+    that fails half way included)."""
     try:
+        stop_service(stack, service)
         yield
     finally:
         restore_service(stack, service)

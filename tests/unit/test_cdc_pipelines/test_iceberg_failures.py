@@ -18,7 +18,7 @@ from pipelines.sinks.iceberg.catalog import CONNECT_TIMEOUT_PROPERTY, READ_TIMEO
 from providers import health
 from testkit.iceberg import change
 from testkit.stack import free_ports
-from tests.support.services import restore_service
+from tests.support.services import service_stopped
 from tests.support.stack import StackOutputs
 from toolchain.layout import Toolchain
 
@@ -101,19 +101,11 @@ def test_a_store_refusing_writes_fails_the_batch_clearly_and_commits_nothing(
 def test_a_catalog_stopped_through_the_stack_fails_writes_fast_and_is_restored(
     stack: StackOutputs, writer: IcebergTableWriter
 ) -> None:
-    from providers import processes
-
     writer.apply([change("c", after={"id": 1, "name": "a", "qty": 1})], {"t:0": 1})
-    pid = processes.read_pid(stack.state_dir / "services" / "iceberg-catalog" / "service.pid")
-    assert pid is not None, "the catalog has no pid file: run `make up`"
-    try:
-        # Inside the try: a stop that fails half way still leaves the catalog to be restored.
-        processes.stop_process(pid, grace_seconds=10)
+    with service_stopped(stack, "iceberg-catalog"):
         started = time.monotonic()
         with pytest.raises(TransientSinkError, match="Iceberg catalog did not answer"):
             writer.apply([change("c", after={"id": 2, "name": "b", "qty": 2})], {"t:0": 2})
         assert time.monotonic() - started < 15
-    finally:
-        restore_service(stack, "iceberg-catalog")
     restored = load_rest_catalog(stack.iceberg_catalog_properties).load_table(writer.identifier)
     assert restored.scan().to_arrow().to_pylist() == [{"id": 1, "name": "a", "qty": 1}]
