@@ -84,8 +84,9 @@ class Failpoints:
             if hold is None or hold.topic not in topics or hold.state != "armed":
                 return
             hold.state, hold.offsets, hold.held_at = "held", dict(offsets), time.time()
+            # Taken with the state, so the hold's limit runs from the moment /health says "held".
+            deadline = self.clock() + self.hold_limit_seconds
         log.warning("batch held at a failpoint", extra={"fields": {"point": point, "topic": hold.topic, "offsets": hold.offsets}})
-        deadline = self.clock() + self.hold_limit_seconds
         while not hold.released.wait(0.05):
             if self.stopping.is_set() or self.clock() >= deadline:
                 log.warning("failpoint hold ended without a release", extra={"fields": {"point": point, "topic": hold.topic}})
