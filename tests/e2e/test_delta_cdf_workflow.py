@@ -1,15 +1,23 @@
 """Change Data Feed of the tables the stack's Delta sink keeps (DQ-002): the feed replays the source's
-history in commit order, the same through Spark and delta-rs, next to time travel and history."""
+history in commit order, the same through Spark and delta-rs, next to time travel and history. The
+tests that only read a table's history share one (`history`); those that shape their own make theirs."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import pytest
+from confluent_kafka.admin import AdminClient
 from pyspark.sql import SparkSession
 
-from tests.support.delta import DeltaLake, DeltaSourceTable, change_feed, postgres_rows, wait_for_delta_parity
+import stack_outputs as out
+from tests.conftest import SparkSessions, replicated_tables
+from tests.support.delta import DeltaLake, DeltaSourceTable, change_feed, postgres_creator, postgres_rows, wait_for_delta_parity
 from tests.support.lake import job_status
 from tests.support.stack import StackOutputs
 
@@ -28,6 +36,58 @@ def step(pg: psycopg.Connection, lake: DeltaLake, table: DeltaSourceTable, *stat
     return version
 
 
+@dataclass(frozen=True)
+class HistoryStep:
+    statements: tuple[str, ...]
+    """One source transaction."""
+    changes: tuple[tuple[str, int, str, int], ...]
+    """What the Change Data Feed holds for it: (change type, id, name, qty)."""
+
+
+HISTORY = (
+    HistoryStep(("INSERT INTO {table} VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)",), (("insert", 1, "a", 1), ("insert", 2, "b", 2), ("insert", 3, "c", 3))),
+    HistoryStep(("UPDATE {table} SET qty = 10 WHERE id = 1",), (("update_postimage", 1, "a", 10), ("update_preimage", 1, "a", 1))),
+    HistoryStep(
+        ("UPDATE {table} SET name = 'renamed' WHERE id = 2", "INSERT INTO {table} VALUES (4, 'd', 4)"),
+        (("update_postimage", 2, "renamed", 2), ("update_preimage", 2, "b", 2), ("insert", 4, "d", 4)),
+    ),
+    HistoryStep(("DELETE FROM {table} WHERE id = 2",), (("delete", 2, "renamed", 2),)),
+    HistoryStep(("UPDATE {table} SET name = 'c2' WHERE id = 3",), (("update_postimage", 3, "c2", 3), ("update_preimage", 3, "c", 3))),
+)
+"""The source history the read-only tests (feed, time travel, history, version ranges) look at."""
+
+
+@dataclass(frozen=True)
+class History:
+    table: DeltaSourceTable
+    versions: list[int]
+    """The Delta version holding each step of HISTORY."""
+    states: list[list[dict[str, Any]]]
+    """The source's rows (by id) after each step."""
+
+
+@pytest.fixture(scope="module")
+def history(stack: StackOutputs, kafka_admin: AdminClient, spark_sessions: SparkSessions, delta_lake: DeltaLake) -> Iterator[History]:
+    """One replicated table that went through HISTORY, shared by the tests that only read it (each
+    step is a source transaction waited through to parity: making it costs a table and five sink
+    rounds, once per module instead of once per test)."""
+    stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
+    with psycopg.connect(stack.postgres_dsn, autocommit=True) as pg:
+
+        def creator(columns_sql: str) -> Any:
+            return postgres_creator(pg, columns_sql, stack.connect_url, stack[out.POSTGRES_CONNECTOR])
+
+        tables = contextmanager(replicated_tables)(stack, kafka_admin, spark_sessions.get(), delta_lake, stack[out.POSTGRES_TOPIC_PREFIX], creator)
+        with tables as create:
+            table = create(ITEMS)
+            versions: list[int] = []
+            states: list[list[dict[str, Any]]] = []
+            for step_made in HISTORY:
+                versions.append(step(pg, delta_lake, table, *step_made.statements))
+                states.append(sorted(postgres_rows(pg, table.qualified)(), key=lambda row: row["id"]))
+            yield History(table, versions, states)
+
+
 def by_version(feed: list[tuple[int, str, dict[str, Any]]]) -> dict[int, list[tuple[str, int, str, int]]]:
     grouped: dict[int, list[tuple[str, int, str, int]]] = {}
     for version, kind, row in feed:
@@ -35,25 +95,15 @@ def by_version(feed: list[tuple[int, str, dict[str, Any]]]) -> dict[int, list[tu
     return {version: sorted(changes) for version, changes in grouped.items()}
 
 
-def test_the_change_feed_replays_the_source_history_in_commit_order(
-    pg: psycopg.Connection, delta_postgres_table, delta_lake: DeltaLake, spark: SparkSession
-) -> None:
-    table = delta_postgres_table(ITEMS)
-    steps = [
-        ("INSERT INTO {table} VALUES (1, 'a', 1), (2, 'b', 2), (3, 'c', 3)", [("insert", 1, "a", 1), ("insert", 2, "b", 2), ("insert", 3, "c", 3)]),
-        ("UPDATE {table} SET qty = 10 WHERE id = 1", [("update_postimage", 1, "a", 10), ("update_preimage", 1, "a", 1)]),
-        ("DELETE FROM {table} WHERE id = 2", [("delete", 2, "b", 2)]),
-        ("UPDATE {table} SET name = 'c2' WHERE id = 3", [("update_postimage", 3, "c2", 3), ("update_preimage", 3, "c", 3)]),
-    ]
-    ends = [step(pg, delta_lake, table, statement) for statement, _ in steps]
-    feed = by_version(change_feed(spark, table.identifier))
+def test_the_change_feed_replays_the_source_history_in_commit_order(history: History, spark: SparkSession) -> None:
+    feed = by_version(change_feed(spark, history.table.identifier))
     # Each source transaction's changes sit in the commits after the previous step's and up to its
     # own (a sink batch may split a transaction, never reorder it).
-    starts = [0, *ends[:-1]]
-    for (statement, expected), start, end in zip(steps, starts, ends):
+    starts = [0, *history.versions[:-1]]
+    for step_made, start, end in zip(HISTORY, starts, history.versions):
         found = sorted(change for version, changes in feed.items() if start < version <= end or (start == 0 and version == 0) for change in changes)
-        assert found == expected, f"{statement}: versions {start}..{end} hold {found}"
-    assert sum(len(changes) for changes in feed.values()) == sum(len(expected) for _, expected in steps)
+        assert found == sorted(step_made.changes), f"{step_made.statements}: versions {start}..{end} hold {found}"
+    assert sum(len(changes) for changes in feed.values()) == sum(len(step_made.changes) for step_made in HISTORY)
 
 
 def test_the_change_feed_read_by_delta_rs_equals_spark(
@@ -76,26 +126,16 @@ def test_the_change_feed_read_by_delta_rs_equals_spark(
     assert {n for n in range(3, 201, 3) if n % 5} <= updated <= set(range(3, 201, 3))
 
 
-def test_time_travel_on_a_replicated_table_returns_each_source_state(
-    pg: psycopg.Connection, delta_postgres_table, delta_lake: DeltaLake, spark: SparkSession
-) -> None:
-    table = delta_postgres_table(ITEMS)
-    states = {}
-    for statements in (
-        ["INSERT INTO {table} VALUES (1, 'a', 1), (2, 'b', 2)"],
-        ["UPDATE {table} SET name = 'renamed' WHERE id = 2", "INSERT INTO {table} VALUES (3, 'c', 3)"],
-        ["DELETE FROM {table} WHERE id = 1"],
-    ):
-        version = step(pg, delta_lake, table, *statements)
-        states[version] = sorted(postgres_rows(pg, table.qualified)(), key=lambda row: row["id"])
-    for version, source in states.items():
-        in_spark = [row.asDict() for row in spark.sql(f"SELECT * FROM {table.identifier} VERSION AS OF {version} ORDER BY id").collect()]
+def test_time_travel_on_a_replicated_table_returns_each_source_state(history: History, delta_lake: DeltaLake, spark: SparkSession) -> None:
+    identifier = history.table.identifier
+    for version, source in zip(history.versions, history.states):
+        in_spark = [row.asDict() for row in spark.sql(f"SELECT * FROM {identifier} VERSION AS OF {version} ORDER BY id").collect()]
         assert in_spark == source, f"version {version}"
-        assert sorted(delta_lake.rows(table.table, version=version), key=lambda row: row["id"]) == source
-    first, *_ = states
-    committed = spark.sql(f"DESCRIBE HISTORY {table.identifier}").where(f"version = {first}").first()["timestamp"]
-    at_time = spark.sql(f"SELECT * FROM {table.identifier} TIMESTAMP AS OF '{committed.isoformat(sep=' ')}' ORDER BY id").collect()
-    assert [row.asDict() for row in at_time] == states[first]
+        assert sorted(delta_lake.rows(history.table.table, version=version), key=lambda row: row["id"]) == source
+    first = history.versions[0]
+    committed = spark.sql(f"DESCRIBE HISTORY {identifier}").where(f"version = {first}").first()["timestamp"]
+    at_time = spark.sql(f"SELECT * FROM {identifier} TIMESTAMP AS OF '{committed.isoformat(sep=' ')}' ORDER BY id").collect()
+    assert [row.asDict() for row in at_time] == history.states[0]
 
 
 def test_a_source_truncate_is_one_commit_deleting_every_row(
@@ -109,34 +149,24 @@ def test_a_source_truncate_is_one_commit_deleting_every_row(
     assert feed == {truncated: sorted(("delete", n, f"item {n}", n) for n in range(1, 51))}
 
 
-def test_history_records_each_sink_commit_with_the_offsets_it_applied(
-    stack: StackOutputs, pg: psycopg.Connection, delta_postgres_table, delta_lake: DeltaLake, spark: SparkSession
-) -> None:
-    table = delta_postgres_table(ITEMS)
-    step(pg, delta_lake, table, "INSERT INTO {table} VALUES (1, 'a', 1)")
-    step(pg, delta_lake, table, "UPDATE {table} SET qty = 2 WHERE id = 1")
+def test_history_records_each_sink_commit_with_the_offsets_it_applied(stack: StackOutputs, history: History, spark: SparkSession) -> None:
+    table = history.table
     commits = spark.sql(f"DESCRIBE HISTORY {table.identifier}").orderBy("version").collect()
     assert commits[0]["operation"] == "CREATE TABLE"
     merges = [commit for commit in commits if commit["operation"] == "MERGE"]
     recorded = [json.loads(commit["userMetadata"])[f"{table.topic}:0"] for commit in merges]
-    assert len(merges) >= 2 and recorded == sorted(recorded) and len(set(recorded)) == len(recorded)
+    assert len(merges) >= len(HISTORY) and recorded == sorted(recorded) and len(set(recorded)) == len(recorded)
     _, status = job_status(stack, "delta-sink")
     assert status["tables"][table.topic]["committed_offsets"] == json.loads(merges[-1]["userMetadata"])
-    assert status["tables"][table.topic]["last_commit_version"] == merges[-1]["version"]
+    assert status["tables"][table.topic]["last_commit_version"] == merges[-1]["version"] == history.versions[-1]
 
 
-def test_the_change_feed_of_a_version_range_holds_only_those_commits(
-    pg: psycopg.Connection, delta_postgres_table, delta_lake: DeltaLake, spark: SparkSession
-) -> None:
-    table = delta_postgres_table(ITEMS)
-    step(pg, delta_lake, table, "INSERT INTO {table} VALUES (1, 'a', 1), (2, 'b', 2)")
-    middle = step(pg, delta_lake, table, "UPDATE {table} SET qty = 20 WHERE id = 2")
-    step(pg, delta_lake, table, "DELETE FROM {table} WHERE id = 1")
-    rows = spark.sql(f"SELECT * FROM table_changes('{table.identifier}', {middle}, {middle})").collect()
-    assert sorted((row["_change_type"], row["id"], row["qty"]) for row in rows) == [("update_postimage", 2, 20), ("update_preimage", 2, 2)]
-    streamed = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", middle).table(table.identifier)
-    assert sorted((row["_change_type"], row["id"]) for row in streamed.collect()) == [
-        ("delete", 1),
-        ("update_postimage", 2),
-        ("update_preimage", 2),
-    ]
+def test_the_change_feed_of_a_version_range_holds_only_those_commits(history: History, spark: SparkSession) -> None:
+    identifier = history.table.identifier
+    middle = history.versions[1]
+    rows = spark.sql(f"SELECT * FROM table_changes('{identifier}', {middle}, {middle})").collect()
+    assert sorted((row["_change_type"], row["id"], row["qty"]) for row in rows) == [("update_postimage", 1, 10), ("update_preimage", 1, 1)]
+    streamed = spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", middle).table(identifier)
+    assert sorted((row["_change_type"], row["id"]) for row in streamed.collect()) == sorted(
+        (kind, row_id) for step_made in HISTORY[1:] for kind, row_id, *_ in step_made.changes
+    )
