@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,20 @@ def schema_registry_url(stack: StackOutputs) -> str:
     return url
 
 
+def postgres_table_captured(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient, columns_sql: str) -> AbstractContextManager[CapturedTable]:
+    """A table in Postgres' captured `inventory` schema, dropped with its topic on exit."""
+    return captured_postgres_table(
+        pg, kafka_admin, stack.kafka_bootstrap, stack[out.POSTGRES_TOPIC_PREFIX], columns_sql, stack.connect_url, stack[out.POSTGRES_CONNECTOR]
+    )
+
+
+def mysql_table_captured(
+    stack: StackOutputs, mysql: pymysql.connections.Connection, kafka_admin: AdminClient, columns_sql: str
+) -> AbstractContextManager[CapturedTable]:
+    """A table in MySQL's captured `inventory` database, dropped with its topic on exit."""
+    return captured_mysql_table(mysql, kafka_admin, stack.kafka_bootstrap, stack[out.MYSQL_TOPIC_PREFIX], columns_sql, stack.connect_url, stack[out.MYSQL_CONNECTOR])
+
+
 @pytest.fixture
 def postgres_capture(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient):
     """Makes tables in Postgres' captured `inventory` schema; each is dropped with its topic afterwards."""
@@ -111,11 +125,7 @@ def postgres_capture(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: A
     with ExitStack() as tables:
 
         def create(columns_sql: str) -> CapturedTable:
-            return tables.enter_context(
-                captured_postgres_table(
-                    pg, kafka_admin, stack.kafka_bootstrap, stack[out.POSTGRES_TOPIC_PREFIX], columns_sql, stack.connect_url, stack[out.POSTGRES_CONNECTOR]
-                )
-            )
+            return tables.enter_context(postgres_table_captured(stack, pg, kafka_admin, columns_sql))
 
         yield create
 
@@ -127,11 +137,7 @@ def mysql_capture(stack: StackOutputs, mysql: pymysql.connections.Connection, ka
     with ExitStack() as tables:
 
         def create(columns_sql: str) -> CapturedTable:
-            return tables.enter_context(
-                captured_mysql_table(
-                    mysql, kafka_admin, stack.kafka_bootstrap, stack[out.MYSQL_TOPIC_PREFIX], columns_sql, stack.connect_url, stack[out.MYSQL_CONNECTOR]
-                )
-            )
+            return tables.enter_context(mysql_table_captured(stack, mysql, kafka_admin, columns_sql))
 
         yield create
 
@@ -228,6 +234,11 @@ def replicated_tables(stack: StackOutputs, kafka_admin: AdminClient, spark: Any,
 def delta_postgres_table(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient, spark: Any, delta_lake: Any):
     """Makes `inventory.delta_*` tables in Postgres, which the stack's Delta sink replicates; each is
     removed afterwards with its topics and Delta table. `prefix="both"` has the Iceberg sink keep it too."""
+    yield from delta_postgres_tables(stack, pg, kafka_admin, spark, delta_lake)
+
+
+def delta_postgres_tables(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient, spark: Any, delta_lake: Any) -> Iterator[Any]:
+    """The factory behind `delta_postgres_table`, for fixtures of a wider scope too."""
     from tests.support.delta import postgres_creator
 
     stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])

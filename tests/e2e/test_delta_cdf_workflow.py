@@ -15,9 +15,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from pyspark.sql import SparkSession
 
-import stack_outputs as out
-from tests.conftest import SparkSessions, replicated_tables
-from tests.support.delta import DeltaLake, DeltaSourceTable, change_feed, postgres_creator, postgres_rows, wait_for_delta_parity
+from tests.conftest import SparkSessions, delta_postgres_tables
+from tests.support.delta import DeltaLake, DeltaSourceTable, change_feed, postgres_rows, wait_for_delta_parity
 from tests.support.lake import job_status
 from tests.support.stack import StackOutputs
 
@@ -71,14 +70,8 @@ def history(stack: StackOutputs, kafka_admin: AdminClient, spark_sessions: Spark
     """One replicated table that went through HISTORY, shared by the tests that only read it (each
     step is a source transaction waited through to parity: making it costs a table and five sink
     rounds, once per module instead of once per test)."""
-    stack.require_connector_running(stack[out.POSTGRES_CONNECTOR])
     with psycopg.connect(stack.postgres_dsn, autocommit=True) as pg:
-
-        def creator(columns_sql: str) -> Any:
-            return postgres_creator(pg, columns_sql, stack.connect_url, stack[out.POSTGRES_CONNECTOR])
-
-        tables = contextmanager(replicated_tables)(stack, kafka_admin, spark_sessions.get(), delta_lake, stack[out.POSTGRES_TOPIC_PREFIX], creator)
-        with tables as create:
+        with contextmanager(delta_postgres_tables)(stack, pg, kafka_admin, spark_sessions.get(), delta_lake) as create:
             table = create(ITEMS)
             versions: list[int] = []
             states: list[list[dict[str, Any]]] = []

@@ -29,7 +29,8 @@ from pipelines.sinks.iceberg.writer import IcebergTableWriter
 from pipelines.sinks.job import table_identifier
 from testkit.iceberg import owned_namespace
 from testkit.names import unique_name
-from tests.support.cdc import CapturedTable, captured_mysql_table, captured_postgres_table
+from tests.conftest import mysql_table_captured, postgres_table_captured
+from tests.support.cdc import CapturedTable
 from tests.support.delta import comparable, mysql_rows, postgres_rows, wait_for_delta_parity
 from tests.support.iceberg import catalog_of
 from tests.support.lake import wait_for_parity
@@ -75,18 +76,8 @@ def flows(stack: StackOutputs, kafka_admin: AdminClient, catalog: Catalog) -> It
         pg = owned.enter_context(psycopg.connect(stack.postgres_dsn, autocommit=True))
         mysql = owned.enter_context(pymysql.connect(**stack.mysql, autocommit=True))
         namespace = owned.enter_context(owned_namespace(catalog, "cross"))
-        pg_table = owned.enter_context(
-            captured_postgres_table(
-                pg, kafka_admin, stack.kafka_bootstrap, stack[out.POSTGRES_TOPIC_PREFIX],
-                "id integer PRIMARY KEY, name text NOT NULL, qty integer NOT NULL", stack.connect_url, stack[out.POSTGRES_CONNECTOR],
-            )
-        )
-        my_table = owned.enter_context(
-            captured_mysql_table(
-                mysql, kafka_admin, stack.kafka_bootstrap, stack[out.MYSQL_TOPIC_PREFIX],
-                "id int PRIMARY KEY, name varchar(64) NOT NULL, qty int NOT NULL", stack.connect_url, stack[out.MYSQL_CONNECTOR],
-            )
-        )
+        pg_table = owned.enter_context(postgres_table_captured(stack, pg, kafka_admin, "id integer PRIMARY KEY, name text NOT NULL, qty integer NOT NULL"))
+        my_table = owned.enter_context(mysql_table_captured(stack, mysql, kafka_admin, "id int PRIMARY KEY, name varchar(64) NOT NULL, qty int NOT NULL"))
 
         def write_postgres() -> None:
             with psycopg.connect(stack.postgres_dsn, autocommit=True) as session:
