@@ -31,6 +31,7 @@ from testkit.stack import (
     remove_throwaway_stack,
     toolchain_env,
 )
+from tests.support.services import service_urn
 
 SERVICE_NAMES = [service.name for service in service_catalogue.SERVICES]
 
@@ -181,8 +182,9 @@ def test_a_port_in_use_fails_up_clearly_and_starts_nothing_on_it(throwaway: Thro
         assert result.returncode != 0
         assert f"kafka: port(s) [{busy_port}] on 127.0.0.1 already in use by another process" in result.stdout
         assert not (throwaway.state_dir / "services" / "kafka" / "service.pid").exists()
-    # The failed update left the old outputs in state; refresh reads the stopped process as gone.
-    throwaway.cli.up("--refresh")
+    # The failed update stopped the old Kafka and left its outputs in state; refresh reads the
+    # process as gone, and only it is started again (what depends on Kafka reconnects by itself).
+    throwaway.cli.up("--refresh", "--target", service_urn(throwaway.cli.stack, "kafka"))
     health.probe({"kind": "kafka", "bootstrap_servers": f"127.0.0.1:{throwaway.ports['kafkaPort']}"})
 
 

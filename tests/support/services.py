@@ -39,22 +39,22 @@ def restore_stack(stack: StackOutputs) -> None:
     PulumiCli(stack.name).up("--refresh")
 
 
-def service_urn(stack: StackOutputs, service: str) -> str:
-    """The URN of the resource that runs `service`'s process, from the stack's state."""
-    deployment = json.loads(PulumiCli(stack.name).run("stack", "export").stdout)["deployment"]
+def service_urn(stack_name: str, service: str) -> str:
+    """The URN of the resource that runs `service`'s process, from the state of stack `stack_name`."""
+    deployment = json.loads(PulumiCli(stack_name).run("stack", "export").stdout)["deployment"]
     urns = [
         resource["urn"]
         for resource in deployment.get("resources", [])
         if resource["urn"].endswith(f"::{service}-process") and (resource.get("outputs") or {}).get("service") == service
     ]
-    assert len(urns) == 1, f"stack {stack.name} has {len(urns)} process resources for {service}, expected 1: run `make up`"
+    assert len(urns) == 1, f"stack {stack_name} has {len(urns)} process resources for {service}, expected 1: run `make up`"
     return urns[0]
 
 
 def restore_service(stack: StackOutputs, service: str) -> None:
     """`make up` for the one service a test stopped: `pulumi up --refresh --target` its process
     resource. Nothing else restarts; what depends on it only ever waited for it to be healthy."""
-    PulumiCli(stack.name).up("--refresh", "--target", service_urn(stack, service))
+    PulumiCli(stack.name).up("--refresh", "--target", service_urn(stack.name, service))
 
 
 @contextmanager
