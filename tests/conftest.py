@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -234,9 +234,11 @@ def replicated_tables(stack: StackOutputs, kafka_admin: AdminClient, spark: Any,
 def delta_postgres_table(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient, spark: Any, delta_lake: Any):
     """Makes `inventory.delta_*` tables in Postgres, which the stack's Delta sink replicates; each is
     removed afterwards with its topics and Delta table. `prefix="both"` has the Iceberg sink keep it too."""
-    yield from delta_postgres_tables(stack, pg, kafka_admin, spark, delta_lake)
+    with delta_postgres_tables(stack, pg, kafka_admin, spark, delta_lake) as create:
+        yield create
 
 
+@contextmanager
 def delta_postgres_tables(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient, spark: Any, delta_lake: Any) -> Iterator[Any]:
     """The factory behind `delta_postgres_table`, for fixtures of a wider scope too."""
     from tests.support.delta import postgres_creator

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +70,7 @@ def history(stack: StackOutputs, kafka_admin: AdminClient, spark_sessions: Spark
     step is a source transaction waited through to parity: making it costs a table and five sink
     rounds, once per module instead of once per test)."""
     with psycopg.connect(stack.postgres_dsn, autocommit=True) as pg:
-        with contextmanager(delta_postgres_tables)(stack, pg, kafka_admin, spark_sessions.get(), delta_lake) as create:
+        with delta_postgres_tables(stack, pg, kafka_admin, spark_sessions.get(), delta_lake) as create:
             table = create(ITEMS)
             versions: list[int] = []
             states: list[list[dict[str, Any]]] = []
