@@ -30,7 +30,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fastavro.schema import SchemaParseException
 
-from pipelines.debezium import CONFLUENT_HEADER_BYTES, DecodeError, is_confluent_avro
+from pipelines.framing import CONFLUENT_HEADER_BYTES, DecodeError, is_confluent_avro
 from pipelines.sinks.errors import SchemaRegistryUnavailableError
 
 _PRIMITIVES = {

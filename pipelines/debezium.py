@@ -22,10 +22,9 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from pipelines.avro import AvroDecoder
+from pipelines.framing import CONFLUENT_HEADER_BYTES, DecodeError, FramedAvroDecoder, is_confluent_avro
 
 OPERATIONS = {"c": "create", "u": "update", "d": "delete", "r": "read", "t": "truncate", "m": "message"}
 EPOCH = dt.datetime(1970, 1, 1)
@@ -64,10 +63,6 @@ def is_unavailable(value: Any, schema: Mapping[str, Any]) -> bool:
         return True
     # An array of integers carries the placeholder's bytes, one element each.
     return schema.get("type") == "array" and value in ([UNAVAILABLE_PLACEHOLDER], _UNAVAILABLE_INTEGERS)
-
-
-class DecodeError(ValueError):
-    """A record is not a Debezium change event this decoder understands (terminal: dead-letter it)."""
 
 
 @dataclass(frozen=True)
@@ -471,15 +466,6 @@ def _json_value(raw_value: bytes) -> tuple[Any, Mapping[str, Any]]:
     return _envelope(document, "value")
 
 
-CONFLUENT_HEADER_BYTES = 5
-"""What precedes the Avro binary in the Confluent wire format: byte 0, a 4-byte big-endian schema id."""
-
-
-def is_confluent_avro(raw: Any) -> bool:
-    """Whether a key or value is framed as Confluent Avro (byte 0 and a schema id first)."""
-    return isinstance(raw, (bytes, bytearray, memoryview)) and len(raw) >= CONFLUENT_HEADER_BYTES and raw[0] == 0
-
-
 class ChangeDecoder:
     """Decodes records whose key and value are each JSON or Confluent-framed Avro (see the module
     docstring); without an `avro` decoder (no schema registry configured) only JSON.
@@ -489,7 +475,7 @@ class ChangeDecoder:
     also raise a transient error (its registry away): that record is fine, retry it later.
     """
 
-    def __init__(self, avro: AvroDecoder | None = None) -> None:
+    def __init__(self, avro: FramedAvroDecoder | None = None) -> None:
         self.avro = avro
 
     def _avro(self, raw: bytes, part: str, where: str) -> tuple[Any, Mapping[str, Any]]:
