@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,18 +47,20 @@ class ConfigError(CdcstackError):
     """A config value the program cannot use; the message is one line naming the key, the value and the fix."""
 
 
-class Ports(Mapping[str, tuple[int, ...]]):
-    """Every port the stack listens on (127.0.0.1), keyed by catalogue service name, in catalogue order.
+class Ports(Mapping[str, service_catalogue.ServicePorts]):
+    """Every service's port handle, keyed by catalogue name, in catalogue order; `ports[KAFKA]` (its
+    catalogue entry) works as well as `ports["kafka"]`. All numbers distinct: two services cannot
+    share a port."""
 
-    `ports["kafka"] == (29092, 29093)`: a service's ports in the order of its catalogue entry, the main
-    one first. All distinct, since two services cannot share one.
-    """
+    def __init__(self, handles: Iterable[service_catalogue.ServicePorts]) -> None:
+        self._by_service = {handle.service.name: handle for handle in handles}
 
-    def __init__(self, by_service: Mapping[str, tuple[int, ...]]) -> None:
-        self._by_service = dict(by_service)
-
-    def __getitem__(self, service: str) -> tuple[int, ...]:
-        return self._by_service[service]
+    def __getitem__(self, service: str | service_catalogue.ServiceSpec) -> service_catalogue.ServicePorts:
+        name = service.name if isinstance(service, service_catalogue.ServiceSpec) else service
+        try:
+            return self._by_service[name]
+        except KeyError:
+            raise KeyError(f"no ports for {name!r}; the stack has {list(self._by_service)}") from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._by_service)
@@ -67,15 +69,7 @@ class Ports(Mapping[str, tuple[int, ...]]):
         return len(self._by_service)
 
     def __repr__(self) -> str:
-        return f"Ports({self._by_service!r})"
-
-    def main(self, service: str) -> int:
-        """The port clients of `service` connect to."""
-        return self[service][0]
-
-    def of(self, service: str, role: str) -> int:
-        """The port of `service` with that catalogue role (e.g. Kafka's "controller")."""
-        return self[service][service_catalogue.service(service).port_index(role)]
+        return f"Ports({ {name: handle.numbers for name, handle in self._by_service.items()} !r})"
 
 
 PORT_KEYS: tuple[str, ...] = service_catalogue.PORT_KEYS
@@ -156,14 +150,14 @@ def parse(values: Mapping[str, str | None]) -> StackConfig:
     """
     runtime = _runtime(values.get("runtime"))
     ports = Ports(
-        {
-            service.name: tuple(_port_value(port.config_key, values.get(port.config_key), port.default) for port in service.ports)
-            for service in service_catalogue.SERVICES
-        }
+        service_catalogue.ServicePorts(
+            service, tuple(_port_value(port.config_key, values.get(port.config_key), port.default) for port in service.ports)
+        )
+        for service in service_catalogue.SERVICES
     )
     taken: dict[int, str] = {}
     for service in service_catalogue.SERVICES:
-        for key, number in zip(service.port_keys, ports[service.name]):
+        for key, number in zip(service.port_keys, ports[service].numbers):
             if number in taken:
                 raise ConfigError(
                     f"{NAMESPACE}:{key} is {number}, the same port as {NAMESPACE}:{taken[number]}; every port must differ"

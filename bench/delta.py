@@ -35,12 +35,13 @@ import stack_outputs as out
 from bench import print_figures
 from bench.memory import memory_kib, stack_pids, with_descendants
 from pipelines.lag import LagReport
+from pipelines.object_store import S3Access
 from pipelines.sinks.delta.job import APP_NAME as DELTA_SINK_APP
 from pipelines.sinks.delta.writer import DeltaTableWriter
 from pipelines.sinks.job import table_identifier
 from pipelines.spark import DELTA_PREFIX, bucket_of, open_session
 from providers.s3_bucket import s3_client
-from testkit.delta import delete_objects, owned_database, storage_options
+from testkit.delta import delete_objects, owned_database
 from testkit.iceberg import ITEM_SCHEMA, change
 from testkit.kafka import ensure_topic
 from testkit.names import unique_name
@@ -84,8 +85,8 @@ class Lake:
 
     @classmethod
     def of(cls, outputs: dict[str, Any]) -> Lake:
-        credentials = (outputs[out.S3_ENDPOINT], outputs[out.S3_ACCESS_KEY_ID], outputs[out.S3_SECRET_ACCESS_KEY], outputs[out.S3_REGION])
-        return cls(bucket_of(outputs[out.WAREHOUSE]), outputs[out.DELTA_DATABASE], storage_options(*credentials), s3_client(*credentials))
+        access = S3Access.from_outputs(outputs)
+        return cls(bucket_of(outputs[out.WAREHOUSE]), outputs[out.DELTA_DATABASE], access.delta_rs_storage_options(), s3_client(access))
 
     def open(self, location: str) -> DeltaTable:
         """The table at a location, `s3a://` (as Spark names it) or `s3://` (as delta-rs does)."""

@@ -195,13 +195,11 @@ class Alertmanager(ServiceComponent):
     """`host:port` as the stack's services reach it (what Prometheus sends alerts to)."""
 
     def __init__(self, name: str, args: AlertmanagerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:Alertmanager", name, service_catalogue.service("alertmanager"), opts)
-        base = f"http://{LOOPBACK}:{args.port}"
+        super().__init__("cdcstack:components:Alertmanager", name, service_catalogue.ALERTMANAGER, opts)
+        base = f"http://{LOOPBACK}:{args.ports.main}"
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port,),
                 health={"kind": "http", "url": f"{base}{READINESS_PATH}"},
                 container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_alertmanager(args, workdir),
@@ -223,11 +221,11 @@ class Alertmanager(ServiceComponent):
 
     @staticmethod
     def _process_alertmanager(args: AlertmanagerArgs, workdir: Path) -> ProcessLaunch:
-        base = f"http://{LOOPBACK}:{args.port}"
+        base = f"http://{LOOPBACK}:{args.ports.main}"
         return ProcessLaunch(
             argv=[
                 args.placement.toolchain.alertmanager_binary,
-                *alertmanager_flags(str(workdir / CONFIG_FILE), str(workdir / "data"), f"{LOOPBACK}:{args.port}", base),
+                *alertmanager_flags(str(workdir / CONFIG_FILE), str(workdir / "data"), f"{LOOPBACK}:{args.ports.main}", base),
             ],
             init=[["mkdir", "-p", "data"]],
             files={TEMPLATE_FILE: TEMPLATES},
@@ -237,10 +235,10 @@ class Alertmanager(ServiceComponent):
     @staticmethod
     def _docker_alertmanager(args: AlertmanagerArgs) -> DockerServiceSpec:
         config_file = f"{CONTAINER_CONFIG_DIR}/{CONFIG_FILE}"
-        flags = alertmanager_flags(config_file, CONTAINER_DATA_DIR, f"0.0.0.0:{CONTAINER_PORT}", f"http://{LOOPBACK}:{args.port}")
+        flags = alertmanager_flags(config_file, CONTAINER_DATA_DIR, f"0.0.0.0:{CONTAINER_PORT}", f"http://{LOOPBACK}:{args.ports.main}")
         return DockerServiceSpec(
             image=args.placement.toolchain.image("ALERTMANAGER_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports={CONTAINER_PORT: args.ports.main},
             health_test=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{CONTAINER_PORT}{READINESS_PATH}"],
             volume_path=CONTAINER_DATA_DIR,
             entrypoint=files_entrypoint([config_file, f"{CONTAINER_CONFIG_DIR}/{TEMPLATE_FILE}"], ["/bin/alertmanager", *flags]),

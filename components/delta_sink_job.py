@@ -24,6 +24,7 @@ import pulumi
 
 import service_catalogue
 from components.docker_service import DockerServiceSpec
+from components.object_store import ObjectStoreAccess
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch
 from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, SinkJobComponent, container_script, sink_argv, topics_regex
@@ -42,8 +43,8 @@ START_TIMEOUT_SECONDS = 180.0
 class DeltaSinkJobArgs(SinkJobArgs):
     spark: Spark
     """The cluster it runs its driver against, and the conf for it."""
-    warehouse: pulumi.Input[str]
-    """The object store's warehouse (`s3://<bucket>/`): the tables go under `delta/`."""
+    store: ObjectStoreAccess
+    """The object store: the tables go under `delta/` of its warehouse."""
     tables: tuple[str, ...] = SEEDED_TABLES
     """Source tables (of the `inventory` schema/database) to replicate."""
     replicated_prefixes: tuple[str, ...] = ("delta_", "both_")
@@ -75,7 +76,7 @@ class DeltaSinkJob(SinkJobComponent):
     database: pulumi.Output[str]
 
     def __init__(self, name: str, args: DeltaSinkJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:DeltaSinkJob", name, service_catalogue.service("delta-sink"), opts)
+        super().__init__("cdcstack:components:DeltaSinkJob", name, service_catalogue.DELTA_SINK, opts)
         topics = topics_regex(args.change_capture, args.tables, args.replicated_prefixes)
         self._serve_job(
             args,
@@ -92,7 +93,7 @@ class DeltaSinkJob(SinkJobComponent):
     def _process_job(args: DeltaSinkJobArgs, topics: pulumi.Output[str], workdir: Path) -> ProcessLaunch:
         return ProcessLaunch(
             argv=pulumi.Output.all(
-                args.kafka.internal_bootstrap_servers, topics, args.warehouse, args.schema_registry.internal_url, args.spark.master.internal_ui_url
+                args.kafka.internal_bootstrap_servers, topics, args.store.warehouse, args.schema_registry.internal_url, args.spark.master.internal_ui_url
             ).apply(
                 lambda values: job_argv(
                     args.python,
@@ -102,7 +103,7 @@ class DeltaSinkJob(SinkJobComponent):
                     str(workdir / CONF_FILE),
                     bucket_of(values[2]),
                     str(workdir / "driver"),
-                    args.port,
+                    args.ports.main,
                     values[3],
                     values[4],
                 )
@@ -131,7 +132,7 @@ class DeltaSinkJob(SinkJobComponent):
             pulumi.Output.all(
                 args.kafka.internal_bootstrap_servers,
                 topics,
-                args.warehouse,
+                args.store.warehouse,
                 args.spark.internal_spark_conf,
                 args.schema_registry.internal_url,
                 args.spark.master.internal_ui_url,
@@ -150,7 +151,7 @@ class DeltaSinkJob(SinkJobComponent):
         probe = f"import urllib.request; urllib.request.urlopen('http://localhost:{CONTAINER_PORT}/health', timeout=3)"
         return DockerServiceSpec(
             image=args.placement.toolchain.image("SPARK_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports={CONTAINER_PORT: args.ports.main},
             health_test=["CMD", f"{CONTAINER_VENV}/bin/python", "-c", probe],
             volume_path="/data",
             binds={args.project_dir: PROJECT_MOUNT, str(args.placement.toolchain.spark_lib_dir): CONTAINER_JARS},

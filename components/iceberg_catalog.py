@@ -15,9 +15,10 @@ import pulumi
 
 import service_catalogue
 from components.docker_service import DockerServiceSpec
-from components.object_store import ObjectStore
+from components.object_store import ObjectStoreAccess
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
+from pipelines.object_store import S3Access
 
 CONTAINER_PORT = 8181
 HEAP = ["-Xms64m", "-Xmx384m"]
@@ -27,7 +28,7 @@ CATALOG_DB = "data/catalog.db"
 
 @dataclass(frozen=True)
 class IcebergRestCatalogArgs(ServiceArgs):
-    store: ObjectStore
+    store: ObjectStoreAccess
     """Holds the warehouse; the catalog starts once its buckets exist."""
     persistent: bool = True
     """Keep catalog metadata across restarts (SQLite in the data dir); False keeps it in memory."""
@@ -62,26 +63,24 @@ class IcebergRestCatalog(ServiceComponent):
     """`catalog_properties` with the internal catalog and object store addresses, for services of the stack."""
 
     def __init__(self, name: str, args: IcebergRestCatalogArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:IcebergRestCatalog", name, service_catalogue.service("iceberg-catalog"), opts)
-        uri = f"http://{LOOPBACK}:{args.port}"
+        super().__init__("cdcstack:components:IcebergRestCatalog", name, service_catalogue.ICEBERG_CATALOG, opts)
+        uri = f"http://{LOOPBACK}:{args.ports.main}"
         store = args.store
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port,),
                 health={"kind": "http", "url": f"{uri}/v1/config"},
                 container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_catalog(args, workdir),
                 docker=lambda: self._docker_catalog(args),
-                depends_on=(store,),
+                depends_on=(store.service,),
             ),
         )
         self.uri = pulumi.Output.from_input(uri)
         self.internal_uri = pulumi.Output.from_input(f"http://{self._internal_address()}")
         self.warehouse = store.warehouse
-        self.catalog_properties = self._properties(uri, store.endpoint, store)
-        self.internal_catalog_properties = self._properties(self.internal_uri, store.internal_endpoint, store)
+        self.catalog_properties = self._properties(uri, store.resolved(store.endpoint), store.warehouse)
+        self.internal_catalog_properties = self._properties(self.internal_uri, store.resolved(store.internal_endpoint), store.warehouse)
         self._register(
             {
                 "uri": self.uri,
@@ -92,24 +91,11 @@ class IcebergRestCatalog(ServiceComponent):
             }
         )
 
-    def _properties(
-        self, uri: pulumi.Input[str], s3_endpoint: pulumi.Input[str], store: ObjectStore
-    ) -> pulumi.Output[dict]:
-        """PyIceberg's properties for a client reaching the catalog at `uri` and the store at `s3_endpoint`; secret."""
+    def _properties(self, uri: pulumi.Input[str], store: pulumi.Output[S3Access], warehouse: pulumi.Input[str]) -> pulumi.Output[dict]:
+        """PyIceberg's properties for a client reaching the catalog at `uri` and the store as `store`; secret."""
         return pulumi.Output.secret(
-            pulumi.Output.all(
-                uri, store.warehouse, s3_endpoint, store.access_key_id, store.secret_access_key, store.region, self.ready
-            ).apply(
-                lambda values: {
-                    "uri": values[0],
-                    "warehouse": values[1],
-                    "s3.endpoint": values[2],
-                    "s3.access-key-id": values[3],
-                    "s3.secret-access-key": values[4],
-                    "s3.region": values[5],
-                    # Path-style requests: the local store has no per-bucket host names.
-                    "s3.force-virtual-addressing": "false",
-                }
+            pulumi.Output.all(uri, warehouse, store, self.ready).apply(
+                lambda values: {"uri": values[0], "warehouse": values[1], **values[2].pyiceberg_properties()}
             )
         )
 
@@ -123,7 +109,7 @@ class IcebergRestCatalog(ServiceComponent):
             argv=[toolchain.executable("java"), *HEAP, "-cp", f"{toolchain.iceberg_rest_classes_dir}:{lib}/*", LAUNCHER],
             init=[["mkdir", "-p", "data"]],
             env=pulumi.Output.all(store.warehouse, store.internal_endpoint, store.access_key_id, store.region).apply(
-                lambda values: catalog_environment(*values, catalog_uri, args.port)
+                lambda values: catalog_environment(*values, catalog_uri, args.ports.main)
             ),
             secret_env=pulumi.Output.from_input(store.secret_access_key).apply(
                 lambda secret: {"CATALOG_S3_SECRET__ACCESS__KEY": secret}
@@ -148,7 +134,7 @@ class IcebergRestCatalog(ServiceComponent):
         )
         return DockerServiceSpec(
             image=args.placement.toolchain.image("ICEBERG_REST_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports={CONTAINER_PORT: args.ports.main},
             health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}/v1/config >/dev/null"],
             volume_path="/data",
             envs=envs,

@@ -60,7 +60,7 @@ class IcebergSinkJob(SinkJobComponent):
     namespace: pulumi.Output[str]
 
     def __init__(self, name: str, args: IcebergSinkJobArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:IcebergSinkJob", name, service_catalogue.service("iceberg-sink"), opts)
+        super().__init__("cdcstack:components:IcebergSinkJob", name, service_catalogue.ICEBERG_SINK, opts)
         topics = topics_regex(args.change_capture, args.tables, args.replicated_prefixes)
         self._serve_job(
             args,
@@ -77,7 +77,7 @@ class IcebergSinkJob(SinkJobComponent):
     def _process_job(args: IcebergSinkJobArgs, topics: pulumi.Output[str], workdir: Path) -> ProcessLaunch:
         return ProcessLaunch(
             argv=pulumi.Output.all(args.kafka.internal_bootstrap_servers, topics, args.schema_registry.internal_url).apply(
-                lambda values: job_argv(args.python, args, values[0], values[1], str(workdir / PROPERTIES_FILE), args.port, values[2])
+                lambda values: job_argv(args.python, args, values[0], values[1], str(workdir / PROPERTIES_FILE), args.ports.main, values[2])
             ),
             secret_files=args.catalog.internal_catalog_properties.apply(
                 lambda properties: {PROPERTIES_FILE: json.dumps(properties)}
@@ -107,7 +107,7 @@ class IcebergSinkJob(SinkJobComponent):
         probe = f"import urllib.request; urllib.request.urlopen('http://localhost:{CONTAINER_PORT}/health', timeout=3)"
         return DockerServiceSpec(
             image=args.placement.toolchain.image("PYTHON_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports={CONTAINER_PORT: args.ports.main},
             health_test=["CMD", f"{CONTAINER_VENV}/bin/python", "-c", probe],
             volume_path="/data",
             binds={args.project_dir: PROJECT_MOUNT},

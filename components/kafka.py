@@ -60,10 +60,8 @@ JMX_RULES = "kafka"
 
 @dataclass(frozen=True)
 class KafkaArgs(ServiceArgs):
-    controller_port: int
-    """KRaft controller port on 127.0.0.1 (process runtime)."""
-    metrics_port: int | None = None
-    """Where Prometheus scrapes the broker's JMX exporter (/metrics on 127.0.0.1); None runs no exporter."""
+    """Its ports: the broker (main), the KRaft controller (process runtime) and the JMX exporter
+    Prometheus scrapes ("metrics"; a handle without it runs no exporter)."""
 
 
 def server_properties(port: int, controller_port: int, log_dir: str) -> str:
@@ -89,16 +87,14 @@ class Kafka(ServiceComponent):
     internal_bootstrap_servers: pulumi.Output[str]
     """How other services of the stack reach the broker (its INTERNAL listener on docker)."""
     metrics_address: pulumi.Output[str]
-    """`host:port` of its JMX exporter as Prometheus reaches it ("" without `metrics_port`)."""
+    """`host:port` of its JMX exporter as Prometheus reaches it ("" when its ports leave out "metrics")."""
 
     def __init__(self, name: str, args: KafkaArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:Kafka", name, service_catalogue.service("kafka"), opts)
-        bootstrap = f"{LOOPBACK}:{args.port}"
+        super().__init__("cdcstack:components:Kafka", name, service_catalogue.KAFKA, opts)
+        bootstrap = f"{LOOPBACK}:{args.ports.main}"
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port, args.controller_port, *([args.metrics_port] if args.metrics_port else [])),
                 health={"kind": "kafka", "bootstrap_servers": bootstrap},
                 container_port=INTERNAL_PORT,
                 process=lambda workdir: self._process_broker(args, workdir),
@@ -109,7 +105,7 @@ class Kafka(ServiceComponent):
         self.bootstrap_servers = pulumi.Output.from_input(bootstrap)
         self.internal_bootstrap_servers = pulumi.Output.from_input(self._internal_address())
         self.metrics_address = pulumi.Output.from_input(
-            self._internal_address_of(args.metrics_port, JMX_EXPORTER_CONTAINER_PORT) if args.metrics_port else ""
+            self._internal_address_of(metrics_port, JMX_EXPORTER_CONTAINER_PORT) if (metrics_port := args.ports.get("metrics")) else ""
         )
         self._register(
             {
@@ -125,8 +121,8 @@ class Kafka(ServiceComponent):
         classpath = f"{toolchain.require_jars(toolchain.kafka_lib_dir, 'Kafka broker')}/*"
         java = toolchain.executable("java")
         agents, exporter_files = [], {}
-        if args.metrics_port:
-            agents = [jmx_exporter_option(toolchain.jmx_exporter_agent, args.metrics_port, workdir / JMX_EXPORTER_CONFIG_FILE)]
+        if metrics_port := args.ports.get("metrics"):
+            agents = [jmx_exporter_option(toolchain.jmx_exporter_agent, metrics_port, workdir / JMX_EXPORTER_CONFIG_FILE)]
             exporter_files = {JMX_EXPORTER_CONFIG_FILE: jmx_exporter_config(JMX_RULES)}
         return ProcessLaunch(
             argv=jvm_argv(
@@ -141,7 +137,7 @@ class Kafka(ServiceComponent):
             ),
             init=[[java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", "server.properties"]],
             files={
-                "server.properties": server_properties(args.port, args.controller_port, str(workdir / "data")),
+                "server.properties": server_properties(args.ports.main, args.ports.of("controller"), str(workdir / "data")),
                 LOG4J2_FILE: log4j2_properties(KAFKA_LOGS_DIR_PROPERTY),
                 **exporter_files,
             },
@@ -153,7 +149,7 @@ class Kafka(ServiceComponent):
             "KAFKA_NODE_ID": str(NODE_ID),
             "KAFKA_PROCESS_ROLES": "broker,controller",
             "KAFKA_LISTENERS": f"PLAINTEXT://:{CONTAINER_PORT},INTERNAL://:{INTERNAL_PORT},CONTROLLER://:9093",
-            "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{LOOPBACK}:{args.port},INTERNAL://{name}:{INTERNAL_PORT}",
+            "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{LOOPBACK}:{args.ports.main},INTERNAL://{name}:{INTERNAL_PORT}",
             "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
             "KAFKA_INTER_BROKER_LISTENER_NAME": "INTERNAL",
@@ -162,11 +158,11 @@ class Kafka(ServiceComponent):
             "KAFKA_HEAP_OPTS": " ".join(HEAP),
             **{f"KAFKA_{key.upper().replace('.', '_')}": value for key, value in BROKER_SETTINGS.items()},
         }
-        ports, binds = {CONTAINER_PORT: args.port}, {}
-        if args.metrics_port:
+        ports, binds = {CONTAINER_PORT: args.ports.main}, {}
+        if metrics_port := args.ports.get("metrics"):
             # The image's launcher adds KAFKA_OPTS to the broker's JVM options.
             binds, envs["KAFKA_OPTS"] = jmx_exporter_container_mounts(args.placement.toolchain.jmx_exporter_agent, JMX_DIR / f"{JMX_RULES}.yml")
-            ports[JMX_EXPORTER_CONTAINER_PORT] = args.metrics_port
+            ports[JMX_EXPORTER_CONTAINER_PORT] = metrics_port
         return DockerServiceSpec(
             image=args.placement.toolchain.image("KAFKA_IMAGE"),
             ports=ports,

@@ -68,12 +68,13 @@ def connect_image_env(settings: Mapping[str, str]) -> list[str]:
 
 @dataclass(frozen=True)
 class KafkaConnectArgs(ServiceArgs):
+    """Its ports: the REST API (main) and the JMX exporter Prometheus scrapes ("metrics"; a handle
+    without it runs no exporter)."""
+
     kafka: Kafka
     """The broker it stores configs, offsets and status in; the worker starts after it is healthy."""
     plugins: Sequence[str] = (*DEBEZIUM_CONNECTORS, AVRO_CONVERTER)
     """Plugin classes (connectors, converters) the worker must list to count as healthy."""
-    metrics_port: int | None = None
-    """Where Prometheus scrapes the worker's JMX exporter (/metrics on 127.0.0.1); None runs no exporter."""
 
 
 class KafkaConnect(ServiceComponent):
@@ -81,16 +82,14 @@ class KafkaConnect(ServiceComponent):
 
     url: pulumi.Output[str]
     metrics_address: pulumi.Output[str]
-    """`host:port` of its JMX exporter as Prometheus reaches it ("" without `metrics_port`)."""
+    """`host:port` of its JMX exporter as Prometheus reaches it ("" when its ports leave out "metrics")."""
 
     def __init__(self, name: str, args: KafkaConnectArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:KafkaConnect", name, service_catalogue.service("connect"), opts)
-        url = f"http://{LOOPBACK}:{args.port}"
+        super().__init__("cdcstack:components:KafkaConnect", name, service_catalogue.CONNECT, opts)
+        url = f"http://{LOOPBACK}:{args.ports.main}"
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port, *([args.metrics_port] if args.metrics_port else [])),
                 health={"kind": "connect", "url": url, "plugins": list(args.plugins)},
                 container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_worker(args, url, workdir),
@@ -100,7 +99,7 @@ class KafkaConnect(ServiceComponent):
         )
         self.url = pulumi.Output.from_input(url)
         self.metrics_address = pulumi.Output.from_input(
-            self._internal_address_of(args.metrics_port, JMX_EXPORTER_CONTAINER_PORT) if args.metrics_port else ""
+            self._internal_address_of(metrics_port, JMX_EXPORTER_CONTAINER_PORT) if (metrics_port := args.ports.get("metrics")) else ""
         )
         self._register({"url": self.url, "metrics_address": self.metrics_address})
 
@@ -112,7 +111,7 @@ class KafkaConnect(ServiceComponent):
             **WORKER_SETTINGS,
             "listeners": url,
             "rest.advertised.host.name": LOOPBACK,
-            "rest.advertised.port": str(args.port),
+            "rest.advertised.port": str(args.ports.main),
             "plugin.path": ",".join(
                 [
                     str(toolchain.require_plugins(toolchain.debezium_plugin_dir, "Debezium connector")),
@@ -123,8 +122,8 @@ class KafkaConnect(ServiceComponent):
             "plugin.discovery": "service_load",
         }
         agents, exporter_files = [], {}
-        if args.metrics_port:
-            agents = [jmx_exporter_option(toolchain.jmx_exporter_agent, args.metrics_port, workdir / JMX_EXPORTER_CONFIG_FILE)]
+        if metrics_port := args.ports.get("metrics"):
+            agents = [jmx_exporter_option(toolchain.jmx_exporter_agent, metrics_port, workdir / JMX_EXPORTER_CONFIG_FILE)]
             exporter_files = {JMX_EXPORTER_CONFIG_FILE: jmx_exporter_config(JMX_RULES)}
         return ProcessLaunch(
             argv=jvm_argv(
@@ -148,12 +147,12 @@ class KafkaConnect(ServiceComponent):
 
     @staticmethod
     def _docker_worker(args: KafkaConnectArgs) -> DockerServiceSpec:
-        ports, binds, exporter_env = {CONTAINER_PORT: args.port}, {}, []
-        if args.metrics_port:
+        ports, binds, exporter_env = {CONTAINER_PORT: args.ports.main}, {}, []
+        if metrics_port := args.ports.get("metrics"):
             # The image's entrypoint starts the worker through Kafka's launcher, which adds KAFKA_OPTS.
             binds, agent = jmx_exporter_container_mounts(args.placement.toolchain.jmx_exporter_agent, JMX_DIR / f"{JMX_RULES}.yml")
             exporter_env = [f"KAFKA_OPTS={agent}"]
-            ports[JMX_EXPORTER_CONTAINER_PORT] = args.metrics_port
+            ports[JMX_EXPORTER_CONTAINER_PORT] = metrics_port
         envs = args.kafka.internal_bootstrap_servers.apply(
             lambda bootstrap: [
                 f"BOOTSTRAP_SERVERS={bootstrap}",

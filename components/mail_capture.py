@@ -39,8 +39,7 @@ ACCEPT_ANY_LOGIN = [
 
 @dataclass(frozen=True)
 class MailCaptureArgs(ServiceArgs):
-    smtp_port: int
-    """Its SMTP port on 127.0.0.1 (`port` is its HTTP API's)."""
+    """Its ports: the HTTP API (main) and SMTP ("smtp")."""
 
 
 def mailpit_argv(api_address: str, smtp_address: str, database: str) -> list[str]:
@@ -60,13 +59,11 @@ class MailCapture(ServiceComponent):
     """`host:port` of its SMTP server as the stack's services reach it (container alias on docker)."""
 
     def __init__(self, name: str, args: MailCaptureArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:MailCapture", name, service_catalogue.service("mail-capture"), opts)
-        base = f"http://{LOOPBACK}:{args.port}"
+        super().__init__("cdcstack:components:MailCapture", name, service_catalogue.MAIL_CAPTURE, opts)
+        base = f"http://{LOOPBACK}:{args.ports.main}"
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port, args.smtp_port),
                 health={"kind": "http", "url": f"{base}{READINESS_PATH}"},
                 container_port=CONTAINER_API_PORT,
                 process=lambda workdir: self._process_capture(args, workdir),
@@ -74,10 +71,10 @@ class MailCapture(ServiceComponent):
             ),
         )
         on_process = args.placement.runtime is Runtime.PROCESS
-        internal_smtp_port = args.smtp_port if on_process else CONTAINER_SMTP_PORT
+        internal_smtp_port = args.ports.of("smtp") if on_process else CONTAINER_SMTP_PORT
         self.url = self._once_ready(base)
         self.smtp_host = pulumi.Output.from_input(LOOPBACK)
-        self.smtp_port = pulumi.Output.from_input(args.smtp_port)
+        self.smtp_port = pulumi.Output.from_input(args.ports.of("smtp"))
         self.internal_smtp_address = self.internal_host.apply(lambda host: f"{host}:{internal_smtp_port}")
         self._register(
             {
@@ -94,7 +91,7 @@ class MailCapture(ServiceComponent):
         return ProcessLaunch(
             argv=[
                 toolchain.mailpit_binary,
-                *mailpit_argv(f"{LOOPBACK}:{args.port}", f"{LOOPBACK}:{args.smtp_port}", str(workdir / DATABASE)),
+                *mailpit_argv(f"{LOOPBACK}:{args.ports.main}", f"{LOOPBACK}:{args.ports.of('smtp')}", str(workdir / DATABASE)),
             ],
             init=[["mkdir", "-p", "data"]],
         )
@@ -103,7 +100,7 @@ class MailCapture(ServiceComponent):
     def _docker_capture(args: MailCaptureArgs) -> DockerServiceSpec:
         return DockerServiceSpec(
             image=args.placement.toolchain.image("MAIL_CAPTURE_IMAGE"),
-            ports={CONTAINER_API_PORT: args.port, CONTAINER_SMTP_PORT: args.smtp_port},
+            ports={CONTAINER_API_PORT: args.ports.main, CONTAINER_SMTP_PORT: args.ports.of("smtp")},
             # Mailpit's own readiness check, against its API in the container.
             health_test=["CMD", "/mailpit", "readyz", "--listen", f"127.0.0.1:{CONTAINER_API_PORT}"],
             volume_path="/data",

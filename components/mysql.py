@@ -62,19 +62,17 @@ class MySql(SqlDatabase):
     """A MySQL-protocol server with binlog_format=ROW and binlog_row_image=FULL."""
 
     def __init__(self, name: str, args: MySqlArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:MySql", name, service_catalogue.service("mysql"), opts)
+        super().__init__("cdcstack:components:MySql", name, service_catalogue.MYSQL, opts)
         # Debezium's MariaDB connector for the process runtime's MariaDB, its MySQL one for MySQL.
         self._connector_class = MARIADB_CONNECTOR if args.placement.runtime is Runtime.PROCESS else MYSQL_CONNECTOR
         connection = pulumi.Output.secret(
             pulumi.Output.from_input(args.root_password).apply(
-                lambda password: {"host": LOOPBACK, "port": args.port, "user": ROOT_USER, "password": password}
+                lambda password: {"host": LOOPBACK, "port": args.ports.main, "user": ROOT_USER, "password": password}
             )
         )
         served = self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port,),
                 health=connection.apply(lambda values: {"kind": "mysql", **values}),
                 container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_server(args, workdir),
@@ -83,13 +81,13 @@ class MySql(SqlDatabase):
         )
         seed = self._seed("mysql", connection, served)
         self._publish(
-            args.port,
+            args.ports.main,
             args.database,
             ROOT_USER,
             args.root_password,
             pulumi.Output.secret(
                 pulumi.Output.concat(
-                    "mysql://", ROOT_USER, ":", args.root_password, f"@{LOOPBACK}:{args.port}/{args.database}"
+                    "mysql://", ROOT_USER, ":", args.root_password, f"@{LOOPBACK}:{args.ports.main}/{args.database}"
                 )
             ),
             seed,
@@ -112,7 +110,7 @@ class MySql(SqlDatabase):
                 "--no-defaults",
                 f"--datadir={data_dir}",
                 f"--bind-address={LOOPBACK}",
-                f"--port={args.port}",
+                f"--port={args.ports.main}",
                 f"--socket={workdir / 'mysqld.sock'}",
                 f"--pid-file={workdir / 'mariadbd.pid'}",
                 f"--init-file={workdir / 'root-account.sql'}",
@@ -141,7 +139,7 @@ class MySql(SqlDatabase):
     def _docker_server(args: MySqlArgs) -> DockerServiceSpec:
         return DockerServiceSpec(
             image=args.placement.toolchain.image("MYSQL_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports={CONTAINER_PORT: args.ports.main},
             health_test=["CMD-SHELL", 'mysqladmin ping -h 127.0.0.1 -uroot -p"$MYSQL_ROOT_PASSWORD" --silent'],
             volume_path="/var/lib/mysql",
             envs=pulumi.Output.secret(

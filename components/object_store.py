@@ -16,6 +16,7 @@ import service_catalogue
 from components.docker_service import DockerServiceSpec
 from components.runtime import LOOPBACK, Runtime
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
+from pipelines.object_store import S3Access
 from providers.s3_bucket import S3Bucket, S3BucketArgs
 
 CONTAINER_PORT = 9000
@@ -24,6 +25,31 @@ HEALTH_PATH = "/health"
 """Where the S3 gateway (process runtime) is told to answer health checks."""
 MINIO_HEALTH_PATH = "/minio/health/ready"
 """MinIO's own readiness endpoint (docker runtime)."""
+
+
+@dataclass(frozen=True)
+class ObjectStoreAccess:
+    """The store as its clients are given it: both its addresses, the warehouse bucket and the
+    credentials. Who takes it derives its own settings with :meth:`resolved`."""
+
+    service: pulumi.Resource
+    """The store's component: what a client service depends on to start after it."""
+    endpoint: pulumi.Output[str]
+    """On 127.0.0.1, for clients on the host."""
+    internal_endpoint: pulumi.Output[str]
+    """For other services of the stack (the container alias on docker)."""
+    warehouse: pulumi.Output[str]
+    """`s3://<bucket>/`, once the bucket exists."""
+    access_key_id: pulumi.Output[str]
+    secret_access_key: pulumi.Output[str]
+    """A Pulumi secret."""
+    region: pulumi.Output[str]
+
+    def resolved(self, endpoint: pulumi.Input[str]) -> pulumi.Output[S3Access]:
+        """The store at `endpoint` (`self.endpoint` or `self.internal_endpoint`) with its credentials; secret."""
+        return pulumi.Output.secret(
+            pulumi.Output.all(endpoint, self.access_key_id, self.secret_access_key, self.region).apply(lambda values: S3Access(*values))
+        )
 
 
 @dataclass(frozen=True)
@@ -39,24 +65,16 @@ class ObjectStoreArgs(ServiceArgs):
 class ObjectStore(ServiceComponent):
     """An S3 endpoint on 127.0.0.1 with its buckets; healthy once its health endpoint answers."""
 
-    endpoint: pulumi.Output[str]
-    internal_endpoint: pulumi.Output[str]
-    """How other services of the stack reach it (container alias on docker)."""
-    access_key_id: pulumi.Output[str]
-    secret_access_key: pulumi.Output[str]
-    region: pulumi.Output[str]
-    warehouse: pulumi.Output[str]
-    """`s3://<first bucket>/`, once the bucket exists."""
+    access: ObjectStoreAccess
+    """What the catalog, Spark, the sinks and the stack's outputs take."""
 
     def __init__(self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:ObjectStore", name, service_catalogue.service("object-store"), opts)
-        endpoint = f"http://{LOOPBACK}:{args.port}"
+        super().__init__("cdcstack:components:ObjectStore", name, service_catalogue.OBJECT_STORE, opts)
+        endpoint = f"http://{LOOPBACK}:{args.ports.main}"
         on_process = args.placement.runtime is Runtime.PROCESS
         served = self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port,),
                 # The same question on both runtimes, asked where each server answers it.
                 health={"kind": "http", "url": f"{endpoint}{HEALTH_PATH if on_process else MINIO_HEALTH_PATH}"},
                 container_port=CONTAINER_PORT,
@@ -77,20 +95,23 @@ class ObjectStore(ServiceComponent):
             )
             for bucket in args.buckets
         ]
-        self.endpoint = pulumi.Output.from_input(endpoint)
-        self.internal_endpoint = pulumi.Output.from_input(f"http://{self._internal_address()}")
-        self.access_key_id = pulumi.Output.from_input(args.access_key_id)
-        self.secret_access_key = pulumi.Output.secret(args.secret_access_key)
-        self.region = pulumi.Output.from_input(REGION)
-        self.warehouse = buckets[0].id.apply(lambda bucket: f"s3://{bucket}/")
+        self.access = ObjectStoreAccess(
+            service=self,
+            endpoint=pulumi.Output.from_input(endpoint),
+            internal_endpoint=pulumi.Output.from_input(f"http://{self._internal_address()}"),
+            warehouse=buckets[0].id.apply(lambda bucket: f"s3://{bucket}/"),
+            access_key_id=pulumi.Output.from_input(args.access_key_id),
+            secret_access_key=pulumi.Output.secret(args.secret_access_key),
+            region=pulumi.Output.from_input(REGION),
+        )
         self._register(
             {
-                "endpoint": self.endpoint,
-                "internal_endpoint": self.internal_endpoint,
-                "access_key_id": self.access_key_id,
-                "secret_access_key": self.secret_access_key,
-                "region": self.region,
-                "warehouse": self.warehouse,
+                "endpoint": self.access.endpoint,
+                "internal_endpoint": self.access.internal_endpoint,
+                "access_key_id": self.access.access_key_id,
+                "secret_access_key": self.access.secret_access_key,
+                "region": self.access.region,
+                "warehouse": self.access.warehouse,
             }
         )
 
@@ -101,7 +122,7 @@ class ObjectStore(ServiceComponent):
             argv=[
                 toolchain.executable("versitygw", (toolchain.versitygw_bin_dir,)),
                 "--port",
-                f"{LOOPBACK}:{args.port}",
+                f"{LOOPBACK}:{args.ports.main}",
                 "--health",
                 HEALTH_PATH,
                 "--quiet",
@@ -119,7 +140,7 @@ class ObjectStore(ServiceComponent):
     def _docker_store(args: ObjectStoreArgs) -> DockerServiceSpec:
         return DockerServiceSpec(
             image=args.placement.toolchain.image("MINIO_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports={CONTAINER_PORT: args.ports.main},
             health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}{MINIO_HEALTH_PATH}"],
             volume_path="/data",
             envs=pulumi.Output.secret(

@@ -57,13 +57,11 @@ class Postgres(SqlDatabase):
     """PostgreSQL with wal_level=logical, seeded with the `inventory` sample schema."""
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:Postgres", name, service_catalogue.service("postgres"), opts)
-        admin_dsn = dsn(SUPERUSER, args.password, args.port, MAINTENANCE_DATABASE)
+        super().__init__("cdcstack:components:Postgres", name, service_catalogue.POSTGRES, opts)
+        admin_dsn = dsn(SUPERUSER, args.password, args.ports.main, MAINTENANCE_DATABASE)
         served = self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port,),
                 health=admin_dsn.apply(lambda url: {"kind": "postgres", "dsn": url}),
                 container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_server(args, workdir),
@@ -72,17 +70,17 @@ class Postgres(SqlDatabase):
         )
         seed = self._seed(
             "postgres",
-            pulumi.Output.all(admin_dsn, dsn(SUPERUSER, args.password, args.port, args.database)).apply(
+            pulumi.Output.all(admin_dsn, dsn(SUPERUSER, args.password, args.ports.main, args.database)).apply(
                 lambda dsns: {"maintenance_dsn": dsns[0], "dsn": dsns[1], "database": args.database}
             ),
             served,
         )
         self._publish(
-            args.port,
+            args.ports.main,
             args.database,
             SUPERUSER,
             args.password,
-            dsn(SUPERUSER, args.password, args.port, args.database),
+            dsn(SUPERUSER, args.password, args.ports.main, args.database),
             seed,
             (args.connector_name, args.topic_prefix),
         )
@@ -105,7 +103,7 @@ class Postgres(SqlDatabase):
         settings = {
             **SERVER_SETTINGS,
             "listen_addresses": LOOPBACK,
-            "port": str(args.port),
+            "port": str(args.ports.main),
             # No Unix socket: the system default dir belongs to the distribution's own cluster.
             "unix_socket_directories": "",
         }
@@ -137,7 +135,7 @@ class Postgres(SqlDatabase):
             command += ["-c", f"{key}={value}"]
         return DockerServiceSpec(
             image=args.placement.toolchain.image("POSTGRES_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports={CONTAINER_PORT: args.ports.main},
             health_test=["CMD-SHELL", f"pg_isready -U {SUPERUSER} -d {args.database}"],
             volume_path="/var/lib/postgresql/data",
             envs=pulumi.Output.secret(
@@ -162,7 +160,7 @@ class PostgresAvroCapture:
     """Its connector (and, with dashes as underscores, its own slot and publication)."""
     topic_prefix: str = "pgavro"
     """Its change topics are `<prefix>.inventory.avro_<table>`, its subjects `<topic>-key`/`-value`."""
-    service: service_catalogue.ServiceSpec = field(default_factory=lambda: service_catalogue.service("postgres"))
+    service: service_catalogue.ServiceSpec = field(default_factory=lambda: service_catalogue.POSTGRES)
 
     @property
     def capture_key(self) -> str:

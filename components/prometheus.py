@@ -122,16 +122,14 @@ class Prometheus(ServiceComponent):
     """The HTTP base on 127.0.0.1 (`GET {url}/api/v1/query`, `/api/v1/targets`, `/api/v1/alerts`)."""
 
     def __init__(self, name: str, args: PrometheusArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:Prometheus", name, service_catalogue.service("prometheus"), opts)
+        super().__init__("cdcstack:components:Prometheus", name, service_catalogue.PROMETHEUS, opts)
         bad_names = sorted(name for name in args.rule_files if not RULE_FILE_NAME.fullmatch(name))
         if bad_names:
             raise ValueError(f"rule file names must be plain *.yml or *.yaml names, not {bad_names}")
-        base = f"http://{LOOPBACK}:{args.port}"
+        base = f"http://{LOOPBACK}:{args.ports.main}"
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port,),
                 health={"kind": "http", "url": f"{base}{READINESS_PATH}"},
                 container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_prometheus(args, workdir),
@@ -158,7 +156,7 @@ class Prometheus(ServiceComponent):
 
     @staticmethod
     def _process_prometheus(args: PrometheusArgs, workdir: Path) -> ProcessLaunch:
-        address = f"{LOOPBACK}:{args.port}"
+        address = f"{LOOPBACK}:{args.ports.main}"
         return ProcessLaunch(
             argv=[
                 args.placement.toolchain.prometheus_binary,
@@ -173,11 +171,11 @@ class Prometheus(ServiceComponent):
         files = Prometheus._files(args, f"localhost:{CONTAINER_PORT}")
         paths = [CONFIG_FILE, *(f"{RULES_DIR}/{name}" for name in sorted(args.rule_files))]
         flags = prometheus_flags(
-            args, f"{CONTAINER_CONFIG_DIR}/{CONFIG_FILE}", CONTAINER_DATA_DIR, f"0.0.0.0:{CONTAINER_PORT}", f"http://{LOOPBACK}:{args.port}"
+            args, f"{CONTAINER_CONFIG_DIR}/{CONFIG_FILE}", CONTAINER_DATA_DIR, f"0.0.0.0:{CONTAINER_PORT}", f"http://{LOOPBACK}:{args.ports.main}"
         )
         return DockerServiceSpec(
             image=args.placement.toolchain.image("PROMETHEUS_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports={CONTAINER_PORT: args.ports.main},
             health_test=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{CONTAINER_PORT}{READINESS_PATH}"],
             volume_path=CONTAINER_DATA_DIR,
             entrypoint=files_entrypoint([f"{CONTAINER_CONFIG_DIR}/{path}" for path in paths], ["/bin/prometheus", *flags]),

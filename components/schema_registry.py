@@ -67,8 +67,8 @@ class SchemaRegistry(ServiceComponent):
     events_topic: pulumi.Output[str]
 
     def __init__(self, name: str, args: SchemaRegistryArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:SchemaRegistry", name, service_catalogue.service("schema-registry"), opts)
-        base = f"http://{LOOPBACK}:{args.port}"
+        super().__init__("cdcstack:components:SchemaRegistry", name, service_catalogue.SCHEMA_REGISTRY, opts)
+        base = f"http://{LOOPBACK}:{args.ports.main}"
         # Apicurio only produces to it, and the broker creates no topic on demand.
         events_topic = KafkaTopic(
             f"{name}-events-topic",
@@ -76,10 +76,8 @@ class SchemaRegistry(ServiceComponent):
             pulumi.ResourceOptions(parent=self, depends_on=[args.kafka]),
         )
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port,),
                 health={"kind": "http", "url": f"{base}{CONFLUENT_API}/subjects"},
                 container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_registry(args, workdir),
@@ -108,7 +106,7 @@ class SchemaRegistry(ServiceComponent):
             argv=[toolchain.executable("java"), *HEAP, "-jar", str(toolchain.schema_registry_jar)],
             init=[["mkdir", "-p", "data"]],
             env=pulumi.Output.from_input(args.kafka.internal_bootstrap_servers).apply(
-                lambda bootstrap: registry_environment(str(workdir / DATABASE), args.port, LOOPBACK, bootstrap)
+                lambda bootstrap: registry_environment(str(workdir / DATABASE), args.ports.main, LOOPBACK, bootstrap)
             ),
         )
 
@@ -122,7 +120,7 @@ class SchemaRegistry(ServiceComponent):
         )
         return DockerServiceSpec(
             image=args.placement.toolchain.image("SCHEMA_REGISTRY_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports={CONTAINER_PORT: args.ports.main},
             health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}{CONFLUENT_API}/subjects >/dev/null"],
             volume_path="/data",
             envs=envs,

@@ -26,7 +26,7 @@ from components.runtime import LOOPBACK, Placement, Runtime
 from providers.health import HealthSpec
 from providers.local_service import LocalService, LocalServiceArgs
 from providers.service_health import ServiceHealth, ServiceHealthArgs
-from service_catalogue import ServiceSpec
+from service_catalogue import ServicePorts, ServiceSpec
 
 DEFAULT_START_TIMEOUT_SECONDS = 120.0
 
@@ -39,8 +39,8 @@ class ServiceArgs:
     """Runtime, state dir and toolchain of the stack."""
     network: StackNetwork
     """The stack's network."""
-    port: int
-    """The service's main port on 127.0.0.1."""
+    ports: ServicePorts
+    """Its ports on 127.0.0.1, as the stack's config resolved its catalogue entry."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,6 @@ class ProcessLaunch:
 class ServiceDefinition:
     """One service, both runtimes."""
 
-    ports: Sequence[int]
-    """Every port it listens on at 127.0.0.1, the main one first (checked free on process)."""
     health: pulumi.Input[HealthSpec]
     """The one health check, probed from the host against 127.0.0.1 on both runtimes (may carry a secret)."""
     container_port: int
@@ -116,9 +114,11 @@ class ServiceComponent(pulumi.ComponentResource):
         super().__init__(type_, name, None, opts)
         self.service = service
 
-    def _serve(self, placement: Placement, network: StackNetwork, definition: ServiceDefinition) -> Served:
-        """Starts the service on the stack's runtime and sets the outputs every service has."""
-        name = self._name
+    def _serve(self, args: ServiceArgs, definition: ServiceDefinition) -> Served:
+        """Starts the service on the stack's runtime, on the ports of `args`, and sets the outputs every service has."""
+        if args.ports.service != self.service:
+            raise ValueError(f"{self._name} is the {self.service.name} service; it was given the ports of {args.ports.service.name}")
+        name, placement, network, ports = self._name, args.placement, args.network, args.ports.numbers
         if placement.runtime is Runtime.PROCESS:
             workdir = placement.service_dir(name)
             launch = definition.process(workdir)
@@ -128,7 +128,7 @@ class ServiceComponent(pulumi.ComponentResource):
                     service=name,
                     argv=launch.argv,
                     workdir=str(workdir),
-                    ports=list(definition.ports),
+                    ports=list(ports),
                     health=definition.health,
                     env=launch.env,
                     secret_env=launch.secret_env,
@@ -142,7 +142,7 @@ class ServiceComponent(pulumi.ComponentResource):
             )
             served = Served(healthy=server, instance=server.instance)
             self.log_path = server.log_path
-            self._internal = (LOOPBACK, definition.ports[0])
+            self._internal = (LOOPBACK, ports[0])
         else:
             container = docker_service(self, name, network, definition.docker(), definition.depends_on)
             health = ServiceHealth(
@@ -163,7 +163,7 @@ class ServiceComponent(pulumi.ComponentResource):
         self.ready = served.instance
         self.internal_host = pulumi.Output.from_input(self._internal[0])
         self.internal_port = pulumi.Output.from_input(self._internal[1])
-        self.ports = pulumi.Output.from_input(list(definition.ports))
+        self.ports = pulumi.Output.from_input(list(ports))
         return served
 
     def _internal_address(self) -> str:

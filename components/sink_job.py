@@ -59,12 +59,10 @@ class SinkJobComponent(ServiceComponent):
         depends_on: Sequence[pulumi.Resource],
         start_timeout: float,
     ) -> None:
-        health_url = f"http://{LOOPBACK}:{args.port}/health"
+        health_url = f"http://{LOOPBACK}:{args.ports.main}/health"
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port,),
                 health={"kind": "http", "url": health_url},
                 container_port=container_port,
                 process=process,

@@ -25,10 +25,11 @@ from pathlib import Path
 import pulumi
 
 import service_catalogue
+from service_catalogue import ServicePorts
 from components.docker_service import DockerServiceSpec
 from components.iceberg_catalog import IcebergRestCatalog
 from components.network import StackNetwork
-from components.object_store import ObjectStore
+from components.object_store import ObjectStoreAccess
 from components.runtime import LOOPBACK, Placement, Runtime
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 from pipelines.spark import DELTA_DATABASE, DELTA_PREFIX, LakehouseEndpoints, bucket_of, lakehouse_conf, local_jar_uris
@@ -114,13 +115,11 @@ class SparkMetastore(ServiceComponent):
     port: pulumi.Output[int]
 
     def __init__(self, name: str, args: SparkMetastoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:SparkMetastore", name, service_catalogue.service("spark-metastore"), opts)
+        super().__init__("cdcstack:components:SparkMetastore", name, service_catalogue.SPARK_METASTORE, opts)
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port,),
-                health={"kind": "tcp", "host": LOOPBACK, "port": args.port},
+                health={"kind": "tcp", "host": LOOPBACK, "port": args.ports.main},
                 container_port=CONTAINER_METASTORE_PORT,
                 process=lambda workdir: self._process(args, workdir),
                 docker=lambda: self._docker(args),
@@ -148,7 +147,7 @@ class SparkMetastore(ServiceComponent):
                 "-h",
                 LOOPBACK,
                 "-p",
-                str(args.port),
+                str(args.ports.main),
                 "-noSecurityManager",
             ],
             init=[["mkdir", "-p", "data"]],
@@ -161,7 +160,7 @@ class SparkMetastore(ServiceComponent):
         derbynet = f"{CONTAINER_JARS}/derbynet-{versions['DERBY_VERSION']}.jar"
         return DockerServiceSpec(
             image=args.placement.toolchain.image("SPARK_IMAGE"),
-            ports={CONTAINER_METASTORE_PORT: args.port},
+            ports={CONTAINER_METASTORE_PORT: args.ports.main},
             health_test=["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/localhost/{CONTAINER_METASTORE_PORT}'"],
             volume_path="/data",
             binds={str(args.placement.toolchain.spark_lib_dir): CONTAINER_JARS},
@@ -185,8 +184,7 @@ class SparkMetastore(ServiceComponent):
 
 @dataclass(frozen=True)
 class SparkMasterArgs(ServiceArgs):
-    ui_port: int
-    """The master's web UI, whose /json/ is the health check."""
+    """Its ports: the master (main) and its web UI ("ui"), whose /json/ is the workers' health check."""
 
 
 class SparkMaster(ServiceComponent):
@@ -197,25 +195,26 @@ class SparkMaster(ServiceComponent):
     ui_url: pulumi.Output[str]
     internal_ui_url: pulumi.Output[str]
     """The web UI as other services of the stack reach it (the Delta sink's driver watchdog asks its /json/)."""
+    status_url: str
+    """The web UI on 127.0.0.1, whose /json/ lists the workers (their health check asks it)."""
 
     def __init__(self, name: str, args: SparkMasterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:SparkMaster", name, service_catalogue.service("spark-master"), opts)
-        ui_url = f"http://{LOOPBACK}:{args.ui_port}"
+        super().__init__("cdcstack:components:SparkMaster", name, service_catalogue.SPARK_MASTER, opts)
+        ui_url = f"http://{LOOPBACK}:{args.ports.of('ui')}"
+        self.status_url = ui_url
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port, args.ui_port),
                 health={"kind": "spark", "url": ui_url},
                 container_port=CONTAINER_MASTER_PORT,
                 process=lambda workdir: self._process(args, workdir),
                 docker=lambda: self._docker(args),
             ),
         )
-        self.url = pulumi.Output.from_input(f"spark://{LOOPBACK}:{args.port}")
+        self.url = pulumi.Output.from_input(f"spark://{LOOPBACK}:{args.ports.main}")
         self.internal_url = pulumi.Output.from_input(f"spark://{self._internal_address()}")
         self.ui_url = pulumi.Output.from_input(ui_url)
-        self.internal_ui_url = pulumi.Output.from_input(f"http://{self._internal_address_of(args.ui_port, CONTAINER_MASTER_UI_PORT)}")
+        self.internal_ui_url = pulumi.Output.from_input(f"http://{self._internal_address_of(args.ports.of('ui'), CONTAINER_MASTER_UI_PORT)}")
         self._register({"url": self.url, "internal_url": self.internal_url, "ui_url": self.ui_url, "internal_ui_url": self.internal_ui_url})
 
     @staticmethod
@@ -228,9 +227,9 @@ class SparkMaster(ServiceComponent):
                 "--host",
                 LOOPBACK,
                 "--port",
-                str(args.port),
+                str(args.ports.main),
                 "--webui-port",
-                str(args.ui_port),
+                str(args.ports.of("ui")),
             ),
             init=[["mkdir", "-p", "conf", "logs", "local"]],
             env=spark_daemon_env(args.placement, workdir),
@@ -240,7 +239,7 @@ class SparkMaster(ServiceComponent):
     def _docker(args: SparkMasterArgs) -> DockerServiceSpec:
         return DockerServiceSpec(
             image=args.placement.toolchain.image("SPARK_IMAGE"),
-            ports={CONTAINER_MASTER_PORT: args.port, CONTAINER_MASTER_UI_PORT: args.ui_port},
+            ports={CONTAINER_MASTER_PORT: args.ports.main, CONTAINER_MASTER_UI_PORT: args.ports.of("ui")},
             health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_MASTER_UI_PORT}/json/ | grep -q ALIVE"],
             volume_path="/data",
             envs=[f"SPARK_DAEMON_MEMORY={DAEMON_HEAP}", "SPARK_NO_DAEMONIZE=1"],
@@ -260,23 +259,21 @@ class SparkMaster(ServiceComponent):
 
 @dataclass(frozen=True)
 class SparkWorkerArgs(ServiceArgs):
-    ui_port: int
+    """Its ports: the worker (main) and its web UI ("ui")."""
+
     master: SparkMaster
     """The master it registers with; healthy once that master lists it ALIVE."""
-    master_ui_port: int
 
 
 class SparkWorker(ServiceComponent):
     """The one worker: executors of every application run under it."""
 
     def __init__(self, name: str, args: SparkWorkerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:SparkWorker", name, service_catalogue.service("spark-worker"), opts)
+        super().__init__("cdcstack:components:SparkWorker", name, service_catalogue.SPARK_WORKER, opts)
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port, args.ui_port),
-                health={"kind": "spark", "url": f"http://{LOOPBACK}:{args.master_ui_port}", "alive_workers": 1},
+                health={"kind": "spark", "url": args.master.status_url, "alive_workers": 1},
                 container_port=CONTAINER_WORKER_PORT,
                 process=lambda workdir: self._process(args, workdir),
                 docker=lambda: self._docker(args, name),
@@ -296,9 +293,9 @@ class SparkWorker(ServiceComponent):
                     "--host",
                     LOOPBACK,
                     "--port",
-                    str(args.port),
+                    str(args.ports.main),
                     "--webui-port",
-                    str(args.ui_port),
+                    str(args.ports.of("ui")),
                     "--cores",
                     str(WORKER_CORES),
                     "--memory",
@@ -320,7 +317,7 @@ class SparkWorker(ServiceComponent):
     def _docker(args: SparkWorkerArgs, name: str) -> DockerServiceSpec:
         return DockerServiceSpec(
             image=args.placement.toolchain.image("SPARK_IMAGE"),
-            ports={CONTAINER_WORKER_PORT: args.port, CONTAINER_WORKER_UI_PORT: args.ui_port},
+            ports={CONTAINER_WORKER_PORT: args.ports.main, CONTAINER_WORKER_UI_PORT: args.ports.of("ui")},
             health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_WORKER_UI_PORT}/json/ | grep -q ALIVE"],
             volume_path="/data",
             binds={str(args.placement.toolchain.spark_lib_dir): CONTAINER_JARS},
@@ -340,7 +337,7 @@ class SparkWorker(ServiceComponent):
                 WORKER_MEMORY,
                 "--work-dir",
                 "/data/work",
-                f"spark://{service_catalogue.service('spark-master').name}:{CONTAINER_MASTER_PORT}",
+                f"spark://{service_catalogue.SPARK_MASTER.name}:{CONTAINER_MASTER_PORT}",
             ],
             memory_mb=3584,
         )
@@ -350,15 +347,13 @@ class SparkWorker(ServiceComponent):
 class SparkArgs:
     placement: Placement
     network: StackNetwork
-    store: ObjectStore
+    store: ObjectStoreAccess
     """Holds the Delta tables (`s3a://<bucket>/delta/...`) and Spark's warehouse."""
     iceberg_catalog: IcebergRestCatalog
     """Offered to sessions as the `iceberg` catalog."""
-    metastore_port: int
-    master_port: int
-    master_ui_port: int
-    worker_port: int
-    worker_ui_port: int
+    metastore_ports: ServicePorts
+    master_ports: ServicePorts
+    worker_ports: ServicePorts
 
 
 class Spark(pulumi.ComponentResource):
@@ -378,19 +373,18 @@ class Spark(pulumi.ComponentResource):
     ready: pulumi.Output[str]
     """Resolves once the metastore, master and worker are all healthy."""
 
+    @property
+    def services(self) -> tuple[SparkMetastore, SparkMaster, SparkWorker]:
+        """Its three services of the catalogue."""
+        return (self.metastore, self.master, self.worker)
+
     def __init__(self, name: str, args: SparkArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:Spark", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         common = {"placement": args.placement, "network": args.network}
-        self.metastore = SparkMetastore(f"{name}-metastore", SparkMetastoreArgs(**common, port=args.metastore_port), child)
-        self.master = SparkMaster(f"{name}-master", SparkMasterArgs(**common, port=args.master_port, ui_port=args.master_ui_port), child)
-        self.worker = SparkWorker(
-            f"{name}-worker",
-            SparkWorkerArgs(
-                **common, port=args.worker_port, ui_port=args.worker_ui_port, master=self.master, master_ui_port=args.master_ui_port
-            ),
-            child,
-        )
+        self.metastore = SparkMetastore(f"{name}-metastore", SparkMetastoreArgs(**common, ports=args.metastore_ports), child)
+        self.master = SparkMaster(f"{name}-master", SparkMasterArgs(**common, ports=args.master_ports), child)
+        self.worker = SparkWorker(f"{name}-worker", SparkWorkerArgs(**common, ports=args.worker_ports, master=self.master), child)
         self.master_url = self.master.url
         self.ui_url = self.master.ui_url
         self.ready = pulumi.Output.all(self.metastore.ready, self.master.ready, self.worker.ready).apply(lambda values: ",".join(values))
@@ -405,11 +399,11 @@ class Spark(pulumi.ComponentResource):
             internal_class_path = [f"{CONTAINER_JARS}/{toolchain.derby_jar('derbyclient').name}"]
             host_jars = [str(jar) for jar in toolchain.spark_jars()]
             # Executors call back to the driver: the sink's container by its alias.
-            internal_driver = {"spark.driver.host": service_catalogue.service("delta-sink").name, "spark.driver.bindAddress": "0.0.0.0"}
+            internal_driver = {"spark.driver.host": service_catalogue.DELTA_SINK.name, "spark.driver.bindAddress": "0.0.0.0"}
         else:
             internal_jars, internal_class_path, internal_driver = host_jars, host_driver_class_path, {}
         self.spark_conf = self._conf(
-            args, self.master.url, LOOPBACK, args.metastore_port, args.store.endpoint, args.iceberg_catalog.uri, host_jars, host_driver_class_path
+            args, self.master.url, LOOPBACK, args.metastore_ports.main, args.store.endpoint, args.iceberg_catalog.uri, host_jars, host_driver_class_path
         )
         self.internal_spark_conf = self._conf(
             args,
@@ -442,7 +436,7 @@ class Spark(pulumi.ComponentResource):
         master_url: pulumi.Input[str],
         metastore_host: pulumi.Input[str],
         metastore_port: pulumi.Input[int],
-        s3_endpoint: pulumi.Input[str],
+        s3_endpoint: pulumi.Output[str],
         iceberg_uri: pulumi.Input[str],
         jars: list[str],
         driver_class_path: list[str],
@@ -454,10 +448,7 @@ class Spark(pulumi.ComponentResource):
                 master_url,
                 metastore_host,
                 metastore_port,
-                s3_endpoint,
-                store.access_key_id,
-                store.secret_access_key,
-                store.region,
+                store.resolved(s3_endpoint),
                 store.warehouse,
                 iceberg_uri,
                 self.ready,
@@ -467,12 +458,9 @@ class Spark(pulumi.ComponentResource):
                         master_url=values[0],
                         metastore_host=values[1],
                         metastore_port=int(values[2]),
-                        s3_endpoint=values[3],
-                        s3_access_key_id=values[4],
-                        s3_secret_access_key=values[5],
-                        s3_region=values[6],
-                        bucket=bucket_of(values[7]),
-                        iceberg_catalog_uri=values[8],
+                        store=values[3],
+                        bucket=bucket_of(values[4]),
+                        iceberg_catalog_uri=values[5],
                     ),
                     jars,
                     driver_class_path,

@@ -43,13 +43,11 @@ class WebhookCapture(ServiceComponent):
     """A generic webhook URL, as Alertmanager reaches it."""
 
     def __init__(self, name: str, args: WebhookCaptureArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("cdcstack:components:WebhookCapture", name, service_catalogue.service("webhook-capture"), opts)
-        base = f"http://{LOOPBACK}:{args.port}"
+        super().__init__("cdcstack:components:WebhookCapture", name, service_catalogue.WEBHOOK_CAPTURE, opts)
+        base = f"http://{LOOPBACK}:{args.ports.main}"
         self._serve(
-            args.placement,
-            args.network,
+            args,
             ServiceDefinition(
-                ports=(args.port,),
                 health={"kind": "http", "url": f"{base}/health"},
                 container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_capture(args, workdir),
@@ -64,14 +62,14 @@ class WebhookCapture(ServiceComponent):
 
     @staticmethod
     def _process_capture(args: WebhookCaptureArgs, workdir: Path) -> ProcessLaunch:
-        return ProcessLaunch(argv=[args.python, "-m", MODULE, "--host", LOOPBACK, "--port", str(args.port), "--data-dir", str(workdir)])
+        return ProcessLaunch(argv=[args.python, "-m", MODULE, "--host", LOOPBACK, "--port", str(args.ports.main), "--data-dir", str(workdir)])
 
     @staticmethod
     def _docker_capture(args: WebhookCaptureArgs) -> DockerServiceSpec:
         probe = f"import urllib.request; urllib.request.urlopen('http://localhost:{CONTAINER_PORT}/health', timeout=3)"
         return DockerServiceSpec(
             image=args.placement.toolchain.image("PYTHON_IMAGE"),
-            ports={CONTAINER_PORT: args.port},
+            ports={CONTAINER_PORT: args.ports.main},
             health_test=["CMD", "python", "-c", probe],
             volume_path="/data",
             binds={args.project_dir: PROJECT_MOUNT},

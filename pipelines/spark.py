@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines.object_store import S3Access
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -52,11 +54,8 @@ class LakehouseEndpoints:
     """`spark://127.0.0.1:<port>`."""
     metastore_host: str
     metastore_port: int
-    s3_endpoint: str
-    """`http://host:port` of the object store."""
-    s3_access_key_id: str
-    s3_secret_access_key: str
-    s3_region: str
+    store: S3Access
+    """The object store, at the address this driver reaches it on."""
     bucket: str
     """The warehouse bucket (Delta under `delta/`, Spark's own warehouse under `spark-warehouse/`)."""
     iceberg_catalog_uri: str
@@ -114,13 +113,7 @@ def lakehouse_conf(
         "spark.hadoop.javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.ClientDriver",
         "spark.hadoop.datanucleus.schema.autoCreateAll": "true",
         "spark.hadoop.hive.metastore.schema.verification": "false",
-        "spark.hadoop.fs.s3a.endpoint": endpoints.s3_endpoint,
-        "spark.hadoop.fs.s3a.endpoint.region": endpoints.s3_region,
-        "spark.hadoop.fs.s3a.path.style.access": "true",
-        "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
-        "spark.hadoop.fs.s3a.access.key": endpoints.s3_access_key_id,
-        "spark.hadoop.fs.s3a.secret.key": endpoints.s3_secret_access_key,
-        "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        **endpoints.store.s3a_conf(),
         "spark.hadoop.fs.s3a.directory.marker.retention": "keep",
         # A store that is down must fail a write within seconds (the sink retries), not after
         # S3A's default of twenty attempts with backoff.
@@ -131,12 +124,7 @@ def lakehouse_conf(
         iceberg: "org.apache.iceberg.spark.SparkCatalog",
         f"{iceberg}.type": "rest",
         f"{iceberg}.uri": endpoints.iceberg_catalog_uri,
-        f"{iceberg}.io-impl": "org.apache.iceberg.aws.s3.S3FileIO",
-        f"{iceberg}.s3.endpoint": endpoints.s3_endpoint,
-        f"{iceberg}.s3.path-style-access": "true",
-        f"{iceberg}.s3.access-key-id": endpoints.s3_access_key_id,
-        f"{iceberg}.s3.secret-access-key": endpoints.s3_secret_access_key,
-        f"{iceberg}.client.region": endpoints.s3_region,
+        **endpoints.store.iceberg_file_io_conf(iceberg),
     }
 
 

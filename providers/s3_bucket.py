@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
+from pipelines.object_store import S3Access
 from providers.base import DeclaredProvider, DeclaredResource, Input, ResourceSchema
 from providers.errors import ObjectStoreError
 
@@ -25,17 +26,17 @@ SCHEMA = ResourceSchema(
 """A new name is a new bucket; a new endpoint, region or credentials only change how it is reached."""
 
 
-def s3_client(endpoint: str, access_key: str, secret_key: str, region: str) -> Any:
+def s3_client(access: S3Access) -> Any:
     """A boto3 S3 client for a local S3-compatible server: path-style, bounded timeouts and retries."""
     import boto3
     from botocore.config import Config
 
     return boto3.client(
         "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        region_name=region,
+        endpoint_url=access.endpoint,
+        aws_access_key_id=access.access_key_id,
+        aws_secret_access_key=access.secret_access_key,
+        region_name=access.region,
         config=Config(
             s3={"addressing_style": "path"},
             connect_timeout=5,
@@ -47,7 +48,7 @@ def s3_client(endpoint: str, access_key: str, secret_key: str, region: str) -> A
 
 def _client(props: Mapping[str, Any]) -> Any:
     credentials = props["credentials"]
-    return s3_client(props["endpoint"], credentials["access_key_id"], credentials["secret_access_key"], props["region"])
+    return s3_client(S3Access(props["endpoint"], credentials["access_key_id"], credentials["secret_access_key"], props["region"]))
 
 
 def _code(error: Exception) -> str:

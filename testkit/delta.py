@@ -1,5 +1,5 @@
-"""Delta Lake for tests and the bench: delta-rs's options for the stack's object store, metastore
-databases a caller owns, and removing a table's or a database's files."""
+"""Delta Lake for tests and the bench: metastore databases a caller owns, and removing a table's or a
+database's files (delta-rs' options for the store are `pipelines.object_store.S3Access`'s)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,6 @@ from testkit.names import unique_name
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-
-def storage_options(endpoint: str, access_key_id: str, secret_access_key: str, region: str) -> dict[str, str]:
-    """What delta-rs needs to read `s3://<bucket>/...` on the stack's object store."""
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": access_key_id,
-        "AWS_SECRET_ACCESS_KEY": secret_access_key,
-        "AWS_REGION": region,
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_S3_ALLOW_UNSAFE_RENAME": "true",
-    }
 
 
 def object_keys(s3: Any, bucket: str, root: str) -> list[str]:

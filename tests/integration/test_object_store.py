@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Iterator
@@ -87,7 +88,7 @@ def test_listing_groups_keys_by_prefix_and_delimiter(s3: Any, bucket: str) -> No
 
 
 def test_a_wrong_secret_is_refused_with_a_signature_error(stack: StackOutputs, bucket: str) -> None:
-    intruder = s3_client(stack[out.S3_ENDPOINT], stack[out.S3_ACCESS_KEY_ID], "not-the-secret", stack[out.S3_REGION])
+    intruder = s3_client(dataclasses.replace(stack.object_store, secret_access_key="not-the-secret"))
     with pytest.raises(ClientError) as refused:
         intruder.put_object(Bucket=bucket, Key="x", Body=b"x")
     assert error_code(refused.value) == "SignatureDoesNotMatch"

@@ -50,9 +50,7 @@ class DeltaLake:
         return cls(
             database=stack[out.DELTA_DATABASE],
             bucket=bucket_of(stack[out.WAREHOUSE]),
-            storage_options=testkit_delta.storage_options(
-                stack[out.S3_ENDPOINT], stack[out.S3_ACCESS_KEY_ID], stack[out.S3_SECRET_ACCESS_KEY], stack[out.S3_REGION]
-            ),
+            storage_options=stack.object_store.delta_rs_storage_options(),
         )
 
     def uri(self, table: str, root: str = DELTA_PREFIX) -> str:

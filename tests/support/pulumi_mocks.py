@@ -20,7 +20,8 @@ import pulumi
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-T = TypeVar("T", bound=pulumi.Resource)
+T = TypeVar("T")
+U = TypeVar("U")
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -90,6 +91,21 @@ class Graph(Generic[T]):
 
     def types(self) -> list[str]:
         return sorted(args.typ for args in self.mocks.registered)
+
+    def subgraph(self, part: Callable[[T], U]) -> Graph[U]:
+        """The graph of `part(self.component)` (a component of it): only the resources under that
+        component, which is itself registered. Names are unique in a stack, and a parent registers
+        before its children."""
+        component = part(self.component)
+        under = {component._name}  # type: ignore[attr-defined]
+        children = []
+        for child in self.children:
+            if child.opts.parent is not None and child.opts.parent._name in under:
+                under.add(child.name)
+                children.append(child)
+        mocks = RecordingMocks()
+        mocks.registered = [args for args in self.mocks.registered if args.name in under]
+        return Graph(component, mocks, children)
 
 
 def build(factory: Callable[[pulumi.ResourceOptions], T]) -> Graph[T]:

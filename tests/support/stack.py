@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import pytest
 
 import stack_outputs as out
+from pipelines.object_store import S3Access
 from providers import health
 from testkit.stack import StackNotUp, read_outputs, stack_name
 
@@ -93,9 +94,14 @@ class StackOutputs:
         """A boto3 client for the stack's object store, checked healthy first."""
         from providers.s3_bucket import s3_client
 
-        endpoint = self[out.S3_ENDPOINT]
-        self.require_healthy("object-store", {"kind": "http", "url": f"{endpoint}/health"})
-        return s3_client(endpoint, self[out.S3_ACCESS_KEY_ID], self[out.S3_SECRET_ACCESS_KEY], self[out.S3_REGION])
+        access = self.object_store
+        self.require_healthy("object-store", {"kind": "http", "url": f"{access.endpoint}/health"})
+        return s3_client(access)
+
+    @property
+    def object_store(self) -> S3Access:
+        """The stack's object store and its credentials, as a client on the host reaches it."""
+        return S3Access.from_outputs(self)
 
     @property
     def iceberg_catalog_properties(self) -> dict[str, str]:

@@ -6,10 +6,13 @@ import json
 
 import pytest
 
+import service_catalogue
 from components.runtime import Placement
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import SERVICE_GRAPHS, kafka_graph, mysql_graph, postgres_graph, sink_graph
+from tests.support.stack_graphs import POSTGRES_PASSWORD, service_graph, stack_graph
 from toolchain.layout import PROJECT_ROOT
+
+SERVICES = [service.name for service in service_catalogue.SERVICES]
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -17,7 +20,7 @@ VOLUME = "docker:index/volume:Volume"
 
 
 def test_postgres_container_uses_pinned_image_and_loopback_port(docker_placement: Placement) -> None:
-    graph = postgres_graph(docker_placement)
+    graph = service_graph("postgres", docker_placement)
     assert graph.inputs_of(IMAGE)["name"] == docker_placement.toolchain.image("POSTGRES_IMAGE")
     container = graph.inputs_of(CONTAINER)
     assert container["ports"] == [{"internal": 5432, "external": 25432, "ip": "127.0.0.1"}]
@@ -26,7 +29,7 @@ def test_postgres_container_uses_pinned_image_and_loopback_port(docker_placement
 
 
 def test_postgres_container_runs_logical_wal_and_waits_for_pg_isready(docker_placement: Placement) -> None:
-    container = postgres_graph(docker_placement).inputs_of(CONTAINER)
+    container = service_graph("postgres", docker_placement).inputs_of(CONTAINER)
     command = container["command"]
     assert "wal_level=logical" in command and "max_replication_slots=16" in command
     assert container["healthcheck"]["tests"] == ["CMD-SHELL", "pg_isready -U postgres -d inventory"]
@@ -34,7 +37,7 @@ def test_postgres_container_runs_logical_wal_and_waits_for_pg_isready(docker_pla
 
 
 def test_postgres_credentials_stay_secret(docker_placement: Placement) -> None:
-    graph = postgres_graph(docker_placement)
+    graph = service_graph("postgres", docker_placement)
     envs, envs_secret = settle(graph.child(CONTAINER).props["envs"])
     assert envs_secret and "POSTGRES_PASSWORD=pg-secret" in envs
     dsn, dsn_secret = settle(graph.component.dsn)
@@ -43,7 +46,7 @@ def test_postgres_credentials_stay_secret(docker_placement: Placement) -> None:
 
 
 def test_postgres_seed_waits_for_the_sql_ping_after_the_container(docker_placement: Placement) -> None:
-    graph = postgres_graph(docker_placement)
+    graph = service_graph("postgres", docker_placement)
     seed = graph.child(":SqlSeed")
     assert [dependency._name for dependency in seed.opts.depends_on] == ["postgres-health"]
     assert settle(seed.props["connection"])[1] is True
@@ -51,7 +54,7 @@ def test_postgres_seed_waits_for_the_sql_ping_after_the_container(docker_placeme
 
 
 def test_mysql_container_is_real_mysql_with_row_binlog(docker_placement: Placement) -> None:
-    graph = mysql_graph(docker_placement)
+    graph = service_graph("mysql", docker_placement)
     assert graph.inputs_of(IMAGE)["name"].startswith("mysql:8")
     container = graph.inputs_of(CONTAINER)
     for flag in ("--binlog-format=ROW", "--binlog-row-image=FULL", "--server-id=1", "--log-bin=binlog"):
@@ -61,14 +64,14 @@ def test_mysql_container_is_real_mysql_with_row_binlog(docker_placement: Placeme
 
 
 def test_mysql_root_password_stays_secret(docker_placement: Placement) -> None:
-    graph = mysql_graph(docker_placement)
+    graph = service_graph("mysql", docker_placement)
     envs, secret = settle(graph.child(CONTAINER).props["envs"])
     assert secret and "MYSQL_ROOT_PASSWORD=my'secret" in envs
     assert settle(graph.component.dsn) == ("mysql://root:my'secret@127.0.0.1:23306/inventory", True)
 
 
 def test_kafka_container_is_kraft_with_host_and_internal_listeners(docker_placement: Placement) -> None:
-    graph = kafka_graph(docker_placement)
+    graph = service_graph("kafka", docker_placement)
     assert graph.inputs_of(IMAGE)["name"] == docker_placement.toolchain.image("KAFKA_IMAGE")
     envs = dict(entry.split("=", 1) for entry in graph.inputs_of(CONTAINER)["envs"])
     assert envs["KAFKA_PROCESS_ROLES"] == "broker,controller"
@@ -79,32 +82,31 @@ def test_kafka_container_is_kraft_with_host_and_internal_listeners(docker_placem
 
 
 def test_docker_runtime_creates_the_stack_network(docker_placement: Placement) -> None:
-    graph = kafka_graph(docker_placement)
-    assert graph.inputs_of("docker:index/network:Network")["name"] == "cdcstack-unit"
-    container = graph.child(CONTAINER)
+    assert stack_graph(docker_placement).inputs_of("docker:index/network:Network")["name"] == "cdcstack-unit"
+    container = service_graph("kafka", docker_placement).child(CONTAINER)
     assert "network-bridge" in [dependency._name for dependency in container.opts.depends_on]
 
 
-@pytest.mark.parametrize("service", SERVICE_GRAPHS)
+@pytest.mark.parametrize("service", SERVICES)
 def test_every_docker_child_is_parented_to_its_component(docker_placement: Placement, service: str) -> None:
-    graph = SERVICE_GRAPHS[service](docker_placement)
+    graph = service_graph(service, docker_placement)
     service_children = [child for child in graph.children if child.name.startswith(f"{service}-")]
     assert {child.name for child in service_children} >= {f"{service}-{part}" for part in ("image", "data", "container", "health")}
     for child in service_children:
         assert child.opts.parent is graph.component, f"{child.name} is not parented to {graph.component._name}"
 
 
-@pytest.mark.parametrize("service", SERVICE_GRAPHS)
+@pytest.mark.parametrize("service", SERVICES)
 def test_docker_runtime_starts_no_local_process(docker_placement: Placement, service: str) -> None:
-    assert not [typ for typ in SERVICE_GRAPHS[service](docker_placement).types() if typ.endswith(":LocalService")]
+    assert not [typ for typ in service_graph(service, docker_placement).types() if typ.endswith(":LocalService")]
 
 
-@pytest.mark.parametrize("service", SERVICE_GRAPHS)
+@pytest.mark.parametrize("service", SERVICES)
 def test_docker_health_is_the_process_runtimes_check_after_the_container(
     docker_placement: Placement, process_placement: Placement, service: str
 ) -> None:
-    docker_graph = SERVICE_GRAPHS[service](docker_placement)
-    process_graph = SERVICE_GRAPHS[service](process_placement)
+    docker_graph = service_graph(service, docker_placement)
+    process_graph = service_graph(service, process_placement)
     gate = docker_graph.named(f"{service}-health")
     assert [dependency._name for dependency in gate.opts.depends_on] == [f"{service}-container"]
     inputs = docker_graph.inputs_named(f"{service}-health")
@@ -120,7 +122,7 @@ def test_docker_health_is_the_process_runtimes_check_after_the_container(
 
 
 def test_the_sink_job_is_the_python_image_running_the_project_read_only(docker_placement: Placement) -> None:
-    graph = sink_graph(docker_placement)
+    graph = service_graph("iceberg-sink", docker_placement)
     assert graph.inputs_named("iceberg-sink-image")["name"] == docker_placement.toolchain.image("PYTHON_IMAGE")
     container = graph.inputs_named("iceberg-sink-container")
     assert {"containerPath": "/project", "hostPath": str(PROJECT_ROOT), "readOnly": True} in container["volumes"]

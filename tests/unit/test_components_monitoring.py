@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +14,16 @@ import pulumi
 import pytest
 import yaml
 
-from components.alertmanager import TEMPLATE_FILE, TEMPLATES
+import service_catalogue
+from components.alertmanager import TEMPLATE_FILE, TEMPLATES, Alertmanager, AlertmanagerArgs
 from components.docker_service import FILE_ENV_PREFIX
-from components.prometheus import ScrapeTarget, scrape_jobs
+from components.mail_capture import MailCapture, MailCaptureArgs
+from components.network import StackNetwork, StackNetworkArgs
+from components.prometheus import Prometheus, PrometheusArgs, ScrapeTarget, scrape_jobs
 from components.runtime import Placement
-from tests.support.pulumi_mocks import Graph, settle
-from tests.support.stack_graphs import (
-    ALERT_SECRETS,
-    SLACK_API_URL,
-    SMTP_PASSWORD,
-    WEBHOOK_URL,
-    alertmanager_graph,
-    mail_capture_graph,
-    prometheus_graph,
-)
+from components.stack import StackSecrets
+from tests.support.pulumi_mocks import Graph, build, settle
+from tests.support.stack_graphs import ALERT_SECRETS, SLACK_API_URL, SMTP_PASSWORD, UNIT_SETTINGS, WEBHOOK_URL, service_graph, unit_secrets
 
 RUNTIMES = ["process_placement", "docker_placement"]
 READINESS = {
@@ -34,7 +31,7 @@ READINESS = {
     "alertmanager": "http://127.0.0.1:29193/-/ready",
     "mail-capture": "http://127.0.0.1:28025/readyz",
 }
-GRAPHS = {"prometheus": prometheus_graph, "alertmanager": alertmanager_graph, "mail-capture": mail_capture_graph}
+MONITORING = ["prometheus", "alertmanager", "mail-capture"]
 LAG_RULES = """\
 groups:
   - name: cdc
@@ -45,6 +42,45 @@ groups:
         labels: {severity: warning, service: iceberg-sink}
         annotations: {summary: "{{ $labels.table }} is behind", value: "{{ $value }}", runbook: "run `make up`"}
 """
+
+
+def custom_prometheus_graph(
+    placement: Placement,
+    scrape_targets: Callable[[Alertmanager], Sequence[ScrapeTarget]] = lambda _: (),
+    rule_files: Mapping[str, pulumi.Input[str]] | None = None,
+) -> Graph[Prometheus]:
+    """Prometheus with targets and rules of the test's own, sending to the unit stack's Alertmanager
+    (and its mail capture): test-only wiring, the stack's own is `service_graph("prometheus", ...)`."""
+
+    def program(opts: pulumi.ResourceOptions) -> Prometheus:
+        secrets: StackSecrets = unit_secrets()
+        network = StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
+
+        def common(service: service_catalogue.ServiceSpec) -> dict[str, Any]:
+            return {"placement": placement, "network": network, "ports": UNIT_SETTINGS.ports[service]}
+
+        mail = MailCapture("mail-capture", MailCaptureArgs(**common(service_catalogue.MAIL_CAPTURE)), opts=opts)
+        alertmanager = Alertmanager(
+            "alertmanager",
+            AlertmanagerArgs(
+                **common(service_catalogue.ALERTMANAGER),
+                mail_capture=mail,
+                email_to=UNIT_SETTINGS.alert_email_to,
+                email_from=UNIT_SETTINGS.alert_email_from,
+                smtp_username=UNIT_SETTINGS.alert_smtp_username,
+                smtp_password=secrets.alert_smtp_password,
+                slack_api_url=secrets.alert_slack_api_url,
+                slack_channel=UNIT_SETTINGS.alert_slack_channel,
+                webhook_url=secrets.alert_webhook_url,
+            ),
+            opts=opts,
+        )
+        args = PrometheusArgs(
+            **common(service_catalogue.PROMETHEUS), alertmanager=alertmanager, scrape_targets=scrape_targets(alertmanager), rule_files=rule_files or {}
+        )
+        return Prometheus("prometheus", args, opts=opts)
+
+    return build(program)
 
 
 def flag(argv: list[str], name: str) -> str:
@@ -87,7 +123,7 @@ def written(folder: Path, files: dict[str, str]) -> Path:
 
 
 def test_process_prometheus_is_debians_bound_to_loopback_with_its_files_and_tsdb_in_its_work_dir(process_placement: Placement) -> None:
-    graph = prometheus_graph(process_placement)
+    graph = service_graph("prometheus", process_placement)
     service = graph.inputs_named("prometheus-process")
     argv, workdir = service["argv"], Path(service["workdir"])
     assert argv[0] == process_placement.toolchain.prometheus_binary == "/usr/bin/prometheus"
@@ -100,7 +136,7 @@ def test_process_prometheus_is_debians_bound_to_loopback_with_its_files_and_tsdb
 
 
 def test_process_alertmanager_is_debians_on_loopback_without_a_cluster_port(process_placement: Placement) -> None:
-    service = alertmanager_graph(process_placement).inputs_named("alertmanager-process")
+    service = service_graph("alertmanager", process_placement).inputs_named("alertmanager-process")
     argv, workdir = service["argv"], Path(service["workdir"])
     assert argv[0] == process_placement.toolchain.alertmanager_binary == "/usr/bin/prometheus-alertmanager"
     assert flag(argv, "web.listen-address") == "127.0.0.1:29193"
@@ -112,7 +148,7 @@ def test_process_alertmanager_is_debians_on_loopback_without_a_cluster_port(proc
 
 
 def test_process_mail_capture_is_mailpit_on_loopback_accepting_any_login(process_placement: Placement) -> None:
-    service = mail_capture_graph(process_placement).inputs_named("mail-capture-process")
+    service = service_graph("mail-capture", process_placement).inputs_named("mail-capture-process")
     argv, workdir = service["argv"], Path(service["workdir"])
     assert argv[0] == process_placement.toolchain.mailpit_binary and Path(argv[0]).parent == process_placement.toolchain.mailpit_bin_dir
     assert (option(argv, "listen"), option(argv, "smtp")) == ("127.0.0.1:28025", "127.0.0.1:21025")
@@ -121,13 +157,13 @@ def test_process_mail_capture_is_mailpit_on_loopback_accepting_any_login(process
     assert service["ports"] == [28025, 21025] and service["host"] == "127.0.0.1"
 
 
-@pytest.mark.parametrize("service", GRAPHS)
+@pytest.mark.parametrize("service", MONITORING)
 def test_health_is_the_services_own_readiness_endpoint_on_both_runtimes(
     service: str, process_placement: Placement, docker_placement: Placement
 ) -> None:
     probe = {"kind": "http", "url": READINESS[service]}
-    assert settle(GRAPHS[service](process_placement).named(f"{service}-process").props["health"])[0] == probe
-    assert settle(GRAPHS[service](docker_placement).named(f"{service}-health").props["health"])[0] == probe
+    assert settle(service_graph(service, process_placement).named(f"{service}-process").props["health"])[0] == probe
+    assert settle(service_graph(service, docker_placement).named(f"{service}-health").props["health"])[0] == probe
 
 
 @pytest.mark.parametrize(
@@ -141,7 +177,7 @@ def test_health_is_the_services_own_readiness_endpoint_on_both_runtimes(
 def test_docker_services_are_the_pinned_images_published_on_loopback(
     service: str, image: str, ports: dict[int, int], volume: str, docker_placement: Placement
 ) -> None:
-    graph = GRAPHS[service](docker_placement)
+    graph = service_graph(service, docker_placement)
     assert graph.inputs_named(f"{service}-image")["name"] == docker_placement.toolchain.image(image)
     container = graph.inputs_named(f"{service}-container")
     assert container["ports"] == [{"internal": internal, "external": external, "ip": "127.0.0.1"} for internal, external in ports.items()]
@@ -157,7 +193,7 @@ def test_the_images_are_the_releases_of_the_process_runtimes_binaries(docker_pla
 
 @pytest.mark.parametrize("placement_fixture", RUNTIMES)
 def test_the_receivers_secrets_are_only_in_secret_inputs(placement_fixture: str, request: pytest.FixtureRequest) -> None:
-    graph = alertmanager_graph(request.getfixturevalue(placement_fixture))
+    graph = service_graph("alertmanager", request.getfixturevalue(placement_fixture))
     found_in_a_secret = set()
     for child in graph.children:
         for key, value in child.props.items():
@@ -170,7 +206,7 @@ def test_the_receivers_secrets_are_only_in_secret_inputs(placement_fixture: str,
 
 
 def test_process_alertmanager_has_its_config_as_a_secret_file_and_its_templates_as_a_plain_one(process_placement: Placement) -> None:
-    graph = alertmanager_graph(process_placement)
+    graph = service_graph("alertmanager", process_placement)
     files, secret_files = process_files(graph, "alertmanager")
     assert files == {TEMPLATE_FILE: TEMPLATES}
     assert list(secret_files) == ["alertmanager.yml"]
@@ -182,7 +218,7 @@ def test_amtool_accepts_the_generated_config_with_every_receiver_sending_resolve
     placement_fixture: str, smarthost: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     placement = request.getfixturevalue(placement_fixture)
-    graph = alertmanager_graph(placement)
+    graph = service_graph("alertmanager", placement)
     if placement_fixture == "process_placement":
         files, secret_files = process_files(graph, "alertmanager")
         folder = written(tmp_path, {**files, **secret_files})
@@ -210,7 +246,7 @@ def test_amtool_accepts_the_generated_config_with_every_receiver_sending_resolve
 
 
 def test_alerts_are_grouped_by_alert_connector_and_table_and_routed_by_severity(process_placement: Placement) -> None:
-    _, secret_files = process_files(alertmanager_graph(process_placement), "alertmanager")
+    _, secret_files = process_files(service_graph("alertmanager", process_placement), "alertmanager")
     route = yaml.safe_load(secret_files["alertmanager.yml"])["route"]
     assert route["group_by"] == ["alertname", "connector", "table"]
     assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == ("1s", "2s", "1h")
@@ -226,7 +262,7 @@ def test_alerts_are_grouped_by_alert_connector_and_table_and_routed_by_severity(
 
 
 def test_a_service_down_inhibits_the_other_alerts_of_its_service(process_placement: Placement) -> None:
-    _, secret_files = process_files(alertmanager_graph(process_placement), "alertmanager")
+    _, secret_files = process_files(service_graph("alertmanager", process_placement), "alertmanager")
     rules = yaml.safe_load(secret_files["alertmanager.yml"])["inhibit_rules"]
     assert {
         "source_matchers": ['alertname="ServiceDown"'],
@@ -283,7 +319,7 @@ def test_promtool_accepts_prometheus_yml_with_its_rules_and_targets(
     placement_fixture: str, alertmanager: str, self_address: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     placement = request.getfixturevalue(placement_fixture)
-    graph = prometheus_graph(
+    graph = custom_prometheus_graph(
         placement,
         lambda manager: [
             ScrapeTarget("alertmanager", manager.internal_address, labels={"service": "alertmanager"}),
@@ -325,15 +361,15 @@ def test_targets_of_one_job_are_one_scrape_job_and_must_share_a_path() -> None:
 
 def test_a_rule_file_name_with_a_folder_is_refused(process_placement: Placement) -> None:
     with pytest.raises(ValueError, match=r"plain \*\.yml or \*\.yaml names, not \['../cdc.yml'\]"):
-        prometheus_graph(process_placement, rule_files={"../cdc.yml": LAG_RULES})
+        custom_prometheus_graph(process_placement, rule_files={"../cdc.yml": LAG_RULES})
 
 
 @pytest.mark.parametrize("placement_fixture", RUNTIMES)
 def test_each_starts_after_what_it_sends_to(placement_fixture: str, request: pytest.FixtureRequest) -> None:
     placement = request.getfixturevalue(placement_fixture)
     server = "process" if placement_fixture == "process_placement" else "container"
-    prometheus = prometheus_graph(placement).named(f"prometheus-{server}")
-    alertmanager = alertmanager_graph(placement).named(f"alertmanager-{server}")
+    prometheus = service_graph("prometheus", placement).named(f"prometheus-{server}")
+    alertmanager = service_graph("alertmanager", placement).named(f"alertmanager-{server}")
     assert "alertmanager" in [dependency._name for dependency in prometheus.opts.depends_on]
     assert "mail-capture" in [dependency._name for dependency in alertmanager.opts.depends_on]
 
@@ -343,17 +379,17 @@ def test_each_starts_after_what_it_sends_to(placement_fixture: str, request: pyt
 )
 def test_the_outputs_are_loopback_urls_and_the_smtp_address(placement_fixture: str, internal_smtp: str, request: pytest.FixtureRequest) -> None:
     placement = request.getfixturevalue(placement_fixture)
-    mail = mail_capture_graph(placement).component
+    mail = service_graph("mail-capture", placement).component
     assert settle(mail.url)[0] == "http://127.0.0.1:28025"
     assert (settle(mail.smtp_host)[0], settle(mail.smtp_port)[0]) == ("127.0.0.1", 21025)
     assert settle(mail.internal_smtp_address)[0] == internal_smtp
-    assert settle(alertmanager_graph(placement).component.url)[0] == "http://127.0.0.1:29193"
-    assert settle(prometheus_graph(placement).component.url)[0] == "http://127.0.0.1:29090"
+    assert settle(service_graph("alertmanager", placement).component.url)[0] == "http://127.0.0.1:29193"
+    assert settle(service_graph("prometheus", placement).component.url)[0] == "http://127.0.0.1:29090"
 
 
 def test_the_docker_entrypoints_write_the_configs_then_exec_the_server(docker_placement: Placement) -> None:
     for service, server in (("prometheus", "/bin/prometheus"), ("alertmanager", "/bin/alertmanager")):
-        container = GRAPHS[service](docker_placement).inputs_named(f"{service}-container")
+        container = service_graph(service, docker_placement).inputs_named(f"{service}-container")
         shell, dash_c, script = container["entrypoints"]
         assert (shell, dash_c) == ("/bin/sh", "-c")
         last = shlex.split(script.rsplit(" && ", 1)[1])

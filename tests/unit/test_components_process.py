@@ -7,20 +7,24 @@ from pathlib import Path
 
 import pytest
 
+import service_catalogue
 from components.kafka import Kafka, KafkaArgs
 from components.mysql import root_account_sql
 from components.runtime import Placement
 from providers.errors import MissingToolchainError
+from service_catalogue import ServicePorts
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import PROCESS_PINS, SERVICE_GRAPHS, kafka_graph, mysql_graph, postgres_graph, process_program_pins
+from tests.support.stack_graphs import PROCESS_PINS, process_program_pins, service_graph
 from toolchain.layout import Toolchain
+
+SERVICES = [service.name for service in service_catalogue.SERVICES]
 
 SERVICE = ":LocalService"
 SEED = ":SqlSeed"
 
 
 def test_postgres_process_runs_the_debian_server_with_logical_wal(process_placement: Placement) -> None:
-    service = postgres_graph(process_placement).inputs_of(SERVICE)
+    service = service_graph("postgres", process_placement).inputs_of(SERVICE)
     argv = service["argv"]
     assert argv[0] == f"/usr/lib/postgresql/{process_placement.toolchain.versions['POSTGRES_MAJOR']}/bin/postgres"
     for setting in ("wal_level=logical", "listen_addresses=127.0.0.1", "port=25432", "unix_socket_directories="):
@@ -30,7 +34,7 @@ def test_postgres_process_runs_the_debian_server_with_logical_wal(process_placem
 
 
 def test_postgres_process_initialises_with_a_password_file_as_postgres_user(process_placement: Placement) -> None:
-    graph = postgres_graph(process_placement)
+    graph = service_graph("postgres", process_placement)
     service = graph.inputs_of(SERVICE)
     [initdb] = service["init"]
     assert Path(initdb[0]).name == "initdb" and "--pwfile=superuser.password" in initdb
@@ -41,13 +45,13 @@ def test_postgres_process_initialises_with_a_password_file_as_postgres_user(proc
 
 
 def test_postgres_health_is_a_sql_ping_with_a_secret_dsn(process_placement: Placement) -> None:
-    graph = postgres_graph(process_placement)
+    graph = service_graph("postgres", process_placement)
     health, secret = settle(graph.child(SERVICE).props["health"])
     assert secret and health == {"kind": "postgres", "dsn": "postgresql://postgres:pg-secret@127.0.0.1:25432/postgres"}
 
 
 def test_postgres_seed_depends_on_the_service_and_reruns_per_instance(process_placement: Placement) -> None:
-    graph = postgres_graph(process_placement)
+    graph = service_graph("postgres", process_placement)
     seed = graph.child(SEED)
     assert [dependency._name for dependency in seed.opts.depends_on] == ["postgres-process"]
     seed_inputs = graph.inputs_of(SEED)
@@ -57,7 +61,7 @@ def test_postgres_seed_depends_on_the_service_and_reruns_per_instance(process_pl
 
 
 def test_mysql_process_is_mariadb_with_row_binlog(process_placement: Placement) -> None:
-    service = mysql_graph(process_placement).inputs_of(SERVICE)
+    service = service_graph("mysql", process_placement).inputs_of(SERVICE)
     argv = service["argv"]
     assert Path(argv[0]).name == "mariadbd" and argv[1] == "--no-defaults"
     for flag in ("--binlog-format=ROW", "--binlog-row-image=FULL", "--server-id=1", "--bind-address=127.0.0.1", "--port=23306"):
@@ -67,7 +71,7 @@ def test_mysql_process_is_mariadb_with_row_binlog(process_placement: Placement) 
 
 
 def test_mysql_root_account_sql_is_secret_and_quotes_the_password(process_placement: Placement) -> None:
-    graph = mysql_graph(process_placement)
+    graph = service_graph("mysql", process_placement)
     files, secret = settle(graph.child(SERVICE).props["secret_files"])
     assert secret and files == {"root-account.sql": root_account_sql("my'secret")}
     assert "IDENTIFIED BY 'my''secret'" in files["root-account.sql"]
@@ -76,7 +80,7 @@ def test_mysql_root_account_sql_is_secret_and_quotes_the_password(process_placem
 
 
 def test_kafka_process_is_kraft_from_the_maven_jars(process_placement: Placement) -> None:
-    graph = kafka_graph(process_placement)
+    graph = service_graph("kafka", process_placement)
     service = graph.inputs_of(SERVICE)
     argv = service["argv"]
     assert Path(argv[0]).name == "java" and argv[-2] == "kafka.Kafka"
@@ -96,17 +100,17 @@ def test_kafka_without_jars_fails_with_the_command_to_run(tmp_path: Path, proces
         toolchain=Toolchain(versions=process_placement.toolchain.versions, cache_dir=tmp_path / "no-toolchain"),
     )
     with pytest.raises(MissingToolchainError, match=r"Kafka broker jars are missing .* run `make toolchain`"):
-        Kafka("kafka", KafkaArgs(placement=empty, network=None, port=1, controller_port=2))  # type: ignore[arg-type]
+        Kafka("kafka", KafkaArgs(placement=empty, network=None, ports=ServicePorts(service_catalogue.KAFKA, (1, 2))))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("service", SERVICE_GRAPHS)
+@pytest.mark.parametrize("service", SERVICES)
 def test_process_runtime_creates_no_docker_resources(process_placement: Placement, service: str) -> None:
-    assert not [typ for typ in SERVICE_GRAPHS[service](process_placement).types() if typ.startswith("docker:")]
+    assert not [typ for typ in service_graph(service, process_placement).types() if typ.startswith("docker:")]
 
 
-@pytest.mark.parametrize("service", SERVICE_GRAPHS)
+@pytest.mark.parametrize("service", SERVICES)
 def test_every_process_child_is_parented_and_named_after_its_component(process_placement: Placement, service: str) -> None:
-    graph = SERVICE_GRAPHS[service](process_placement)
+    graph = service_graph(service, process_placement)
     service_children = [child for child in graph.children if child.opts.parent is graph.component]
     assert service_children
     for child in service_children:

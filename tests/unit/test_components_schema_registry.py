@@ -13,15 +13,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components.runtime import Placement
 from pipelines.connectors import AVRO_CONVERTER
 from tests.support.pulumi_mocks import Graph, settle
-from tests.support.stack_graphs import (
-    CONNECTOR,
-    POSTGRES_PASSWORD,
-    cdc_graph,
-    connector_configs,
-    delta_sink_graph,
-    schema_registry_graph,
-    sink_graph,
-)
+from tests.support.stack_graphs import CONNECTOR, POSTGRES_PASSWORD, cdc_graph, connector_configs, service_graph, stack_graph
 
 PROCESS = "schema-registry-process"
 CONTAINER = "schema-registry-container"
@@ -31,7 +23,7 @@ AVRO_TABLES = r"inventory\.avro_.*"
 CONVERTER_URL = {"process_placement": "http://127.0.0.1:28081/apis/registry/v2", "docker_placement": "http://schema-registry:8080/apis/registry/v2"}
 """Apicurio's own API as the Connect worker reaches it: loopback on process, the registry's alias on docker."""
 SINK_REGISTRY_URL = {"process_placement": "http://127.0.0.1:28081/apis/ccompat/v7", "docker_placement": "http://schema-registry:8080/apis/ccompat/v7"}
-SINKS: list[tuple[str, Callable[[Placement], Graph[Any]]]] = [("iceberg-sink", sink_graph), ("delta-sink", delta_sink_graph)]
+SINKS: list[tuple[str, Callable[[Placement], Graph[Any]]]] = [("iceberg-sink", stack_graph), ("delta-sink", stack_graph)]
 
 
 def container_values(envs: list[str]) -> dict[str, str]:
@@ -52,7 +44,7 @@ def resource_names(output: Any) -> set[str]:
 
 def test_process_registry_is_the_pinned_apicurio_jar_run_by_java_on_loopback(process_placement: Placement) -> None:
     toolchain = process_placement.toolchain
-    graph = schema_registry_graph(process_placement)
+    graph = service_graph("schema-registry", process_placement)
     service = graph.inputs_named(PROCESS)
     argv = service["argv"]
     assert Path(argv[0]).name == "java" and argv[-2:] == ["-jar", str(toolchain.schema_registry_jar)]
@@ -63,7 +55,7 @@ def test_process_registry_is_the_pinned_apicurio_jar_run_by_java_on_loopback(pro
 
 
 def test_process_registry_keeps_its_h2_database_file_in_its_work_dir(process_placement: Placement) -> None:
-    graph = schema_registry_graph(process_placement)
+    graph = service_graph("schema-registry", process_placement)
     service = graph.inputs_named(PROCESS)
     workdir = Path(service["workdir"])
     assert workdir == process_placement.service_dir("schema-registry")
@@ -79,7 +71,7 @@ def test_process_registry_keeps_its_h2_database_file_in_its_work_dir(process_pla
 def test_registry_publishes_its_schema_events_to_the_stacks_kafka(
     placement_fixture: str, bootstrap: str, request: pytest.FixtureRequest
 ) -> None:
-    graph = schema_registry_graph(request.getfixturevalue(placement_fixture))
+    graph = service_graph("schema-registry", request.getfixturevalue(placement_fixture))
     env = registry_env(placement_fixture, graph)
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == bootstrap
     assert env["REGISTRY_EVENTS_KAFKA_TOPIC"] == settle(graph.component.events_topic)[0] == "registry-events"
@@ -94,12 +86,12 @@ def test_registry_publishes_its_schema_events_to_the_stacks_kafka(
 
 
 def test_health_is_the_http_probe_of_the_confluent_subjects_on_both_runtimes(process_placement: Placement, docker_placement: Placement) -> None:
-    assert settle(schema_registry_graph(process_placement).named(PROCESS).props["health"])[0] == SUBJECTS_PROBE
-    assert settle(schema_registry_graph(docker_placement).named("schema-registry-health").props["health"])[0] == SUBJECTS_PROBE
+    assert settle(service_graph("schema-registry", process_placement).named(PROCESS).props["health"])[0] == SUBJECTS_PROBE
+    assert settle(service_graph("schema-registry", docker_placement).named("schema-registry-health").props["health"])[0] == SUBJECTS_PROBE
 
 
 def test_docker_registry_is_the_pinned_image_on_loopback_with_its_database_on_the_volume(docker_placement: Placement) -> None:
-    graph = schema_registry_graph(docker_placement)
+    graph = service_graph("schema-registry", docker_placement)
     assert graph.inputs_named("schema-registry-image")["name"] == docker_placement.toolchain.image("SCHEMA_REGISTRY_IMAGE")
     assert docker_placement.toolchain.image("SCHEMA_REGISTRY_IMAGE").endswith(f":{docker_placement.toolchain.versions['APICURIO_VERSION']}")
     container = graph.inputs_named(CONTAINER)
@@ -115,7 +107,7 @@ def test_docker_registry_is_the_pinned_image_on_loopback_with_its_database_on_th
 def test_url_is_the_confluent_api_and_converter_url_apicurios_own_at_the_internal_address(
     placement_fixture: str, request: pytest.FixtureRequest
 ) -> None:
-    registry = schema_registry_graph(request.getfixturevalue(placement_fixture)).component
+    registry = service_graph("schema-registry", request.getfixturevalue(placement_fixture)).component
     internal = f"http://{settle(registry.internal_host)[0]}:{settle(registry.internal_port)[0]}"
     url, internal_url, converter_url = (settle(output)[0] for output in (registry.url, registry.internal_url, registry.converter_url))
     assert url == "http://127.0.0.1:28081/apis/ccompat/v7"
@@ -125,7 +117,7 @@ def test_url_is_the_confluent_api_and_converter_url_apicurios_own_at_the_interna
 
 @pytest.mark.parametrize("placement_fixture", RUNTIMES)
 def test_the_registry_urls_resolve_only_once_it_is_healthy(placement_fixture: str, request: pytest.FixtureRequest) -> None:
-    registry = schema_registry_graph(request.getfixturevalue(placement_fixture)).component
+    registry = service_graph("schema-registry", request.getfixturevalue(placement_fixture)).component
     gate = PROCESS if placement_fixture == "process_placement" else "schema-registry-health"
     for output in (registry.url, registry.internal_url, registry.converter_url):
         assert gate in resource_names(output)
@@ -201,7 +193,7 @@ def test_docker_sinks_take_the_registrys_internal_confluent_url_from_their_envir
     assert container_values(envs)["SCHEMA_REGISTRY_URL"] == SINK_REGISTRY_URL["docker_placement"]
 
 
-@pytest.mark.parametrize(("service", "graph_of", "replicated"), [("iceberg-sink", sink_graph, True), ("delta-sink", delta_sink_graph, False)])
+@pytest.mark.parametrize(("service", "graph_of", "replicated"), [("iceberg-sink", stack_graph, True), ("delta-sink", stack_graph, False)])
 def test_the_iceberg_sink_consumes_the_avro_topics_and_the_delta_sink_does_not(
     service: str, graph_of: Callable[[Placement], Graph[Any]], replicated: bool, process_placement: Placement
 ) -> None:

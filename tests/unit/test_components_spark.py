@@ -10,7 +10,7 @@ import pytest
 from components.runtime import Placement
 from components.spark import CONTAINER_JARS, MASTER_CLASS, WORKER_CLASS
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import S3_SECRET, delta_sink_graph, spark_cluster_graph, spark_graph
+from tests.support.stack_graphs import S3_SECRET, stack_graph
 
 CONTAINER = "docker:index/container:Container"
 SPARK_CONTAINERS = ("spark-metastore-container", "spark-master-container", "spark-worker-container", "delta-sink-container")
@@ -21,7 +21,7 @@ def container_values(envs: list[str]) -> dict[str, str]:
 
 
 def test_spark_services_and_the_delta_sink_run_the_pinned_spark_image(docker_placement: Placement) -> None:
-    graph = delta_sink_graph(docker_placement)
+    graph = stack_graph(docker_placement)
     images = {args.name: args.inputs["name"] for args in graph.mocks.registered if args.typ.endswith("remoteImage:RemoteImage")}
     spark_image = docker_placement.toolchain.image("SPARK_IMAGE")
     assert spark_image.startswith("apache/spark:")
@@ -30,7 +30,7 @@ def test_spark_services_and_the_delta_sink_run_the_pinned_spark_image(docker_pla
 
 
 def test_the_worker_registers_with_the_master_by_its_network_alias(docker_placement: Placement) -> None:
-    graph = spark_graph(docker_placement, lambda spark: spark.worker)
+    graph = stack_graph(docker_placement)
     master = graph.inputs_named("spark-master-container")
     assert master["networksAdvanced"] == [{"name": "cdcstack-unit", "aliases": ["spark-master"]}]
     worker = graph.inputs_named("spark-worker-container")["command"]
@@ -41,7 +41,7 @@ def test_the_worker_registers_with_the_master_by_its_network_alias(docker_placem
 
 
 def test_the_jars_are_mounted_read_only_at_one_path_wherever_a_jvm_loads_them(docker_placement: Placement) -> None:
-    graph = delta_sink_graph(docker_placement)
+    graph = stack_graph(docker_placement)
     mount = {"containerPath": CONTAINER_JARS, "hostPath": str(docker_placement.toolchain.spark_lib_dir), "readOnly": True}
     for container in ("spark-metastore-container", "spark-worker-container", "delta-sink-container"):
         assert mount in graph.inputs_named(container)["volumes"], container
@@ -54,7 +54,7 @@ def test_the_jars_are_mounted_read_only_at_one_path_wherever_a_jvm_loads_them(do
 
 
 def test_the_delta_sink_container_installs_the_spark_requirements(docker_placement: Placement) -> None:
-    script = delta_sink_graph(docker_placement).inputs_named("delta-sink-container")["command"][2]
+    script = stack_graph(docker_placement).inputs_named("delta-sink-container")["command"][2]
     assert "-r /project/requirements-spark.txt" in script and "-r /project/requirements.txt" not in script
     assert "-m pipelines.sinks.delta.job" in script and "--health-host 0.0.0.0" in script
     # The conf file is written from the environment at start, so the command holds no secret.
@@ -63,7 +63,7 @@ def test_the_delta_sink_container_installs_the_spark_requirements(docker_placeme
 
 @pytest.mark.parametrize("container", SPARK_CONTAINERS)
 def test_the_s3_secret_is_never_a_plain_container_env_or_command(docker_placement: Placement, container: str) -> None:
-    child = delta_sink_graph(docker_placement).named(container)
+    child = stack_graph(docker_placement).named(container)
     envs, envs_secret = settle(child.props.get("envs") or [])
     command, _ = settle(child.props.get("command") or [])
     assert not any(S3_SECRET in word for word in command)
@@ -72,7 +72,7 @@ def test_the_s3_secret_is_never_a_plain_container_env_or_command(docker_placemen
 
 
 def test_the_delta_sink_gets_the_s3_secret_only_through_its_secret_envs(docker_placement: Placement) -> None:
-    envs, secret = settle(delta_sink_graph(docker_placement).named("delta-sink-container").props["envs"])
+    envs, secret = settle(stack_graph(docker_placement).named("delta-sink-container").props["envs"])
     assert secret
     assert json.loads(container_values(envs)["SPARK_CONF"])["spark.hadoop.fs.s3a.secret.key"] == S3_SECRET
 
@@ -82,7 +82,7 @@ def test_process_master_and_worker_are_java_run_directly_with_spark_home(
     process_placement: Placement, service: str, main_class: str
 ) -> None:
     toolchain = process_placement.toolchain
-    inputs = spark_graph(process_placement, lambda spark: spark.worker).inputs_named(f"{service}-process")
+    inputs = stack_graph(process_placement).inputs_named(f"{service}-process")
     argv, env = inputs["argv"], inputs["env"]
     # java itself, not the spark-class script: the supervisor owns the pid it started.
     assert Path(argv[0]).name == "java" and not any("spark-class" in word for word in argv)
@@ -94,7 +94,7 @@ def test_process_master_and_worker_are_java_run_directly_with_spark_home(
 
 
 def test_process_worker_registers_on_loopback_and_is_healthy_once_the_master_lists_it(process_placement: Placement) -> None:
-    graph = spark_graph(process_placement, lambda spark: spark.worker)
+    graph = stack_graph(process_placement)
     assert graph.inputs_named("spark-worker-process")["argv"][-1] == "spark://127.0.0.1:27077"
     worker_health, _ = settle(graph.named("spark-worker-process").props["health"])
     master_health, _ = settle(graph.named("spark-master-process").props["health"])
@@ -104,7 +104,7 @@ def test_process_worker_registers_on_loopback_and_is_healthy_once_the_master_lis
 
 
 def test_spark_conf_is_secret_with_local_jar_uris_and_kept_directory_markers(process_placement: Placement) -> None:
-    conf, secret = settle(spark_cluster_graph(process_placement).component.spark_conf)
+    conf, secret = settle(stack_graph(process_placement).component.spark.spark_conf)
     assert secret
     assert conf["spark.jars"].split(",") == [f"local:{jar}" for jar in process_placement.toolchain.spark_jars()]
     assert conf["spark.hadoop.fs.s3a.directory.marker.retention"] == "keep"

@@ -17,20 +17,30 @@ import pulumi
 import pytest
 import yaml
 
+import service_catalogue
 from components.jvm import JMX_EXPORTER_CONTAINER_DIR, JMX_EXPORTER_CONTAINER_PORT, jmx_exporter_option
 from components.kafka import Kafka, KafkaArgs
 from components.kafka_connect import KafkaConnect, KafkaConnectArgs
+from components.network import StackNetwork, StackNetworkArgs
 from components.runtime import Placement
 from pipelines.monitoring import JMX_DIR, JMX_EXPORTER_CONFIG_FILE
 from tests.support.pulumi_mocks import Graph, build
-from tests.support.stack_graphs import network_in
+from service_catalogue import ServicePorts
+from tests.support.stack_graphs import UNIT_SETTINGS
 from toolchain.layout import Toolchain
 
 SERVICE = ":LocalService"
 CONTAINER = "docker:index/container:Container"
 AGENT_ARGUMENTS = re.compile(r"^(?:((?:[\w.-]+)|(?:\[.+])):)?(\d{1,5}):(.+)")
 """How the 1.0.1 agent parses what follows `=` (JavaAgent.CONFIGURATION_REGEX)."""
-KAFKA_METRICS_PORT, CONNECT_METRICS_PORT = 29094, 28084
+KAFKA_PORTS, CONNECT_PORTS = UNIT_SETTINGS.ports[service_catalogue.KAFKA], UNIT_SETTINGS.ports[service_catalogue.CONNECT]
+KAFKA_METRICS_PORT, CONNECT_METRICS_PORT = KAFKA_PORTS.of("metrics"), CONNECT_PORTS.of("metrics")
+
+
+def with_metrics(ports: ServicePorts, metrics_port: int | None) -> ServicePorts:
+    """`ports` with its exporter on `metrics_port`, or without one."""
+    without = ports.without("metrics")
+    return without if metrics_port is None else ServicePorts(ports.service, (*without.numbers, metrics_port))
 
 
 def with_agent(placement: Placement, tmp_path: Path) -> Placement:
@@ -59,18 +69,22 @@ def docker_with_agent(docker_placement: Placement, tmp_path: Path) -> Placement:
 
 
 def broker_graph(placement: Placement, metrics_port: int | None) -> Graph[Kafka]:
+    """The broker alone, its exporter on `metrics_port` or none (test-only wiring: the stack always has one)."""
+
     def stack(opts: pulumi.ResourceOptions) -> Kafka:
-        args = KafkaArgs(placement=placement, network=network_in(placement, opts), port=29092, controller_port=29093, metrics_port=metrics_port)
-        return Kafka("kafka", args, opts=opts)
+        network = StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
+        return Kafka("kafka", KafkaArgs(placement=placement, network=network, ports=with_metrics(KAFKA_PORTS, metrics_port)), opts=opts)
 
     return build(stack)
 
 
 def worker_graph(placement: Placement, metrics_port: int | None) -> Graph[KafkaConnect]:
+    """A Connect worker and its broker (neither with an exporter but the worker's on `metrics_port`)."""
+
     def stack(opts: pulumi.ResourceOptions) -> KafkaConnect:
-        network = network_in(placement, opts)
-        kafka = Kafka("kafka", KafkaArgs(placement=placement, network=network, port=29092, controller_port=29093), opts=opts)
-        args = KafkaConnectArgs(placement=placement, network=network, port=28083, kafka=kafka, metrics_port=metrics_port)
+        network = StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
+        kafka = Kafka("kafka", KafkaArgs(placement=placement, network=network, ports=with_metrics(KAFKA_PORTS, None)), opts=opts)
+        args = KafkaConnectArgs(placement=placement, network=network, ports=with_metrics(CONNECT_PORTS, metrics_port), kafka=kafka)
         return KafkaConnect("connect", args, opts=opts)
 
     return build(stack)
@@ -145,7 +159,7 @@ def test_without_a_metrics_port_a_process_has_no_agent(process_placement: Placem
     graph = broker_graph(process_placement, None) if service == "kafka" else worker_graph(process_placement, None)
     inputs = launched(graph, service)
     assert not agent_options(inputs["argv"]) and JMX_EXPORTER_CONFIG_FILE not in inputs["files"]
-    assert inputs["ports"] == ([29092, 29093] if service == "kafka" else [28083])
+    assert inputs["ports"] == list(with_metrics(KAFKA_PORTS if service == "kafka" else CONNECT_PORTS, None).numbers)
 
 
 @pytest.mark.parametrize("service", ["kafka", "connect"])

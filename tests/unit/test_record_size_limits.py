@@ -9,7 +9,7 @@ from components.runtime import Placement
 from pipelines.connectors import MARIADB_CONNECTOR, mysql_source_config, postgres_source_config
 from pipelines.kafka_limits import MAX_RECORD_BYTES
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import connect_graph, kafka_graph
+from tests.support.stack_graphs import service_graph
 
 LIMIT = str(MAX_RECORD_BYTES)
 TEN_MB_ROW_UPDATE_BYTES = 2 * 10 * 1000 * 1000
@@ -21,9 +21,9 @@ def test_the_limit_leaves_room_for_a_ten_megabyte_row_updated_with_its_before_im
 
 
 def test_process_broker_and_worker_take_the_limit(process_placement: Placement) -> None:
-    broker = kafka_graph(process_placement).inputs_of(":LocalService")["files"]["server.properties"]
+    broker = service_graph("kafka", process_placement).inputs_of(":LocalService")["files"]["server.properties"]
     assert f"message.max.bytes={LIMIT}\n" in broker and f"replica.fetch.max.bytes={LIMIT}\n" in broker
-    worker_properties = settle(connect_graph(process_placement).named("connect-process").props["files"])[0][
+    worker_properties = settle(service_graph("connect", process_placement).named("connect-process").props["files"])[0][
         "connect-distributed.properties"
     ]
     assert f"producer.max.request.size={LIMIT}\n" in worker_properties
@@ -31,9 +31,9 @@ def test_process_broker_and_worker_take_the_limit(process_placement: Placement) 
 
 
 def test_docker_broker_and_worker_take_the_limit(docker_placement: Placement) -> None:
-    broker = dict(entry.split("=", 1) for entry in kafka_graph(docker_placement).inputs_of("docker:index/container:Container")["envs"])
+    broker = dict(entry.split("=", 1) for entry in service_graph("kafka", docker_placement).inputs_of("docker:index/container:Container")["envs"])
     assert broker["KAFKA_MESSAGE_MAX_BYTES"] == LIMIT and broker["KAFKA_REPLICA_FETCH_MAX_BYTES"] == LIMIT
-    envs = dict(entry.split("=", 1) for entry in connect_graph(docker_placement).inputs_named("connect-container")["envs"])
+    envs = dict(entry.split("=", 1) for entry in service_graph("connect", docker_placement).inputs_named("connect-container")["envs"])
     assert envs["CONNECT_PRODUCER_MAX_REQUEST_SIZE"] == LIMIT
     assert envs["CONNECT_PRODUCER_BUFFER_MEMORY"] == str(2 * MAX_RECORD_BYTES)
 

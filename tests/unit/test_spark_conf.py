@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipelines.object_store import S3Access
 from pipelines.spark import SECRET_KEYS, LakehouseEndpoints, lakehouse_conf, local_jar_uris
 
 S3_SECRET = "s3-secret-value"
@@ -9,10 +10,7 @@ ENDPOINTS = LakehouseEndpoints(
     master_url="spark://127.0.0.1:27077",
     metastore_host="127.0.0.1",
     metastore_port=21527,
-    s3_endpoint="http://127.0.0.1:29000",
-    s3_access_key_id="cdcstack",
-    s3_secret_access_key=S3_SECRET,
-    s3_region="us-east-1",
+    store=S3Access("http://127.0.0.1:29000", "cdcstack", S3_SECRET, "us-east-1"),
     bucket="warehouse",
     iceberg_catalog_uri="http://127.0.0.1:28181",
 )

@@ -36,32 +36,20 @@ def test_only_the_secrets_set_gives_every_default() -> None:
     assert settings.iceberg_catalog_persistent is True
     assert (settings.alert_email_to, settings.alert_email_from) == ("oncall@cdcstack.local", "alertmanager@cdcstack.local")
     assert (settings.alert_smtp_username, settings.alert_slack_channel) == ("alertmanager", "#cdcstack-alerts")
-    assert dict(settings.ports) == {
-        "postgres": (25432,),
-        "mysql": (23306,),
-        "kafka": (29092, 29093, 29094),
-        "connect": (28083, 28084),
-        "schema-registry": (28081,),
-        "object-store": (29000,),
-        "iceberg-catalog": (28181,),
-        "iceberg-sink": (28190,),
-        "spark-metastore": (21527,),
-        "spark-master": (27077, 28480),
-        "spark-worker": (27078, 28481),
-        "delta-sink": (28191,),
-        "mail-capture": (28025, 21025),
-        "webhook-capture": (28026,),
-        "alertmanager": (29193,),
-        "prometheus": (29090,),
+    assert {name: handle.numbers for name, handle in settings.ports.items()} == {
+        service.name: tuple(port.default for port in service.ports) for service in service_catalogue.SERVICES
     }
-    assert (settings.ports.main("kafka"), settings.ports.of("kafka", "controller")) == (29092, 29093)
+    kafka = settings.ports[service_catalogue.KAFKA]
+    assert (kafka.main, kafka.of("controller")) == tuple(port.default for port in service_catalogue.KAFKA.ports[:2])
+    assert settings.ports["kafka"] is kafka and kafka.service is service_catalogue.KAFKA
 
 
 def test_a_good_config_is_parsed_typed() -> None:
     settings = parse(
         {**SECRETS, "runtime": " Process ", "kafkaPort": "39092", "icebergCatalogPersistent": "false", "objectStoreAccessKey": "me"}
     )
-    assert (settings.runtime, settings.ports["kafka"], settings.iceberg_catalog_persistent) == ("process", (39092, 29093, 29094), False)
+    kafka_defaults = service_catalogue.KAFKA.default_ports().numbers
+    assert (settings.runtime, settings.ports["kafka"].numbers, settings.iceberg_catalog_persistent) == ("process", (39092, *kafka_defaults[1:]), False)
     assert settings.object_store_access_key == "me"
 
 
@@ -136,20 +124,18 @@ def test_cli_json_secrets_become_placeholders_and_other_namespaces_are_ignored()
 
 
 def test_every_port_has_a_key_and_the_defaults_are_distinct() -> None:
-    defaults = [port for ports in parse(SECRETS).ports.values() for port in ports]
+    defaults = [port for handle in parse(SECRETS).ports.values() for port in handle.numbers]
     assert len(defaults) == len(set(defaults)) == len(stack_config.PORT_KEYS) == len(set(stack_config.PORT_KEYS))
 
 
-def test_the_catalogue_the_config_and_the_dev_stack_name_the_same_services_and_port_keys() -> None:
-    """One list: the ports the config parses and Pulumi.dev.yaml sets are the catalogue's, nothing more or less."""
+def test_the_ports_the_config_parses_are_the_catalogues_and_the_dev_stack_repeats_none() -> None:
+    """One list: the config parses the catalogue's port keys, nothing more or less, and their defaults
+    live there only (Pulumi.dev.yaml sets no port)."""
     stack_file = yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())["config"]
-    dev_port_keys = {key.removeprefix("cdcstack:") for key in stack_file if key.endswith("Port")}
     catalogue_keys = {port.config_key for service in service_catalogue.SERVICES for port in service.ports}
-    assert set(stack_config.PORT_KEYS) == catalogue_keys == dev_port_keys
+    assert set(stack_config.PORT_KEYS) == catalogue_keys
     assert list(parse(SECRETS).ports) == [service.name for service in service_catalogue.SERVICES]
-    assert {key: stack_file[f"cdcstack:{key}"] for key in dev_port_keys} == {
-        port.config_key: str(port.default) for service in service_catalogue.SERVICES for port in service.ports
-    }
+    assert not [key for key in stack_file if key.removeprefix("cdcstack:") in catalogue_keys]
 
 
 def run_check(document: object) -> subprocess.CompletedProcess[str]:
