@@ -1,9 +1,10 @@
 """`ServiceComponent`: what every service component shares, whatever it runs.
 
 A component describes its service once, as a :class:`ServiceDefinition` (how the process runtime
-launches it, the docker runtime's container, its ports, the one health check, the port other
-containers reach it on) and hands it to :meth:`ServiceComponent._serve`, which owns the runtime
-branch and publishes what every service has: `log_path`, `ready`, the internal address and `ports`.
+launches it, the docker runtime's container, the one health check, the port other containers reach
+it on) and hands it with its Args to :meth:`ServiceComponent._serve`, which owns the runtime branch,
+runs it on the ports of its `ServicePorts` handle and publishes what every service has: `log_path`,
+`ready`, the internal address and `ports`.
 
 Health means the same on both runtimes: the definition's :mod:`providers.health` spec, probed from
 the host against 127.0.0.1. On the process runtime `LocalService`'s create waits on it; on docker a
