@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pulumi
 
+import service_catalogue
 import stack_config
 from components.change_capture import ChangeCapture
 from components.runtime import Placement
@@ -25,19 +26,21 @@ from components.stack import Stack, StackSecrets, build_stack
 from tests.support.pulumi_mocks import Graph, build, pinned_inputs, run_program, settle
 from toolchain.layout import PROJECT_ROOT, Toolchain
 
+UNIT_SETTINGS = stack_config.parse(dict.fromkeys(stack_config.SECRET_KEYS, stack_config.SECRET_PLACEHOLDER))
+"""The dev stack's settings: every default of the catalogue and of `stack_config`."""
 POSTGRES_PASSWORD = "pg-secret"
 MYSQL_PASSWORD = "my'secret"
 S3_SECRET = "s3-secret"
 SMTP_PASSWORD = "smtp-secret"
-SLACK_API_URL = "http://127.0.0.1:28026/slack/T000-slack-token"
-WEBHOOK_URL = "http://127.0.0.1:28026/webhook/hook-token"
+WEBHOOK_CAPTURE_PORT = UNIT_SETTINGS.ports[service_catalogue.WEBHOOK_CAPTURE].main
+"""Where Alertmanager's Slack and webhook receivers post in the unit stack."""
+SLACK_API_URL = f"http://127.0.0.1:{WEBHOOK_CAPTURE_PORT}/slack/T000-slack-token"
+WEBHOOK_URL = f"http://127.0.0.1:{WEBHOOK_CAPTURE_PORT}/webhook/hook-token"
 ALERT_SECRETS = (SMTP_PASSWORD, SLACK_API_URL, WEBHOOK_URL)
 """What Alertmanager's config holds that must stay secret."""
 PROGRAM_SECRETS = {"postgresPassword": POSTGRES_PASSWORD, "mysqlRootPassword": MYSQL_PASSWORD, "objectStoreSecretKey": S3_SECRET}
 PROCESS_PINS = Path(__file__).resolve().parents[1] / "unit" / "process_runtime_pins.json"
 CONNECTOR = ":DebeziumConnector"
-UNIT_SETTINGS = stack_config.parse(dict.fromkeys(stack_config.SECRET_KEYS, stack_config.SECRET_PLACEHOLDER))
-"""The dev stack's settings: every default of the catalogue and of `stack_config`."""
 
 T = TypeVar("T")
 

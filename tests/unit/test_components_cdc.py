@@ -4,30 +4,34 @@ from __future__ import annotations
 
 import pytest
 
+import service_catalogue
 from components.runtime import Placement
 from pipelines.connectors import AVRO_CONVERTER, MARIADB_CONNECTOR, MYSQL_CONNECTOR, POSTGRES_CONNECTOR
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import CONNECTOR, POSTGRES_PASSWORD, cdc_graph, connector_configs
+from tests.support.stack_graphs import CONNECTOR, POSTGRES_PASSWORD, UNIT_SETTINGS, cdc_graph, connector_configs
 
 PLUGINS = [POSTGRES_CONNECTOR, MYSQL_CONNECTOR, MARIADB_CONNECTOR, AVRO_CONVERTER]
 """What the worker must list to be healthy: Debezium's connectors and the Avro connector's converter."""
+MYSQL_PORTS = UNIT_SETTINGS.ports[service_catalogue.MYSQL]
+KAFKA_PORTS = UNIT_SETTINGS.ports[service_catalogue.KAFKA]
+CONNECT_PORTS = UNIT_SETTINGS.ports[service_catalogue.CONNECT]
 
 
 def test_process_connect_runs_the_distributed_worker_with_the_debezium_and_converter_plugin_path(process_placement: Placement) -> None:
     graph = cdc_graph(process_placement)
     assert graph.inputs_named("connect-process")["argv"][-2] == "org.apache.kafka.connect.cli.ConnectDistributed"
     properties = settle(graph.named("connect-process").props["files"])[0]["connect-distributed.properties"]
-    assert "bootstrap.servers=127.0.0.1:29092\n" in properties
+    assert f"bootstrap.servers=127.0.0.1:{KAFKA_PORTS.main}\n" in properties
     toolchain = process_placement.toolchain
     assert f"plugin.path={toolchain.debezium_plugin_dir},{toolchain.converter_plugin_dir}\n" in properties
-    assert "plugin.discovery=service_load\n" in properties and "listeners=http://127.0.0.1:28083\n" in properties
+    assert "plugin.discovery=service_load\n" in properties and f"listeners=http://127.0.0.1:{CONNECT_PORTS.main}\n" in properties
     health, _ = settle(graph.named("connect-process").props["health"])
-    assert health == {"kind": "connect", "url": "http://127.0.0.1:28083", "plugins": PLUGINS}
+    assert health == {"kind": "connect", "url": f"http://127.0.0.1:{CONNECT_PORTS.main}", "plugins": PLUGINS}
 
 
 def test_docker_connect_is_healthy_when_it_lists_the_same_plugins(docker_placement: Placement) -> None:
     health, secret = settle(cdc_graph(docker_placement).named("connect-health").props["health"])
-    assert secret and health == {"kind": "connect", "url": "http://127.0.0.1:28083", "plugins": PLUGINS}
+    assert secret and health == {"kind": "connect", "url": f"http://127.0.0.1:{CONNECT_PORTS.main}", "plugins": PLUGINS}
 
 
 @pytest.mark.parametrize("placement_fixture", ["process_placement", "docker_placement"])
@@ -51,8 +55,8 @@ def test_one_connector_per_source_named_as_before(placement_fixture: str, reques
 def test_process_runtime_uses_the_mariadb_connector(process_placement: Placement) -> None:
     configs = connector_configs(cdc_graph(process_placement))
     assert configs["cdc-mysql"]["connector.class"] == MARIADB_CONNECTOR
-    assert configs["cdc-mysql"]["database.hostname"] == "127.0.0.1" and configs["cdc-mysql"]["database.port"] == "23306"
-    assert configs["cdc-mysql"]["schema.history.internal.kafka.bootstrap.servers"] == "127.0.0.1:29092"
+    assert configs["cdc-mysql"]["database.hostname"] == "127.0.0.1" and configs["cdc-mysql"]["database.port"] == str(MYSQL_PORTS.main)
+    assert configs["cdc-mysql"]["schema.history.internal.kafka.bootstrap.servers"] == f"127.0.0.1:{KAFKA_PORTS.main}"
 
 
 def test_docker_runtime_uses_the_mysql_connector_and_container_addresses(docker_placement: Placement) -> None:
@@ -88,7 +92,7 @@ def test_docker_connect_is_the_debezium_image_on_the_internal_listener(docker_pl
     # The image's own copy of the Avro converter, which the health check waits for.
     assert "ENABLE_APICURIO_CONVERTERS=true" in container["envs"]
     assert container["ports"] == [
-        {"internal": 8083, "external": 28083, "ip": "127.0.0.1"},
+        {"internal": 8083, "external": CONNECT_PORTS.main, "ip": "127.0.0.1"},
         # The JMX exporter's metrics.
-        {"internal": 9404, "external": 28084, "ip": "127.0.0.1"},
+        {"internal": 9404, "external": CONNECT_PORTS.of("metrics"), "ip": "127.0.0.1"},
     ]

@@ -9,10 +9,15 @@ import pytest
 import service_catalogue
 from components.runtime import Placement
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import POSTGRES_PASSWORD, service_graph, stack_graph
+from tests.support.stack_graphs import POSTGRES_PASSWORD, UNIT_SETTINGS, service_graph, stack_graph
 from toolchain.layout import PROJECT_ROOT
 
 SERVICES = [service.name for service in service_catalogue.SERVICES]
+POSTGRES_PORTS = UNIT_SETTINGS.ports[service_catalogue.POSTGRES]
+MYSQL_PORTS = UNIT_SETTINGS.ports[service_catalogue.MYSQL]
+KAFKA_PORTS = UNIT_SETTINGS.ports[service_catalogue.KAFKA]
+OBJECT_STORE_PORTS = UNIT_SETTINGS.ports[service_catalogue.OBJECT_STORE]
+ICEBERG_SINK_PORTS = UNIT_SETTINGS.ports[service_catalogue.ICEBERG_SINK]
 
 CONTAINER = "docker:index/container:Container"
 IMAGE = "docker:index/remoteImage:RemoteImage"
@@ -23,7 +28,7 @@ def test_postgres_container_uses_pinned_image_and_loopback_port(docker_placement
     graph = service_graph("postgres", docker_placement)
     assert graph.inputs_of(IMAGE)["name"] == docker_placement.toolchain.image("POSTGRES_IMAGE")
     container = graph.inputs_of(CONTAINER)
-    assert container["ports"] == [{"internal": 5432, "external": 25432, "ip": "127.0.0.1"}]
+    assert container["ports"] == [{"internal": 5432, "external": POSTGRES_PORTS.main, "ip": "127.0.0.1"}]
     assert container["volumes"][0]["containerPath"] == "/var/lib/postgresql/data"
     assert container["networksAdvanced"] == [{"name": "cdcstack-unit", "aliases": ["postgres"]}]
 
@@ -41,7 +46,7 @@ def test_postgres_credentials_stay_secret(docker_placement: Placement) -> None:
     envs, envs_secret = settle(graph.child(CONTAINER).props["envs"])
     assert envs_secret and "POSTGRES_PASSWORD=pg-secret" in envs
     dsn, dsn_secret = settle(graph.component.dsn)
-    assert dsn_secret and dsn == "postgresql://postgres:pg-secret@127.0.0.1:25432/inventory"
+    assert dsn_secret and dsn == f"postgresql://postgres:pg-secret@127.0.0.1:{POSTGRES_PORTS.main}/inventory"
     assert settle(graph.component.password) == ("pg-secret", True)
 
 
@@ -59,7 +64,7 @@ def test_mysql_container_is_real_mysql_with_row_binlog(docker_placement: Placeme
     container = graph.inputs_of(CONTAINER)
     for flag in ("--binlog-format=ROW", "--binlog-row-image=FULL", "--server-id=1", "--log-bin=binlog"):
         assert flag in container["command"]
-    assert container["ports"][0]["external"] == 23306 and container["ports"][0]["ip"] == "127.0.0.1"
+    assert container["ports"][0]["external"] == MYSQL_PORTS.main and container["ports"][0]["ip"] == "127.0.0.1"
     assert "mysqladmin ping" in container["healthcheck"]["tests"][1]
 
 
@@ -67,7 +72,7 @@ def test_mysql_root_password_stays_secret(docker_placement: Placement) -> None:
     graph = service_graph("mysql", docker_placement)
     envs, secret = settle(graph.child(CONTAINER).props["envs"])
     assert secret and "MYSQL_ROOT_PASSWORD=my'secret" in envs
-    assert settle(graph.component.dsn) == ("mysql://root:my'secret@127.0.0.1:23306/inventory", True)
+    assert settle(graph.component.dsn) == (f"mysql://root:my'secret@127.0.0.1:{MYSQL_PORTS.main}/inventory", True)
 
 
 def test_kafka_container_is_kraft_with_host_and_internal_listeners(docker_placement: Placement) -> None:
@@ -75,9 +80,9 @@ def test_kafka_container_is_kraft_with_host_and_internal_listeners(docker_placem
     assert graph.inputs_of(IMAGE)["name"] == docker_placement.toolchain.image("KAFKA_IMAGE")
     envs = dict(entry.split("=", 1) for entry in graph.inputs_of(CONTAINER)["envs"])
     assert envs["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert envs["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://127.0.0.1:29092,INTERNAL://kafka:19092"
+    assert envs["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://127.0.0.1:{KAFKA_PORTS.main},INTERNAL://kafka:19092"
     assert envs["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
-    assert settle(graph.component.bootstrap_servers) == ("127.0.0.1:29092", False)
+    assert settle(graph.component.bootstrap_servers) == (f"127.0.0.1:{KAFKA_PORTS.main}", False)
     assert settle(graph.component.internal_bootstrap_servers)[0] == "kafka:19092"
 
 
@@ -116,7 +121,7 @@ def test_docker_health_is_the_process_runtimes_check_after_the_container(
     assert secret
     if service == "object-store":
         # The same endpoint question, at the path each server answers it on (gateway vs MinIO).
-        assert docker_health == {"kind": "http", "url": "http://127.0.0.1:29000/minio/health/ready"}
+        assert docker_health == {"kind": "http", "url": f"http://127.0.0.1:{OBJECT_STORE_PORTS.main}/minio/health/ready"}
     else:
         assert docker_health == process_health
 
@@ -126,7 +131,7 @@ def test_the_sink_job_is_the_python_image_running_the_project_read_only(docker_p
     assert graph.inputs_named("iceberg-sink-image")["name"] == docker_placement.toolchain.image("PYTHON_IMAGE")
     container = graph.inputs_named("iceberg-sink-container")
     assert {"containerPath": "/project", "hostPath": str(PROJECT_ROOT), "readOnly": True} in container["volumes"]
-    assert container["ports"] == [{"internal": 8190, "external": 28190, "ip": "127.0.0.1"}]
+    assert container["ports"] == [{"internal": 8190, "external": ICEBERG_SINK_PORTS.main, "ip": "127.0.0.1"}]
     script = container["command"][2]
     assert "pip install" in script and "-r /project/requirements.txt" in script and "--health-host 0.0.0.0" in script
     envs, secret = settle(graph.named("iceberg-sink-container").props["envs"])

@@ -15,23 +15,26 @@ import pytest
 import yaml
 
 import service_catalogue
-from components.alertmanager import TEMPLATE_FILE, TEMPLATES, Alertmanager, AlertmanagerArgs
+from components.alertmanager import TEMPLATE_FILE, TEMPLATES, Alertmanager
 from components.docker_service import FILE_ENV_PREFIX
-from components.mail_capture import MailCapture, MailCaptureArgs
-from components.network import StackNetwork, StackNetworkArgs
 from components.prometheus import Prometheus, PrometheusArgs, ScrapeTarget, scrape_jobs
 from components.runtime import Placement
-from components.stack import StackSecrets
+from components.stack import build_stack
 from tests.support.pulumi_mocks import Graph, build, settle
 from tests.support.stack_graphs import ALERT_SECRETS, SLACK_API_URL, SMTP_PASSWORD, UNIT_SETTINGS, WEBHOOK_URL, service_graph, unit_secrets
 
 RUNTIMES = ["process_placement", "docker_placement"]
+PROMETHEUS_PORTS = UNIT_SETTINGS.ports[service_catalogue.PROMETHEUS]
+ALERTMANAGER_PORTS = UNIT_SETTINGS.ports[service_catalogue.ALERTMANAGER]
+MAIL_CAPTURE_PORTS = UNIT_SETTINGS.ports[service_catalogue.MAIL_CAPTURE]
+ICEBERG_SINK_PORTS = UNIT_SETTINGS.ports[service_catalogue.ICEBERG_SINK]
 READINESS = {
-    "prometheus": "http://127.0.0.1:29090/-/ready",
-    "alertmanager": "http://127.0.0.1:29193/-/ready",
-    "mail-capture": "http://127.0.0.1:28025/readyz",
+    "prometheus": f"http://127.0.0.1:{PROMETHEUS_PORTS.main}/-/ready",
+    "alertmanager": f"http://127.0.0.1:{ALERTMANAGER_PORTS.main}/-/ready",
+    "mail-capture": f"http://127.0.0.1:{MAIL_CAPTURE_PORTS.main}/readyz",
 }
 MONITORING = ["prometheus", "alertmanager", "mail-capture"]
+CUSTOM_PROMETHEUS = "custom-prometheus"
 LAG_RULES = """\
 groups:
   - name: cdc
@@ -49,38 +52,22 @@ def custom_prometheus_graph(
     scrape_targets: Callable[[Alertmanager], Sequence[ScrapeTarget]] = lambda _: (),
     rule_files: Mapping[str, pulumi.Input[str]] | None = None,
 ) -> Graph[Prometheus]:
-    """Prometheus with targets and rules of the test's own, sending to the unit stack's Alertmanager
-    (and its mail capture): test-only wiring, the stack's own is `service_graph("prometheus", ...)`."""
+    """A second Prometheus ("custom-prometheus") beside the unit stack's, with targets and rules of
+    the test's own, sending to the stack's Alertmanager; only its own resources are in the graph."""
 
     def program(opts: pulumi.ResourceOptions) -> Prometheus:
-        secrets: StackSecrets = unit_secrets()
-        network = StackNetwork("network", StackNetworkArgs(placement=placement), opts=opts)
-
-        def common(service: service_catalogue.ServiceSpec) -> dict[str, Any]:
-            return {"placement": placement, "network": network, "ports": UNIT_SETTINGS.ports[service]}
-
-        mail = MailCapture("mail-capture", MailCaptureArgs(**common(service_catalogue.MAIL_CAPTURE)), opts=opts)
-        alertmanager = Alertmanager(
-            "alertmanager",
-            AlertmanagerArgs(
-                **common(service_catalogue.ALERTMANAGER),
-                mail_capture=mail,
-                email_to=UNIT_SETTINGS.alert_email_to,
-                email_from=UNIT_SETTINGS.alert_email_from,
-                smtp_username=UNIT_SETTINGS.alert_smtp_username,
-                smtp_password=secrets.alert_smtp_password,
-                slack_api_url=secrets.alert_slack_api_url,
-                slack_channel=UNIT_SETTINGS.alert_slack_channel,
-                webhook_url=secrets.alert_webhook_url,
-            ),
-            opts=opts,
-        )
+        stack = build_stack(UNIT_SETTINGS, unit_secrets(), placement, opts)
         args = PrometheusArgs(
-            **common(service_catalogue.PROMETHEUS), alertmanager=alertmanager, scrape_targets=scrape_targets(alertmanager), rule_files=rule_files or {}
+            placement=placement,
+            network=stack.network,
+            ports=UNIT_SETTINGS.ports[service_catalogue.PROMETHEUS],
+            alertmanager=stack.alertmanager,
+            scrape_targets=scrape_targets(stack.alertmanager),
+            rule_files=rule_files or {},
         )
-        return Prometheus("prometheus", args, opts=opts)
+        return Prometheus(CUSTOM_PROMETHEUS, args, opts=opts)
 
-    return build(program)
+    return build(program).subgraph(lambda prometheus: prometheus)
 
 
 def flag(argv: list[str], name: str) -> str:
@@ -127,9 +114,9 @@ def test_process_prometheus_is_debians_bound_to_loopback_with_its_files_and_tsdb
     service = graph.inputs_named("prometheus-process")
     argv, workdir = service["argv"], Path(service["workdir"])
     assert argv[0] == process_placement.toolchain.prometheus_binary == "/usr/bin/prometheus"
-    assert flag(argv, "web.listen-address") == "127.0.0.1:29090" and "--web.enable-lifecycle" in argv
+    assert flag(argv, "web.listen-address") == f"127.0.0.1:{PROMETHEUS_PORTS.main}" and "--web.enable-lifecycle" in argv
     assert flag(argv, "config.file") == str(workdir / "prometheus.yml") and flag(argv, "storage.tsdb.path") == str(workdir / "data")
-    assert service["ports"] == [29090] and service["host"] == "127.0.0.1"
+    assert service["ports"] == [PROMETHEUS_PORTS.main] and service["host"] == "127.0.0.1"
     assert flag(argv, "rules.alert.resend-delay") == "2s"
     config = yaml.safe_load(process_files(graph, "prometheus")[0]["prometheus.yml"])
     assert config["global"] == {"scrape_interval": "5s", "scrape_timeout": "5s", "evaluation_interval": "2s"}
@@ -139,22 +126,22 @@ def test_process_alertmanager_is_debians_on_loopback_without_a_cluster_port(proc
     service = service_graph("alertmanager", process_placement).inputs_named("alertmanager-process")
     argv, workdir = service["argv"], Path(service["workdir"])
     assert argv[0] == process_placement.toolchain.alertmanager_binary == "/usr/bin/prometheus-alertmanager"
-    assert flag(argv, "web.listen-address") == "127.0.0.1:29193"
+    assert flag(argv, "web.listen-address") == f"127.0.0.1:{ALERTMANAGER_PORTS.main}"
     # Empty: no gossip listener on 0.0.0.0:9094.
     assert "--cluster.listen-address=" in argv
     assert flag(argv, "config.file") == str(workdir / "alertmanager.yml") and flag(argv, "storage.path") == str(workdir / "data")
-    assert flag(argv, "web.external-url") == "http://127.0.0.1:29193"
-    assert service["ports"] == [29193] and service["host"] == "127.0.0.1"
+    assert flag(argv, "web.external-url") == f"http://127.0.0.1:{ALERTMANAGER_PORTS.main}"
+    assert service["ports"] == [ALERTMANAGER_PORTS.main] and service["host"] == "127.0.0.1"
 
 
 def test_process_mail_capture_is_mailpit_on_loopback_accepting_any_login(process_placement: Placement) -> None:
     service = service_graph("mail-capture", process_placement).inputs_named("mail-capture-process")
     argv, workdir = service["argv"], Path(service["workdir"])
     assert argv[0] == process_placement.toolchain.mailpit_binary and Path(argv[0]).parent == process_placement.toolchain.mailpit_bin_dir
-    assert (option(argv, "listen"), option(argv, "smtp")) == ("127.0.0.1:28025", "127.0.0.1:21025")
+    assert (option(argv, "listen"), option(argv, "smtp")) == (f"127.0.0.1:{MAIL_CAPTURE_PORTS.main}", f"127.0.0.1:{MAIL_CAPTURE_PORTS.of('smtp')}")
     assert Path(option(argv, "database")).parent == workdir / "data" and ["mkdir", "-p", "data"] in service["init"]
     assert {"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--disable-version-check"} <= set(argv)
-    assert service["ports"] == [28025, 21025] and service["host"] == "127.0.0.1"
+    assert service["ports"] == list(MAIL_CAPTURE_PORTS.numbers) and service["host"] == "127.0.0.1"
 
 
 @pytest.mark.parametrize("service", MONITORING)
@@ -169,9 +156,9 @@ def test_health_is_the_services_own_readiness_endpoint_on_both_runtimes(
 @pytest.mark.parametrize(
     ("service", "image", "ports", "volume"),
     [
-        ("prometheus", "PROMETHEUS_IMAGE", {9090: 29090}, "/prometheus"),
-        ("alertmanager", "ALERTMANAGER_IMAGE", {9093: 29193}, "/alertmanager"),
-        ("mail-capture", "MAIL_CAPTURE_IMAGE", {8025: 28025, 1025: 21025}, "/data"),
+        ("prometheus", "PROMETHEUS_IMAGE", {9090: PROMETHEUS_PORTS.main}, "/prometheus"),
+        ("alertmanager", "ALERTMANAGER_IMAGE", {9093: ALERTMANAGER_PORTS.main}, "/alertmanager"),
+        ("mail-capture", "MAIL_CAPTURE_IMAGE", {8025: MAIL_CAPTURE_PORTS.main, 1025: MAIL_CAPTURE_PORTS.of("smtp")}, "/data"),
     ],
 )
 def test_docker_services_are_the_pinned_images_published_on_loopback(
@@ -213,7 +200,7 @@ def test_process_alertmanager_has_its_config_as_a_secret_file_and_its_templates_
     assert not settle(graph.named("alertmanager-process").props["env"])[0]
 
 
-@pytest.mark.parametrize(("placement_fixture", "smarthost"), [("process_placement", "127.0.0.1:21025"), ("docker_placement", "mail-capture:1025")])
+@pytest.mark.parametrize(("placement_fixture", "smarthost"), [("process_placement", f"127.0.0.1:{MAIL_CAPTURE_PORTS.of('smtp')}"), ("docker_placement", "mail-capture:1025")])
 def test_amtool_accepts_the_generated_config_with_every_receiver_sending_resolved(
     placement_fixture: str, smarthost: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
@@ -279,7 +266,7 @@ def test_the_email_template_names_the_alert_connector_table_value_and_runbook(pr
         "annotations": {"summary": "orders is behind", "value": "42.5", "runbook": "run `make up`"},
         "startsAt": "2026-01-01T10:00:00Z",
         "endsAt": "0001-01-01T00:00:00Z",
-        "generatorURL": "http://127.0.0.1:29090/graph",
+        "generatorURL": f"http://127.0.0.1:{PROMETHEUS_PORTS.main}/graph",
     }
     group = {"alertname": "SinkLagHigh", "connector": "cdcstack-postgres", "table": "pg.inventory.orders"}
     data = {
@@ -289,7 +276,7 @@ def test_the_email_template_names_the_alert_connector_table_value_and_runbook(pr
         "groupLabels": group,
         "commonLabels": alert["labels"],
         "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:29193",
+        "externalURL": f"http://127.0.0.1:{ALERTMANAGER_PORTS.main}",
     }
     (tmp_path / "data.json").write_text(json.dumps(data))
     templates = written(tmp_path, {TEMPLATE_FILE: TEMPLATES}) / TEMPLATE_FILE
@@ -313,7 +300,7 @@ def test_the_email_template_names_the_alert_connector_table_value_and_runbook(pr
 
 @pytest.mark.parametrize(
     ("placement_fixture", "alertmanager", "self_address"),
-    [("process_placement", "127.0.0.1:29193", "127.0.0.1:29090"), ("docker_placement", "alertmanager:9093", "localhost:9090")],
+    [("process_placement", f"127.0.0.1:{ALERTMANAGER_PORTS.main}", f"127.0.0.1:{PROMETHEUS_PORTS.main}"), ("docker_placement", "alertmanager:9093", "localhost:9090")],
 )
 def test_promtool_accepts_prometheus_yml_with_its_rules_and_targets(
     placement_fixture: str, alertmanager: str, self_address: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -323,14 +310,14 @@ def test_promtool_accepts_prometheus_yml_with_its_rules_and_targets(
         placement,
         lambda manager: [
             ScrapeTarget("alertmanager", manager.internal_address, labels={"service": "alertmanager"}),
-            ScrapeTarget("iceberg-sink", pulumi.Output.from_input("127.0.0.1:28190"), labels={"service": "iceberg-sink"}),
+            ScrapeTarget("iceberg-sink", pulumi.Output.from_input(f"127.0.0.1:{ICEBERG_SINK_PORTS.main}"), labels={"service": "iceberg-sink"}),
         ],
         {"cdc.yml": pulumi.Output.from_input(LAG_RULES)},
     )
     if placement_fixture == "process_placement":
-        files, _ = process_files(graph, "prometheus")
+        files, _ = process_files(graph, CUSTOM_PROMETHEUS)
     else:
-        in_container, _ = container_files(graph, "prometheus")
+        in_container, _ = container_files(graph, CUSTOM_PROMETHEUS)
         files = {str(Path(path).relative_to("/etc/prometheus/cdcstack")): text for path, text in in_container.items()}
     assert files["rules/cdc.yml"] == LAG_RULES
     folder = written(tmp_path, files)
@@ -343,7 +330,7 @@ def test_promtool_accepts_prometheus_yml_with_its_rules_and_targets(
     assert config["alerting"]["alertmanagers"] == [{"static_configs": [{"targets": [alertmanager]}]}]
     assert config["rule_files"] == ["rules/cdc.yml"]
     targets = {job["job_name"]: [static["targets"] for static in job["static_configs"]] for job in config["scrape_configs"]}
-    assert targets == {"prometheus": [[self_address]], "alertmanager": [[alertmanager]], "iceberg-sink": [["127.0.0.1:28190"]]}
+    assert targets == {"prometheus": [[self_address]], "alertmanager": [[alertmanager]], "iceberg-sink": [[f"127.0.0.1:{ICEBERG_SINK_PORTS.main}"]]}
 
 
 def test_targets_of_one_job_are_one_scrape_job_and_must_share_a_path() -> None:
@@ -375,16 +362,16 @@ def test_each_starts_after_what_it_sends_to(placement_fixture: str, request: pyt
 
 
 @pytest.mark.parametrize(
-    ("placement_fixture", "internal_smtp"), [("process_placement", "127.0.0.1:21025"), ("docker_placement", "mail-capture:1025")]
+    ("placement_fixture", "internal_smtp"), [("process_placement", f"127.0.0.1:{MAIL_CAPTURE_PORTS.of('smtp')}"), ("docker_placement", "mail-capture:1025")]
 )
 def test_the_outputs_are_loopback_urls_and_the_smtp_address(placement_fixture: str, internal_smtp: str, request: pytest.FixtureRequest) -> None:
     placement = request.getfixturevalue(placement_fixture)
     mail = service_graph("mail-capture", placement).component
-    assert settle(mail.url)[0] == "http://127.0.0.1:28025"
-    assert (settle(mail.smtp_host)[0], settle(mail.smtp_port)[0]) == ("127.0.0.1", 21025)
+    assert settle(mail.url)[0] == f"http://127.0.0.1:{MAIL_CAPTURE_PORTS.main}"
+    assert (settle(mail.smtp_host)[0], settle(mail.smtp_port)[0]) == ("127.0.0.1", MAIL_CAPTURE_PORTS.of("smtp"))
     assert settle(mail.internal_smtp_address)[0] == internal_smtp
-    assert settle(service_graph("alertmanager", placement).component.url)[0] == "http://127.0.0.1:29193"
-    assert settle(service_graph("prometheus", placement).component.url)[0] == "http://127.0.0.1:29090"
+    assert settle(service_graph("alertmanager", placement).component.url)[0] == f"http://127.0.0.1:{ALERTMANAGER_PORTS.main}"
+    assert settle(service_graph("prometheus", placement).component.url)[0] == f"http://127.0.0.1:{PROMETHEUS_PORTS.main}"
 
 
 def test_the_docker_entrypoints_write_the_configs_then_exec_the_server(docker_placement: Placement) -> None:

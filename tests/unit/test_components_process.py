@@ -14,10 +14,13 @@ from components.runtime import Placement
 from providers.errors import MissingToolchainError
 from service_catalogue import ServicePorts
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import PROCESS_PINS, process_program_pins, service_graph
+from tests.support.stack_graphs import PROCESS_PINS, UNIT_SETTINGS, process_program_pins, service_graph
 from toolchain.layout import Toolchain
 
 SERVICES = [service.name for service in service_catalogue.SERVICES]
+POSTGRES_PORTS = UNIT_SETTINGS.ports[service_catalogue.POSTGRES]
+MYSQL_PORTS = UNIT_SETTINGS.ports[service_catalogue.MYSQL]
+KAFKA_PORTS = UNIT_SETTINGS.ports[service_catalogue.KAFKA]
 
 SERVICE = ":LocalService"
 SEED = ":SqlSeed"
@@ -27,9 +30,9 @@ def test_postgres_process_runs_the_debian_server_with_logical_wal(process_placem
     service = service_graph("postgres", process_placement).inputs_of(SERVICE)
     argv = service["argv"]
     assert argv[0] == f"/usr/lib/postgresql/{process_placement.toolchain.versions['POSTGRES_MAJOR']}/bin/postgres"
-    for setting in ("wal_level=logical", "listen_addresses=127.0.0.1", "port=25432", "unix_socket_directories="):
+    for setting in ("wal_level=logical", "listen_addresses=127.0.0.1", f"port={POSTGRES_PORTS.main}", "unix_socket_directories="):
         assert setting in argv
-    assert service["ports"] == [25432] and service["host"] == "127.0.0.1"
+    assert service["ports"] == [POSTGRES_PORTS.main] and service["host"] == "127.0.0.1"
     assert service["workdir"] == str(process_placement.stack_dir / "services" / "postgres")
 
 
@@ -47,7 +50,7 @@ def test_postgres_process_initialises_with_a_password_file_as_postgres_user(proc
 def test_postgres_health_is_a_sql_ping_with_a_secret_dsn(process_placement: Placement) -> None:
     graph = service_graph("postgres", process_placement)
     health, secret = settle(graph.child(SERVICE).props["health"])
-    assert secret and health == {"kind": "postgres", "dsn": "postgresql://postgres:pg-secret@127.0.0.1:25432/postgres"}
+    assert secret and health == {"kind": "postgres", "dsn": f"postgresql://postgres:pg-secret@127.0.0.1:{POSTGRES_PORTS.main}/postgres"}
 
 
 def test_postgres_seed_depends_on_the_service_and_reruns_per_instance(process_placement: Placement) -> None:
@@ -64,7 +67,7 @@ def test_mysql_process_is_mariadb_with_row_binlog(process_placement: Placement) 
     service = service_graph("mysql", process_placement).inputs_of(SERVICE)
     argv = service["argv"]
     assert Path(argv[0]).name == "mariadbd" and argv[1] == "--no-defaults"
-    for flag in ("--binlog-format=ROW", "--binlog-row-image=FULL", "--server-id=1", "--bind-address=127.0.0.1", "--port=23306"):
+    for flag in ("--binlog-format=ROW", "--binlog-row-image=FULL", "--server-id=1", "--bind-address=127.0.0.1", f"--port={MYSQL_PORTS.main}"):
         assert flag in argv
     assert Path(service["init"][0][0]).name == "mariadb-install-db"
     assert service["run_as"] == "mysql"
@@ -85,11 +88,11 @@ def test_kafka_process_is_kraft_from_the_maven_jars(process_placement: Placement
     argv = service["argv"]
     assert Path(argv[0]).name == "java" and argv[-2] == "kafka.Kafka"
     assert argv[argv.index("-cp") + 1] == f"{process_placement.toolchain.kafka_lib_dir}/*"
-    assert service["ports"] == [29092, 29093, 29094]
-    assert settle(graph.child(SERVICE).props["health"]) == ({"kind": "kafka", "bootstrap_servers": "127.0.0.1:29092"}, True)
+    assert service["ports"] == list(KAFKA_PORTS.numbers)
+    assert settle(graph.child(SERVICE).props["health"]) == ({"kind": "kafka", "bootstrap_servers": f"127.0.0.1:{KAFKA_PORTS.main}"}, True)
     properties = service["files"]["server.properties"]
-    assert "listeners=PLAINTEXT://127.0.0.1:29092,CONTROLLER://127.0.0.1:29093\n" in properties
-    assert "controller.quorum.voters=1@127.0.0.1:29093\n" in properties
+    assert f"listeners=PLAINTEXT://127.0.0.1:{KAFKA_PORTS.main},CONTROLLER://127.0.0.1:{KAFKA_PORTS.of('controller')}\n" in properties
+    assert f"controller.quorum.voters=1@127.0.0.1:{KAFKA_PORTS.of('controller')}\n" in properties
     assert service["init"][0][3:5] == ["kafka.tools.StorageTool", "format"]
 
 

@@ -10,19 +10,22 @@ from typing import Any
 import pytest
 from pulumi.runtime.sync_await import _sync_await
 
+import service_catalogue
 from components.runtime import Placement
 from pipelines.connectors import AVRO_CONVERTER
 from tests.support.pulumi_mocks import Graph, settle
-from tests.support.stack_graphs import CONNECTOR, POSTGRES_PASSWORD, cdc_graph, connector_configs, service_graph, stack_graph
+from tests.support.stack_graphs import CONNECTOR, POSTGRES_PASSWORD, UNIT_SETTINGS, cdc_graph, connector_configs, service_graph, stack_graph
 
 PROCESS = "schema-registry-process"
 CONTAINER = "schema-registry-container"
 RUNTIMES = ["process_placement", "docker_placement"]
-SUBJECTS_PROBE = {"kind": "http", "url": "http://127.0.0.1:28081/apis/ccompat/v7/subjects"}
+SCHEMA_REGISTRY_PORTS = UNIT_SETTINGS.ports[service_catalogue.SCHEMA_REGISTRY]
+KAFKA_PORTS = UNIT_SETTINGS.ports[service_catalogue.KAFKA]
+SUBJECTS_PROBE = {"kind": "http", "url": f"http://127.0.0.1:{SCHEMA_REGISTRY_PORTS.main}/apis/ccompat/v7/subjects"}
 AVRO_TABLES = r"inventory\.avro_.*"
-CONVERTER_URL = {"process_placement": "http://127.0.0.1:28081/apis/registry/v2", "docker_placement": "http://schema-registry:8080/apis/registry/v2"}
+CONVERTER_URL = {"process_placement": f"http://127.0.0.1:{SCHEMA_REGISTRY_PORTS.main}/apis/registry/v2", "docker_placement": "http://schema-registry:8080/apis/registry/v2"}
 """Apicurio's own API as the Connect worker reaches it: loopback on process, the registry's alias on docker."""
-SINK_REGISTRY_URL = {"process_placement": "http://127.0.0.1:28081/apis/ccompat/v7", "docker_placement": "http://schema-registry:8080/apis/ccompat/v7"}
+SINK_REGISTRY_URL = {"process_placement": f"http://127.0.0.1:{SCHEMA_REGISTRY_PORTS.main}/apis/ccompat/v7", "docker_placement": "http://schema-registry:8080/apis/ccompat/v7"}
 SINKS: list[tuple[str, Callable[[Placement], Graph[Any]]]] = [("iceberg-sink", stack_graph), ("delta-sink", stack_graph)]
 
 
@@ -49,9 +52,9 @@ def test_process_registry_is_the_pinned_apicurio_jar_run_by_java_on_loopback(pro
     argv = service["argv"]
     assert Path(argv[0]).name == "java" and argv[-2:] == ["-jar", str(toolchain.schema_registry_jar)]
     assert Path(argv[-1]).name == f"apicurio-registry-app-{toolchain.versions['APICURIO_VERSION']}-runner.jar"
-    assert service["ports"] == [28081] and service["host"] == "127.0.0.1"
+    assert service["ports"] == [SCHEMA_REGISTRY_PORTS.main] and service["host"] == "127.0.0.1"
     env = settle(graph.named(PROCESS).props["env"])[0]
-    assert (env["QUARKUS_HTTP_HOST"], env["HTTP_PORT"]) == ("127.0.0.1", "28081")
+    assert (env["QUARKUS_HTTP_HOST"], env["HTTP_PORT"]) == ("127.0.0.1", str(SCHEMA_REGISTRY_PORTS.main))
 
 
 def test_process_registry_keeps_its_h2_database_file_in_its_work_dir(process_placement: Placement) -> None:
@@ -67,7 +70,7 @@ def test_process_registry_keeps_its_h2_database_file_in_its_work_dir(process_pla
     assert ["mkdir", "-p", "data"] in service["init"]
 
 
-@pytest.mark.parametrize(("placement_fixture", "bootstrap"), [("process_placement", "127.0.0.1:29092"), ("docker_placement", "kafka:19092")])
+@pytest.mark.parametrize(("placement_fixture", "bootstrap"), [("process_placement", f"127.0.0.1:{KAFKA_PORTS.main}"), ("docker_placement", "kafka:19092")])
 def test_registry_publishes_its_schema_events_to_the_stacks_kafka(
     placement_fixture: str, bootstrap: str, request: pytest.FixtureRequest
 ) -> None:
@@ -81,7 +84,7 @@ def test_registry_publishes_its_schema_events_to_the_stacks_kafka(
     topic = graph.named("schema-registry-events-topic")
     assert topic.type_.endswith(":KafkaTopic")
     inputs = graph.inputs_named("schema-registry-events-topic")
-    assert {key: inputs[key] for key in ("topic", "bootstrap_servers", "partitions")} == {"topic": "registry-events", "bootstrap_servers": "127.0.0.1:29092", "partitions": 1}
+    assert {key: inputs[key] for key in ("topic", "bootstrap_servers", "partitions")} == {"topic": "registry-events", "bootstrap_servers": f"127.0.0.1:{KAFKA_PORTS.main}", "partitions": 1}
     assert "kafka" in {dependency._name for dependency in topic.opts.depends_on}
 
 
@@ -95,7 +98,7 @@ def test_docker_registry_is_the_pinned_image_on_loopback_with_its_database_on_th
     assert graph.inputs_named("schema-registry-image")["name"] == docker_placement.toolchain.image("SCHEMA_REGISTRY_IMAGE")
     assert docker_placement.toolchain.image("SCHEMA_REGISTRY_IMAGE").endswith(f":{docker_placement.toolchain.versions['APICURIO_VERSION']}")
     container = graph.inputs_named(CONTAINER)
-    assert container["ports"] == [{"internal": 8080, "external": 28081, "ip": "127.0.0.1"}]
+    assert container["ports"] == [{"internal": 8080, "external": SCHEMA_REGISTRY_PORTS.main, "ip": "127.0.0.1"}]
     assert container["networksAdvanced"] == [{"name": "cdcstack-unit", "aliases": ["schema-registry"]}]
     [volume] = container["volumes"]
     assert volume["containerPath"] == "/data"
@@ -110,7 +113,7 @@ def test_url_is_the_confluent_api_and_converter_url_apicurios_own_at_the_interna
     registry = service_graph("schema-registry", request.getfixturevalue(placement_fixture)).component
     internal = f"http://{settle(registry.internal_host)[0]}:{settle(registry.internal_port)[0]}"
     url, internal_url, converter_url = (settle(output)[0] for output in (registry.url, registry.internal_url, registry.converter_url))
-    assert url == "http://127.0.0.1:28081/apis/ccompat/v7"
+    assert url == f"http://127.0.0.1:{SCHEMA_REGISTRY_PORTS.main}/apis/ccompat/v7"
     assert internal_url == f"{internal}/apis/ccompat/v7" == SINK_REGISTRY_URL[placement_fixture]
     assert converter_url == f"{internal}/apis/registry/v2" == CONVERTER_URL[placement_fixture]
 

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 
+import service_catalogue
 from components.runtime import Placement
 from components.spark import CONTAINER_JARS, MASTER_CLASS, WORKER_CLASS
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import S3_SECRET, stack_graph
+from tests.support.stack_graphs import S3_SECRET, UNIT_SETTINGS, stack_graph
 
 CONTAINER = "docker:index/container:Container"
 SPARK_CONTAINERS = ("spark-metastore-container", "spark-master-container", "spark-worker-container", "delta-sink-container")
+SPARK_METASTORE_PORTS = UNIT_SETTINGS.ports[service_catalogue.SPARK_METASTORE]
+SPARK_MASTER_PORTS = UNIT_SETTINGS.ports[service_catalogue.SPARK_MASTER]
 
 
 def container_values(envs: list[str]) -> dict[str, str]:
@@ -95,11 +98,11 @@ def test_process_master_and_worker_are_java_run_directly_with_spark_home(
 
 def test_process_worker_registers_on_loopback_and_is_healthy_once_the_master_lists_it(process_placement: Placement) -> None:
     graph = stack_graph(process_placement)
-    assert graph.inputs_named("spark-worker-process")["argv"][-1] == "spark://127.0.0.1:27077"
+    assert graph.inputs_named("spark-worker-process")["argv"][-1] == f"spark://127.0.0.1:{SPARK_MASTER_PORTS.main}"
     worker_health, _ = settle(graph.named("spark-worker-process").props["health"])
     master_health, _ = settle(graph.named("spark-master-process").props["health"])
-    assert worker_health == {"kind": "spark", "url": "http://127.0.0.1:28480", "alive_workers": 1}
-    assert master_health == {"kind": "spark", "url": "http://127.0.0.1:28480"}
+    assert worker_health == {"kind": "spark", "url": f"http://127.0.0.1:{SPARK_MASTER_PORTS.of('ui')}", "alive_workers": 1}
+    assert master_health == {"kind": "spark", "url": f"http://127.0.0.1:{SPARK_MASTER_PORTS.of('ui')}"}
     assert [dependency._name for dependency in graph.named("spark-worker-process").opts.depends_on] == ["spark-master"]
 
 
@@ -108,6 +111,6 @@ def test_spark_conf_is_secret_with_local_jar_uris_and_kept_directory_markers(pro
     assert secret
     assert conf["spark.jars"].split(",") == [f"local:{jar}" for jar in process_placement.toolchain.spark_jars()]
     assert conf["spark.hadoop.fs.s3a.directory.marker.retention"] == "keep"
-    assert conf["spark.master"] == "spark://127.0.0.1:27077"
+    assert conf["spark.master"] == f"spark://127.0.0.1:{SPARK_MASTER_PORTS.main}"
     assert conf["spark.hadoop.fs.s3a.secret.key"] == S3_SECRET
-    assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"].startswith("jdbc:derby://127.0.0.1:21527/")
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"].startswith(f"jdbc:derby://127.0.0.1:{SPARK_METASTORE_PORTS.main}/")

@@ -24,8 +24,8 @@ from components.kafka_connect import KafkaConnect, KafkaConnectArgs
 from components.network import StackNetwork, StackNetworkArgs
 from components.runtime import Placement
 from pipelines.monitoring import JMX_DIR, JMX_EXPORTER_CONFIG_FILE
-from tests.support.pulumi_mocks import Graph, build
 from service_catalogue import ServicePorts
+from tests.support.pulumi_mocks import Graph, build
 from tests.support.stack_graphs import UNIT_SETTINGS
 from toolchain.layout import Toolchain
 
@@ -105,10 +105,10 @@ def agent_options(argv: list[str]) -> list[str]:
 
 
 def test_the_option_is_the_agents_host_port_config_form() -> None:
-    option = jmx_exporter_option(Path("/tc/jmx.jar"), 29094, Path("/state/kafka/jmx-exporter.yml"))
-    assert option == "-javaagent:/tc/jmx.jar=127.0.0.1:29094:/state/kafka/jmx-exporter.yml"
+    option = jmx_exporter_option(Path("/tc/jmx.jar"), KAFKA_METRICS_PORT, Path("/state/kafka/jmx-exporter.yml"))
+    assert option == f"-javaagent:/tc/jmx.jar=127.0.0.1:{KAFKA_METRICS_PORT}:/state/kafka/jmx-exporter.yml"
     host, port, config = AGENT_ARGUMENTS.match(option.split("=", 1)[1]).groups()  # type: ignore[union-attr]
-    assert (host, port, config) == ("127.0.0.1", "29094", "/state/kafka/jmx-exporter.yml")
+    assert (host, port, config) == ("127.0.0.1", str(KAFKA_METRICS_PORT), "/state/kafka/jmx-exporter.yml")
 
 
 @pytest.mark.parametrize(("service", "rules", "metrics_port"), [("kafka", "kafka", KAFKA_METRICS_PORT), ("connect", "connect", CONNECT_METRICS_PORT)])

@@ -5,15 +5,19 @@ A hop left at Kafka's 1 MB default fails the source task on a large row with Rec
 
 from __future__ import annotations
 
+import service_catalogue
 from components.runtime import Placement
 from pipelines.connectors import MARIADB_CONNECTOR, mysql_source_config, postgres_source_config
 from pipelines.kafka_limits import MAX_RECORD_BYTES
 from tests.support.pulumi_mocks import settle
-from tests.support.stack_graphs import service_graph
+from tests.support.stack_graphs import UNIT_SETTINGS, service_graph
 
 LIMIT = str(MAX_RECORD_BYTES)
 TEN_MB_ROW_UPDATE_BYTES = 2 * 10 * 1000 * 1000
 """An update of a 10 MB value under REPLICA IDENTITY FULL carries it twice (before and after)."""
+POSTGRES_PORTS = UNIT_SETTINGS.ports[service_catalogue.POSTGRES]
+MYSQL_PORTS = UNIT_SETTINGS.ports[service_catalogue.MYSQL]
+KAFKA_PORTS = UNIT_SETTINGS.ports[service_catalogue.KAFKA]
 
 
 def test_the_limit_leaves_room_for_a_ten_megabyte_row_updated_with_its_before_image() -> None:
@@ -39,7 +43,7 @@ def test_docker_broker_and_worker_take_the_limit(docker_placement: Placement) ->
 
 
 def test_topics_connect_creates_take_the_limit() -> None:
-    postgres = postgres_source_config("127.0.0.1", 25432, "postgres", "pw", "inventory", "pg", "slot")
-    mysql = mysql_source_config(MARIADB_CONNECTOR, "127.0.0.1", 23306, "root", "pw", "inventory", "my", "127.0.0.1:29092")
+    postgres = postgres_source_config("127.0.0.1", POSTGRES_PORTS.main, "postgres", "pw", "inventory", "pg", "slot")
+    mysql = mysql_source_config(MARIADB_CONNECTOR, "127.0.0.1", MYSQL_PORTS.main, "root", "pw", "inventory", "my", f"127.0.0.1:{KAFKA_PORTS.main}")
     for config in (postgres, mysql):
         assert config["topic.creation.default.max.message.bytes"] == LIMIT
