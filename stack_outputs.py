@@ -1,4 +1,5 @@
-"""Stack output names: the contract between `__main__.py` (which exports them) and the tests."""
+"""Stack output names: the contract between `components/stack.py` (`Stack.outputs()`, which
+`__main__.py` exports) and the tests."""
 
 RUNTIME = "runtime"
 STATE_DIR = "state_dir"
