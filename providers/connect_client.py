@@ -258,8 +258,8 @@ class ConnectClient:
     def restart_failed(self, name: str, timeout_seconds: float, stable_seconds: float) -> ConnectorStatus:
         """Restarts the FAILED connector and tasks, then waits until everything has run for `stable_seconds`.
 
-        A task that fails again (RecordTooLargeException on the same row, say) usually does so within a
-        second of running; the stable window catches that. ConnectorFailedError names the connector, the
+        A task that fails again (RecordTooLargeException on the same row, say) shows RUNNING until Connect
+        kills it, seconds after the refused send; the stable window must outlast that. ConnectorFailedError names the connector, the
         task, its trace in one line and the worker log.
         """
         self.restart(name, include_tasks=True, only_failed=True)
