@@ -288,6 +288,38 @@ install_avro_converter() {
   write_stamp apicurio-converter-plugin "$APICURIO_VERSION"
   echo installed
 }
+# The docker runtime's engine. A daemon that already answers (the user's Docker, DOCKER_HOST) is used
+# as it is and nothing is installed. Otherwise Debian's docker.io (dockerd, containerd, runc) and
+# debootstrap (the offline base image) are installed without starting a system daemon: one on the
+# default socket would switch every stack's `cdcstack:runtime auto` to docker. scripts/dockerd.sh
+# then runs the project's own daemon on a socket under the state dir.
+install_docker_engine() {
+  if (cd "$root" && "$CDCSTACK_VENV/bin/python" -c 'import sys; from components.runtime import docker_daemon_answers; sys.exit(not docker_daemon_answers())'); then
+    echo "cached"
+    return
+  fi
+  local missing=() package
+  for package in $DOCKER_ENGINE_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then echo cached; return; fi
+  command -v apt-get >/dev/null ||
+    die "no Docker daemon answers and this is no Debian host to install one on: start Docker (or set DOCKER_HOST) and run 'make toolchain' again"
+  local policy=/usr/sbin/policy-rc.d forbid=""
+  # 101: "action not allowed", so the packages' postinst starts no daemon.
+  if [ ! -e "$policy" ]; then
+    forbid=yes
+    printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod 0755 "$policy"
+  fi
+  as_root apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+    { [ -z "$forbid" ] || as_root rm -f "$policy"; die "installing ${missing[*]} failed"; }
+  [ -z "$forbid" ] || as_root rm -f "$policy"
+  if [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now --quiet docker.service docker.socket >&2 || true
+  fi
+  echo installed
+}
 piece "debian packages" "$APT_PACKAGES" install_apt_packages
 piece "python venv" "$(python3 --version | cut -d' ' -f2)" install_venv
 piece "pulumi cli + python host" "$PULUMI_VERSION" install_pulumi
@@ -301,5 +333,6 @@ piece "spark lakehouse jars" "$(spark_jars_version)" install_spark_jars
 piece "schema registry (apicurio)" "$APICURIO_VERSION" install_schema_registry
 piece "avro converter (apicurio)" "$APICURIO_VERSION" install_avro_converter
 piece "jmx exporter agent" "$JMX_EXPORTER_VERSION" install_jmx_exporter
+piece "docker engine" "$DOCKER_ENGINE_PACKAGES" install_docker_engine
 
 column -t -s $'\t' -N PIECE,VERSION,STATUS,SECONDS "$report"
