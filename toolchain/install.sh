@@ -40,11 +40,18 @@ as_root() {
   fi
 }
 
+# Prints those of the named Debian packages that are not installed, one a line.
+missing_debian_packages() {
+  local package
+  for package in "$@"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || echo "$package"
+  done
+}
+
 install_apt_packages() {
   local missing=()
-  for package in $APT_PACKAGES; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
-  done
+  # shellcheck disable=SC2086
+  mapfile -t missing < <(missing_debian_packages $APT_PACKAGES)
   if [ ${#missing[@]} -eq 0 ]; then echo cached; return; fi
   # Another install (a second clone, unattended upgrades) may hold dpkg's lock: wait for it.
   as_root apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
@@ -298,10 +305,9 @@ install_docker_engine() {
     echo "cached"
     return
   fi
-  local missing=() package
-  for package in $DOCKER_ENGINE_PACKAGES; do
-    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")
-  done
+  local missing=()
+  # shellcheck disable=SC2086
+  mapfile -t missing < <(missing_debian_packages $DOCKER_ENGINE_PACKAGES)
   if [ ${#missing[@]} -eq 0 ]; then echo cached; return; fi
   command -v apt-get >/dev/null ||
     die "no Docker daemon answers and this is no Debian host to install one on: start Docker (or set DOCKER_HOST) and run 'make toolchain' again"
