@@ -57,6 +57,9 @@ GO_PIECES = {
     "mailpit": ("github.com/axllent/mailpit", "MAILPIT_VERSION", "-X github.com/axllent/mailpit/config.Version={version}"),
 }
 CODE_PATHS = ("__main__.py", "service_catalogue.py", "stack_config.py", "stack_outputs.py", "components", "pipelines", "providers", "toolchain", "monitoring", "testkit")
+# Certificate authorities the host trusts beyond Debian's own (a proxy's or a company's): the image's
+# pip reaches the registries the way the host does, so it must trust them too.
+HOST_EXTRA_CA_DIR = Path("/usr/local/share/ca-certificates")
 # debootstrap builds are slow but finite; an apt mirror that stops answering must not hang `make up`.
 DEBOOTSTRAP_TIMEOUT_SECONDS = 900
 
@@ -218,7 +221,11 @@ class ImageBuilder:
                 "RUN printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d",
                 f"RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends {apt_packages} >/dev/null"
                 " && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb",
+                "COPY host-ca/ /usr/local/share/ca-certificates/",
+                "RUN update-ca-certificates >/dev/null",
                 f"COPY requirements.txt requirements-spark.txt {IMAGE_ROOT}/",
+                # pip trusts its own bundled list unless told: point it at the system store.
+                "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt",
                 f"RUN python3 -m venv {IMAGE_ROOT}/.venv && {IMAGE_PYTHON} -m pip install -q --no-cache-dir"
                 f" -r {IMAGE_ROOT}/requirements-spark.txt",
                 f"COPY toolchain-cache/ {IMAGE_ROOT}/.toolchain/",
@@ -235,8 +242,14 @@ class ImageBuilder:
             VERSIONS_FILE.read_bytes(),
             (PROJECT_ROOT / "requirements.txt").read_bytes(),
             (PROJECT_ROOT / "requirements-spark.txt").read_bytes(),
+            *(content for _, content in sorted(self._host_certificates().items())),
         ]
         return f"{TOOLCHAIN_REPOSITORY}:{_digest(inputs)}-{self.target.arch}"
+
+    @staticmethod
+    def _host_certificates() -> dict[str, bytes]:
+        """The host's extra CA certificates (`*.crt` of HOST_EXTRA_CA_DIR), by file name."""
+        return {path.name: path.read_bytes() for path in sorted(HOST_EXTRA_CA_DIR.glob("*.crt")) if path.is_file()}
 
     def _portable_pieces(self) -> list[Path]:
         missing = [piece for piece in PORTABLE_PIECES if not (self.toolchain_dir / piece).is_dir()]
@@ -281,6 +294,9 @@ class ImageBuilder:
             "Dockerfile": self.toolchain_dockerfile().encode(),
             "requirements.txt": (PROJECT_ROOT / "requirements.txt").read_bytes(),
             "requirements-spark.txt": (PROJECT_ROOT / "requirements-spark.txt").read_bytes(),
+            # An empty folder still has to exist for COPY: a placeholder that is no certificate.
+            "host-ca/.keep": b"",
+            **{f"host-ca/{name}": content for name, content in self._host_certificates().items()},
         }
         trees = {f"toolchain-cache/{piece.name}": piece for piece in self._portable_pieces()}
         trees.update({f"toolchain-cache/{piece}/bin/{piece}": binary for piece, binary in self._go_binaries().items()})
