@@ -13,7 +13,7 @@ from pathlib import Path
 import pulumi
 
 import stack_config
-from components.runtime import Placement, resolve_runtime
+from components.runtime import Placement, Runtime, docker_engine_url, resolve_runtime
 from components.stack import StackSecrets, UnbuiltServiceError, build_stack
 from toolchain.layout import PROJECT_ROOT, Toolchain
 
@@ -31,12 +31,12 @@ except stack_config.ConfigError as error:
     raise pulumi.RunError(str(error)) from None
 stack_name = pulumi.get_stack()
 state_root = Path(os.environ.get("CDCSTACK_STATE_DIR", PROJECT_ROOT / ".cdcstack"))
-placement = Placement(
-    runtime=resolve_runtime(settings.runtime),
-    stack_dir=state_root / "stacks" / stack_name,
-    toolchain=Toolchain.discover(),
-    docker_network=f"cdcstack-{stack_name}",
-)
+stack_dir, docker_network = state_root / "stacks" / stack_name, f"cdcstack-{stack_name}"
+runtime = resolve_runtime(settings.runtime)
+if runtime is Runtime.DOCKER:
+    placement = Placement.on_docker(stack_dir, Toolchain.discover(), docker_network, docker_engine_url())
+else:
+    placement = Placement(runtime=runtime, stack_dir=stack_dir, toolchain=Toolchain.discover(), docker_network=docker_network)
 secrets = StackSecrets(
     postgres_password=config.require_secret("postgresPassword"),
     mysql_root_password=config.require_secret("mysqlRootPassword"),

@@ -12,8 +12,8 @@ What a rule should set for the notifications to read well: labels `severity` (cr
 `service` (a catalogue name), `connector`, `table`; annotations `summary`, `description`, `value`,
 `runbook`.
 
-Process runtime: Debian's Alertmanager, bound to 127.0.0.1, no cluster (gossip) port. Docker runtime:
-the same release's image, its config written from its environment by the entrypoint.
+Debian's Alertmanager, bound to the placement's listen host (127.0.0.1 on the process runtime), no
+cluster (gossip) port.
 """
 
 from __future__ import annotations
@@ -26,16 +26,12 @@ import pulumi
 import yaml
 
 import service_catalogue
-from components.docker_service import DockerServiceSpec, files_entrypoint, files_envs
 from components.mail_capture import MailCapture
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 
-CONTAINER_PORT = 9093
 CONFIG_FILE = "alertmanager.yml"
 TEMPLATE_FILE = "templates/cdcstack.tmpl"
-CONTAINER_CONFIG_DIR = "/etc/alertmanager/cdcstack"
-CONTAINER_DATA_DIR = "/alertmanager"
 READINESS_PATH = "/-/ready"
 GROUP_BY = ("alertname", "connector", "table")
 EMAIL, SLACK, WEBHOOK = "email", "slack", "webhook"
@@ -201,10 +197,9 @@ class Alertmanager(ServiceComponent):
             args,
             ServiceDefinition(
                 health={"kind": "http", "url": f"{base}{READINESS_PATH}"},
-                container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_alertmanager(args, workdir),
-                docker=lambda: self._docker_alertmanager(args),
                 depends_on=(args.mail_capture, *args.receivers_depend_on),
+                memory_mb=128,
             ),
         )
         self.url = self._once_ready(base)
@@ -225,23 +220,9 @@ class Alertmanager(ServiceComponent):
         return ProcessLaunch(
             argv=[
                 args.placement.toolchain.alertmanager_binary,
-                *alertmanager_flags(str(workdir / CONFIG_FILE), str(workdir / "data"), f"{LOOPBACK}:{args.ports.main}", base),
+                *alertmanager_flags(str(workdir / CONFIG_FILE), str(workdir / "data"), f"{args.placement.listen_host}:{args.ports.main}", base),
             ],
             init=[["mkdir", "-p", "data"]],
             files={TEMPLATE_FILE: TEMPLATES},
             secret_files=Alertmanager._config(args).apply(lambda config: {CONFIG_FILE: config}),
-        )
-
-    @staticmethod
-    def _docker_alertmanager(args: AlertmanagerArgs) -> DockerServiceSpec:
-        config_file = f"{CONTAINER_CONFIG_DIR}/{CONFIG_FILE}"
-        flags = alertmanager_flags(config_file, CONTAINER_DATA_DIR, f"0.0.0.0:{CONTAINER_PORT}", f"http://{LOOPBACK}:{args.ports.main}")
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("ALERTMANAGER_IMAGE"),
-            ports={CONTAINER_PORT: args.ports.main},
-            health_test=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{CONTAINER_PORT}{READINESS_PATH}"],
-            volume_path=CONTAINER_DATA_DIR,
-            entrypoint=files_entrypoint([config_file, f"{CONTAINER_CONFIG_DIR}/{TEMPLATE_FILE}"], ["/bin/alertmanager", *flags]),
-            envs=pulumi.Output.secret(Alertmanager._config(args).apply(lambda config: files_envs([config, TEMPLATES]))),
-            memory_mb=128,
         )

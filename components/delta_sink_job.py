@@ -9,9 +9,7 @@ any Spark cluster given its master URL and conf.
 One writer per table: every Delta table is written by this job only (one driver, one thread), which
 is what makes Delta's default S3 log store safe here (S3 has no put-if-absent for the commit file).
 
-Process runtime: the project's venv runs `pipelines.sinks.delta.job`. Docker runtime: the pinned
-Spark image runs the same module from the project mounted read-only, with requirements-spark.txt
-installed into a venv on its volume at first start (checked only with Pulumi mocks).
+The project's venv runs `pipelines.sinks.delta.job` (on docker, the runtime image's copy of it).
 """
 
 from __future__ import annotations
@@ -23,18 +21,13 @@ from pathlib import Path
 import pulumi
 
 import service_catalogue
-from components.docker_service import DockerServiceSpec
 from components.object_store import ObjectStoreAccess
-from components.runtime import LOOPBACK
 from components.service import ProcessLaunch
-from components.sink_job import CONTAINER_VENV, PROJECT_MOUNT, SEEDED_TABLES, SinkJobArgs, SinkJobComponent, container_script, sink_argv, topics_regex
-from components.spark import CONTAINER_JARS, Spark
+from components.sink_job import SEEDED_TABLES, SinkJobArgs, SinkJobComponent, sink_argv, topics_regex
+from components.spark import Spark, spark_local_env
 from pipelines.spark import DELTA_DATABASE, bucket_of
 
 CONF_FILE = "spark-conf.json"
-CONTAINER_PORT = 8191
-# pyspark comes as a 300 MB source distribution that pip builds at first start.
-CONTAINER_START_SECONDS = 1200
 START_TIMEOUT_SECONDS = 180.0
 """A cold driver JVM, the metastore's first schema and the first executor take about a minute here."""
 
@@ -67,7 +60,9 @@ def job_argv(
 ) -> list[str]:
     """The job's command line: the same module and options on both runtimes."""
     options = ["--spark-conf", conf, "--bucket", bucket, "--work-dir", work_dir, "--spark-master-ui-url", master_ui_url]
-    return sink_argv(python, "pipelines.sinks.delta.job", bootstrap, topics, DELTA_DATABASE, options, args.group, port, registry_url)
+    return sink_argv(
+        python, "pipelines.sinks.delta.job", bootstrap, topics, DELTA_DATABASE, options, args.group, port, registry_url, args.placement.listen_host
+    )
 
 
 class DeltaSinkJob(SinkJobComponent):
@@ -80,23 +75,23 @@ class DeltaSinkJob(SinkJobComponent):
         topics = topics_regex(args.change_capture, args.tables, args.replicated_prefixes)
         self._serve_job(
             args,
-            CONTAINER_PORT,
-            lambda workdir: self._process_job(args, topics, workdir),
-            lambda: self._docker_job(args, topics),
+            lambda workdir: self._process_job(name, args, topics, workdir),
             (args.spark.metastore, args.spark.master, args.spark.worker, args.change_capture),
             START_TIMEOUT_SECONDS,
+            2048,
         )
         self.database = pulumi.Output.from_input(DELTA_DATABASE)
         self._register({"health_url": self.health_url, "metrics_address": self.metrics_address, "database": self.database})
 
     @staticmethod
-    def _process_job(args: DeltaSinkJobArgs, topics: pulumi.Output[str], workdir: Path) -> ProcessLaunch:
+    def _process_job(name: str, args: DeltaSinkJobArgs, topics: pulumi.Output[str], workdir: Path) -> ProcessLaunch:
+        python = args.placement.toolchain.python
         return ProcessLaunch(
             argv=pulumi.Output.all(
                 args.kafka.internal_bootstrap_servers, topics, args.store.warehouse, args.schema_registry.internal_url, args.spark.master.internal_ui_url
             ).apply(
                 lambda values: job_argv(
-                    args.python,
+                    python,
                     args,
                     values[0],
                     values[1],
@@ -109,55 +104,5 @@ class DeltaSinkJob(SinkJobComponent):
                 )
             ),
             secret_files=args.spark.internal_spark_conf.apply(lambda conf: {CONF_FILE: json.dumps(conf)}),
-            env={"SPARK_LOCAL_IP": LOOPBACK, "PYSPARK_PYTHON": args.python},
-        )
-
-    @staticmethod
-    def _docker_job(args: DeltaSinkJobArgs, topics: pulumi.Output[str]) -> DockerServiceSpec:
-        conf_path = f"/tmp/{CONF_FILE}"
-        argv = job_argv(
-            f"{CONTAINER_VENV}/bin/python",
-            args,
-            "$BOOTSTRAP",
-            "$TOPICS_REGEX",
-            conf_path,
-            "$BUCKET",
-            "/data/driver",
-            CONTAINER_PORT,
-            "$SCHEMA_REGISTRY_URL",
-            "$SPARK_MASTER_UI_URL",
-        )
-        script = container_script("requirements-spark.txt", {conf_path: "SPARK_CONF"}, argv)
-        envs = pulumi.Output.secret(
-            pulumi.Output.all(
-                args.kafka.internal_bootstrap_servers,
-                topics,
-                args.store.warehouse,
-                args.spark.internal_spark_conf,
-                args.schema_registry.internal_url,
-                args.spark.master.internal_ui_url,
-            ).apply(
-                lambda values: [
-                    f"BOOTSTRAP={values[0]}",
-                    f"TOPICS_REGEX={values[1]}",
-                    f"BUCKET={bucket_of(values[2])}",
-                    f"SPARK_CONF={json.dumps(values[3])}",
-                    f"SCHEMA_REGISTRY_URL={values[4]}",
-                    f"SPARK_MASTER_UI_URL={values[5]}",
-                    "PYTHONDONTWRITEBYTECODE=1",
-                ]
-            )
-        )
-        probe = f"import urllib.request; urllib.request.urlopen('http://localhost:{CONTAINER_PORT}/health', timeout=3)"
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("SPARK_IMAGE"),
-            ports={CONTAINER_PORT: args.ports.main},
-            health_test=["CMD", f"{CONTAINER_VENV}/bin/python", "-c", probe],
-            volume_path="/data",
-            binds={args.project_dir: PROJECT_MOUNT, str(args.placement.toolchain.spark_lib_dir): CONTAINER_JARS},
-            envs=envs,
-            command=["sh", "-c", script],
-            memory_mb=2048,
-            start_timeout_seconds=CONTAINER_START_SECONDS,
-            health_start_period_seconds=CONTAINER_START_SECONDS,
+            env={**spark_local_env(args.placement, name), "PYSPARK_PYTHON": python},
         )

@@ -1,8 +1,8 @@
 """`IcebergRestCatalog`: an Apache Iceberg REST catalog whose warehouse is on the object store.
 
-Process runtime: iceberg-core's REST adapter (Maven Central) behind cdcstack's small launcher, which
-binds 127.0.0.1 only, with a JDBC (SQLite) catalog in its data dir so table metadata survives a
-restart; `persistent=False` keeps it in memory instead. Docker runtime: apache/iceberg-rest-fixture.
+iceberg-core's REST adapter (Maven Central) behind cdcstack's small launcher, which binds the
+placement's listen host only (127.0.0.1 on the process runtime), with a JDBC (SQLite) catalog in its
+data dir so table metadata survives a restart; `persistent=False` keeps it in memory instead.
 Healthy once `GET /v1/config` answers.
 """
 
@@ -14,13 +14,11 @@ from pathlib import Path
 import pulumi
 
 import service_catalogue
-from components.docker_service import DockerServiceSpec
 from components.object_store import ObjectStoreAccess
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 from pipelines.object_store import S3Access
 
-CONTAINER_PORT = 8181
 HEAP = ["-Xms64m", "-Xmx384m"]
 LAUNCHER = "LocalRestCatalogServer"
 CATALOG_DB = "data/catalog.db"
@@ -34,7 +32,9 @@ class IcebergRestCatalogArgs(ServiceArgs):
     """Keep catalog metadata across restarts (SQLite in the data dir); False keeps it in memory."""
 
 
-def catalog_environment(warehouse: str, s3_endpoint: str, access_key_id: str, region: str, catalog_uri: str, port: int) -> dict[str, str]:
+def catalog_environment(
+    warehouse: str, s3_endpoint: str, access_key_id: str, region: str, catalog_uri: str, port: int, rest_host: str = LOOPBACK
+) -> dict[str, str]:
     """The catalog's CATALOG_* settings (the REST fixture's convention), without the secret key."""
     return {
         "CATALOG_WAREHOUSE": warehouse,
@@ -46,7 +46,7 @@ def catalog_environment(warehouse: str, s3_endpoint: str, access_key_id: str, re
         "CATALOG_CLIENT_REGION": region,
         # The AWS SDK's default Apache client is not on the classpath; its URL-connection one is.
         "CATALOG_HTTP__CLIENT_TYPE": "urlconnection",
-        "CATALOG_REST_HOST": LOOPBACK,
+        "CATALOG_REST_HOST": rest_host,
         "CATALOG_REST_PORT": str(port),
     }
 
@@ -70,10 +70,9 @@ class IcebergRestCatalog(ServiceComponent):
             args,
             ServiceDefinition(
                 health={"kind": "http", "url": f"{uri}/v1/config"},
-                container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_catalog(args, workdir),
-                docker=lambda: self._docker_catalog(args),
                 depends_on=(store.service,),
+                memory_mb=768,
             ),
         )
         self.uri = pulumi.Output.from_input(uri)
@@ -109,34 +108,9 @@ class IcebergRestCatalog(ServiceComponent):
             argv=[toolchain.executable("java"), *HEAP, "-cp", f"{toolchain.iceberg_rest_classes_dir}:{lib}/*", LAUNCHER],
             init=[["mkdir", "-p", "data"]],
             env=pulumi.Output.all(store.warehouse, store.internal_endpoint, store.access_key_id, store.region).apply(
-                lambda values: catalog_environment(*values, catalog_uri, args.ports.main)
+                lambda values: catalog_environment(*values, catalog_uri, args.ports.main, args.placement.listen_host)
             ),
             secret_env=pulumi.Output.from_input(store.secret_access_key).apply(
                 lambda secret: {"CATALOG_S3_SECRET__ACCESS__KEY": secret}
             ),
-        )
-
-    @staticmethod
-    def _docker_catalog(args: IcebergRestCatalogArgs) -> DockerServiceSpec:
-        store = args.store
-        catalog_uri = "jdbc:sqlite:file:/data/catalog.db" if args.persistent else "jdbc:sqlite::memory:"
-        envs = pulumi.Output.secret(
-            pulumi.Output.all(store.warehouse, store.internal_endpoint, store.access_key_id, store.region, store.secret_access_key).apply(
-                lambda values: [
-                    f"{key}={value}"
-                    for key, value in {
-                        **catalog_environment(*values[:4], catalog_uri, CONTAINER_PORT),
-                        "CATALOG_REST_HOST": "0.0.0.0",
-                        "CATALOG_S3_SECRET__ACCESS__KEY": values[4],
-                    }.items()
-                ]
-            )
-        )
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("ICEBERG_REST_IMAGE"),
-            ports={CONTAINER_PORT: args.ports.main},
-            health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}/v1/config >/dev/null"],
-            volume_path="/data",
-            envs=envs,
-            memory_mb=768,
         )

@@ -1,13 +1,11 @@
-"""What the JVM services share: log4j2 logging and the launch line (process runtime), and
-Prometheus' JMX exporter as a Java agent (both runtimes).
+"""What the JVM services share: log4j2 logging, the launch line, and Prometheus' JMX exporter as a Java agent.
 
 Each JVM service names the system property its log4j2 file appender reads for the log folder (Kafka
 and Kafka Connect: `kafka.logs.dir`); the launch line points it at the service's work dir.
 
 The JMX exporter (`Toolchain.jmx_exporter_agent`) serves the service's MBeans, as its rules in
-`monitoring/jmx/<service>.yml` name them, at `http://<host>:<port>/metrics`: on 127.0.0.1 on the
-process runtime (the agent's own default is every interface), on the container's
-:data:`JMX_EXPORTER_CONTAINER_PORT` on docker, where the agent and its config are mounted read-only.
+`monitoring/jmx/<service>.yml` name them, at `http://<host>:<port>/metrics`, on the placement's listen
+host (the agent's own default is every interface, which the process runtime must not use).
 """
 
 from __future__ import annotations
@@ -43,24 +41,9 @@ rootLogger.appenderRef.file.ref = FILE
 """
 
 
-JMX_EXPORTER_CONTAINER_PORT = 9404
-"""The agent's port inside a container (the exporter's customary one); published on the metrics port."""
-JMX_EXPORTER_CONTAINER_DIR = "/opt/cdcstack-jmx-exporter"
-"""Where a container has the agent's jar and config, mounted read-only."""
-
-
 def jmx_exporter_option(agent_jar: Path | str, port: int, config: Path | str, host: str = LOOPBACK) -> str:
     """The JVM option that starts the JMX exporter agent serving /metrics on `host:port` with the rules in `config`."""
     return f"-javaagent:{agent_jar}={host}:{port}:{config}"
-
-
-def jmx_exporter_container_mounts(agent_jar: Path, config: Path) -> tuple[dict[str, str], str]:
-    """The read-only binds (host path -> container path) a container needs for the agent, and its
-    JVM option there (every interface of the container, on :data:`JMX_EXPORTER_CONTAINER_PORT`)."""
-    jar_in_container = f"{JMX_EXPORTER_CONTAINER_DIR}/{agent_jar.name}"
-    config_in_container = f"{JMX_EXPORTER_CONTAINER_DIR}/{config.name}"
-    binds = {str(agent_jar): jar_in_container, str(config): config_in_container}
-    return binds, jmx_exporter_option(jar_in_container, JMX_EXPORTER_CONTAINER_PORT, config_in_container, host="0.0.0.0")
 
 
 def jvm_argv(

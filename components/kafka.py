@@ -7,12 +7,9 @@ from pathlib import Path
 
 import pulumi
 
-from components.docker_service import DockerServiceSpec
 from components.jvm import (
-    JMX_EXPORTER_CONTAINER_PORT,
     KAFKA_LOGS_DIR_PROPERTY,
     LOG4J2_FILE,
-    jmx_exporter_container_mounts,
     jmx_exporter_option,
     jvm_argv,
     log4j2_properties,
@@ -21,7 +18,7 @@ from components.jvm import (
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 from pipelines import kafka_limits
-from pipelines.monitoring import JMX_DIR, JMX_EXPORTER_CONFIG_FILE, jmx_exporter_config
+from pipelines.monitoring import JMX_EXPORTER_CONFIG_FILE, jmx_exporter_config
 import service_catalogue
 
 # Any fixed base64 UUID works for a single-node cluster; fixing it keeps restarts on the same data dir valid.
@@ -29,8 +26,8 @@ CLUSTER_ID = "Y2Rjc3RhY2stZGV2LWtmaw"
 NODE_ID = 1
 HEAP = ["-Xms256m", "-Xmx512m"]
 INTERNAL_PORT = 19092
-"""Container-to-container listener (docker runtime)."""
-CONTAINER_PORT = 9092
+"""The container-to-container listener on docker: a broker advertises one address per listener, and
+the host's clients need 127.0.0.1 where the other containers need the broker's alias. Not published."""
 
 # Single-node settings shared by both runtimes: every internal topic with one replica.
 BROKER_SETTINGS: dict[str, str] = {
@@ -64,15 +61,31 @@ class KafkaArgs(ServiceArgs):
     Prometheus scrapes ("metrics"; a handle without it runs no exporter)."""
 
 
-def server_properties(port: int, controller_port: int, log_dir: str) -> str:
+def server_properties(port: int, controller_port: int, log_dir: str, internal_alias: str = "") -> str:
+    """The broker's config; with `internal_alias` (docker) also an INTERNAL listener the other
+    containers reach at `<alias>:INTERNAL_PORT`, the host's clients keeping 127.0.0.1:`port`."""
+    if internal_alias:
+        listeners = {
+            "listeners": f"PLAINTEXT://0.0.0.0:{port},INTERNAL://0.0.0.0:{INTERNAL_PORT},CONTROLLER://{LOOPBACK}:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port},INTERNAL://{internal_alias}:{INTERNAL_PORT}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "INTERNAL",
+        }
+    else:
+        listeners = {
+            "listeners": f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+        }
     settings = {
         "node.id": str(NODE_ID),
         "process.roles": "broker,controller",
-        "listeners": f"PLAINTEXT://{LOOPBACK}:{port},CONTROLLER://{LOOPBACK}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{LOOPBACK}:{port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": listeners["listeners"],
+        "advertised.listeners": listeners["advertised.listeners"],
+        "listener.security.protocol.map": listeners["listener.security.protocol.map"],
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
+        "inter.broker.listener.name": listeners["inter.broker.listener.name"],
         "controller.quorum.voters": f"{NODE_ID}@{LOOPBACK}:{controller_port}",
         "log.dirs": log_dir,
         **BROKER_SETTINGS,
@@ -96,16 +109,16 @@ class Kafka(ServiceComponent):
             args,
             ServiceDefinition(
                 health={"kind": "kafka", "bootstrap_servers": bootstrap},
-                container_port=INTERNAL_PORT,
-                process=lambda workdir: self._process_broker(args, workdir),
-                docker=lambda: self._docker_broker(name, args),
+                process=lambda workdir: self._process_broker(name, args, workdir),
                 start_timeout=90.0,
             ),
         )
         self.bootstrap_servers = pulumi.Output.from_input(bootstrap)
-        self.internal_bootstrap_servers = pulumi.Output.from_input(self._internal_address())
+        self.internal_bootstrap_servers = pulumi.Output.from_input(
+            self._internal_address() if args.placement.listen_host == LOOPBACK else f"{name}:{INTERNAL_PORT}"
+        )
         self.metrics_address = pulumi.Output.from_input(
-            self._internal_address_of(metrics_port, JMX_EXPORTER_CONTAINER_PORT) if (metrics_port := args.ports.get("metrics")) else ""
+            self._internal_address_of(metrics_port) if (metrics_port := args.ports.get("metrics")) else ""
         )
         self._register(
             {
@@ -116,13 +129,15 @@ class Kafka(ServiceComponent):
         )
 
     @staticmethod
-    def _process_broker(args: KafkaArgs, workdir: Path) -> ProcessLaunch:
+    def _process_broker(name: str, args: KafkaArgs, workdir: Path) -> ProcessLaunch:
         toolchain = args.placement.toolchain
         classpath = f"{toolchain.require_jars(toolchain.kafka_lib_dir, 'Kafka broker')}/*"
         java = toolchain.executable("java")
         agents, exporter_files = [], {}
         if metrics_port := args.ports.get("metrics"):
-            agents = [jmx_exporter_option(toolchain.jmx_exporter_agent, metrics_port, workdir / JMX_EXPORTER_CONFIG_FILE)]
+            agents = [
+                jmx_exporter_option(toolchain.jmx_exporter_agent, metrics_port, workdir / JMX_EXPORTER_CONFIG_FILE, args.placement.listen_host)
+            ]
             exporter_files = {JMX_EXPORTER_CONFIG_FILE: jmx_exporter_config(JMX_RULES)}
         return ProcessLaunch(
             argv=jvm_argv(
@@ -137,43 +152,13 @@ class Kafka(ServiceComponent):
             ),
             init=[[java, "-cp", classpath, "kafka.tools.StorageTool", "format", "-t", CLUSTER_ID, "-c", "server.properties"]],
             files={
-                "server.properties": server_properties(args.ports.main, args.ports.of("controller"), str(workdir / "data")),
+                "server.properties": server_properties(
+                    args.ports.main,
+                    args.ports.of("controller"),
+                    str(workdir / "data"),
+                    "" if args.placement.listen_host == LOOPBACK else name,
+                ),
                 LOG4J2_FILE: log4j2_properties(KAFKA_LOGS_DIR_PROPERTY),
                 **exporter_files,
             },
-        )
-
-    @staticmethod
-    def _docker_broker(name: str, args: KafkaArgs) -> DockerServiceSpec:
-        envs = {
-            "KAFKA_NODE_ID": str(NODE_ID),
-            "KAFKA_PROCESS_ROLES": "broker,controller",
-            "KAFKA_LISTENERS": f"PLAINTEXT://:{CONTAINER_PORT},INTERNAL://:{INTERNAL_PORT},CONTROLLER://:9093",
-            "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://{LOOPBACK}:{args.ports.main},INTERNAL://{name}:{INTERNAL_PORT}",
-            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-            "KAFKA_INTER_BROKER_LISTENER_NAME": "INTERNAL",
-            "KAFKA_CONTROLLER_QUORUM_VOTERS": f"{NODE_ID}@localhost:9093",
-            "CLUSTER_ID": CLUSTER_ID,
-            "KAFKA_HEAP_OPTS": " ".join(HEAP),
-            **{f"KAFKA_{key.upper().replace('.', '_')}": value for key, value in BROKER_SETTINGS.items()},
-        }
-        ports, binds = {CONTAINER_PORT: args.ports.main}, {}
-        if metrics_port := args.ports.get("metrics"):
-            # The image's launcher adds KAFKA_OPTS to the broker's JVM options.
-            binds, envs["KAFKA_OPTS"] = jmx_exporter_container_mounts(args.placement.toolchain.jmx_exporter_agent, JMX_DIR / f"{JMX_RULES}.yml")
-            ports[JMX_EXPORTER_CONTAINER_PORT] = metrics_port
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("KAFKA_IMAGE"),
-            ports=ports,
-            binds=binds,
-            health_test=[
-                "CMD-SHELL",
-                # Without KAFKA_OPTS: the tool's JVM would start the exporter again, on the port the
-                # broker's holds, and exit for it.
-                f"KAFKA_OPTS= /opt/kafka/bin/kafka-broker-api-versions.sh --bootstrap-server localhost:{CONTAINER_PORT} >/dev/null",
-            ],
-            volume_path="/var/lib/kafka/data",
-            envs=[f"{key}={value}" for key, value in envs.items()],
-            memory_mb=1024,
         )

@@ -6,8 +6,8 @@ and password over a plain connection, so a receiver configured with credentials,
 would be, delivers. Messages are kept in a SQLite file in its data dir. Healthy once `GET /readyz`
 answers.
 
-Process runtime: Mailpit (built from the Go module proxy), SMTP and HTTP bound to 127.0.0.1. Docker
-runtime: the same release's image. Its web UI is not built (its assets are not in the Go module);
+Mailpit (built from the Go module proxy), SMTP and HTTP bound to the placement's listen host
+(127.0.0.1 on the process runtime). Its web UI is not built (its assets are not in the Go module);
 the API is all the stack uses.
 """
 
@@ -19,12 +19,9 @@ from pathlib import Path
 import pulumi
 
 import service_catalogue
-from components.docker_service import DockerServiceSpec
-from components.runtime import LOOPBACK, Runtime
+from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 
-CONTAINER_API_PORT = 8025
-CONTAINER_SMTP_PORT = 1025
 READINESS_PATH = "/readyz"
 DATABASE = "data/mailpit.db"
 ACCEPT_ANY_LOGIN = [
@@ -65,17 +62,14 @@ class MailCapture(ServiceComponent):
             args,
             ServiceDefinition(
                 health={"kind": "http", "url": f"{base}{READINESS_PATH}"},
-                container_port=CONTAINER_API_PORT,
                 process=lambda workdir: self._process_capture(args, workdir),
-                docker=lambda: self._docker_capture(args),
+                memory_mb=128,
             ),
         )
-        on_process = args.placement.runtime is Runtime.PROCESS
-        internal_smtp_port = args.ports.of("smtp") if on_process else CONTAINER_SMTP_PORT
         self.url = self._once_ready(base)
         self.smtp_host = pulumi.Output.from_input(LOOPBACK)
         self.smtp_port = pulumi.Output.from_input(args.ports.of("smtp"))
-        self.internal_smtp_address = self.internal_host.apply(lambda host: f"{host}:{internal_smtp_port}")
+        self.internal_smtp_address = pulumi.Output.from_input(self._internal_address_of(args.ports.of("smtp")))
         self._register(
             {
                 "url": self.url,
@@ -87,23 +81,11 @@ class MailCapture(ServiceComponent):
 
     @staticmethod
     def _process_capture(args: MailCaptureArgs, workdir: Path) -> ProcessLaunch:
-        toolchain = args.placement.toolchain
+        toolchain, host = args.placement.toolchain, args.placement.listen_host
         return ProcessLaunch(
             argv=[
                 toolchain.mailpit_binary,
-                *mailpit_argv(f"{LOOPBACK}:{args.ports.main}", f"{LOOPBACK}:{args.ports.of('smtp')}", str(workdir / DATABASE)),
+                *mailpit_argv(f"{host}:{args.ports.main}", f"{host}:{args.ports.of('smtp')}", str(workdir / DATABASE)),
             ],
             init=[["mkdir", "-p", "data"]],
-        )
-
-    @staticmethod
-    def _docker_capture(args: MailCaptureArgs) -> DockerServiceSpec:
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("MAIL_CAPTURE_IMAGE"),
-            ports={CONTAINER_API_PORT: args.ports.main, CONTAINER_SMTP_PORT: args.ports.of("smtp")},
-            # Mailpit's own readiness check, against its API in the container.
-            health_test=["CMD", "/mailpit", "readyz", "--listen", f"127.0.0.1:{CONTAINER_API_PORT}"],
-            volume_path="/data",
-            command=mailpit_argv(f"0.0.0.0:{CONTAINER_API_PORT}", f"0.0.0.0:{CONTAINER_SMTP_PORT}", f"/data/{Path(DATABASE).name}"),
-            memory_mb=128,
         )

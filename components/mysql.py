@@ -13,12 +13,10 @@ import pulumi
 
 import service_catalogue
 from components.database import SqlDatabase
-from components.docker_service import DockerServiceSpec
-from components.runtime import LOOPBACK, Runtime
+from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceDefinition
-from pipelines.connectors import MARIADB_CONNECTOR, MYSQL_CONNECTOR, mysql_source_config
+from pipelines.connectors import MARIADB_CONNECTOR, mysql_source_config
 
-CONTAINER_PORT = 3306
 # mariadbd lives outside a non-root PATH.
 SYSTEM_SBIN = Path("/usr/sbin")
 ROOT_USER = "root"
@@ -44,14 +42,15 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
-def root_account_sql(password: str) -> str:
-    """Init SQL run by mariadbd at every start: root over TCP with a password (no name resolution)."""
+def root_account_sql(password: str, client_host: str = LOOPBACK) -> str:
+    """Init SQL run by mariadbd at every start: root over TCP from `client_host` with a password (no
+    name resolution). In a container clients come from the container network: any host ('%')."""
     literal = sql_literal(password)
     return "\n".join(
         [
-            f"CREATE USER IF NOT EXISTS 'root'@'{LOOPBACK}' IDENTIFIED BY {literal};",
-            f"ALTER USER 'root'@'{LOOPBACK}' IDENTIFIED BY {literal};",
-            f"GRANT ALL PRIVILEGES ON *.* TO 'root'@'{LOOPBACK}' WITH GRANT OPTION;",
+            f"CREATE USER IF NOT EXISTS 'root'@'{client_host}' IDENTIFIED BY {literal};",
+            f"ALTER USER 'root'@'{client_host}' IDENTIFIED BY {literal};",
+            f"GRANT ALL PRIVILEGES ON *.* TO 'root'@'{client_host}' WITH GRANT OPTION;",
             f"ALTER USER 'root'@'localhost' IDENTIFIED BY {literal};",
             "",
         ]
@@ -63,8 +62,9 @@ class MySql(SqlDatabase):
 
     def __init__(self, name: str, args: MySqlArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:MySql", name, service_catalogue.MYSQL, opts)
-        # Debezium's MariaDB connector for the process runtime's MariaDB, its MySQL one for MySQL.
-        self._connector_class = MARIADB_CONNECTOR if args.placement.runtime is Runtime.PROCESS else MYSQL_CONNECTOR
+        # MySQL 8 is on no registry reachable here, on either runtime: MariaDB serves, read by
+        # Debezium's MariaDB connector.
+        self._connector_class = MARIADB_CONNECTOR
         connection = pulumi.Output.secret(
             pulumi.Output.from_input(args.root_password).apply(
                 lambda password: {"host": LOOPBACK, "port": args.ports.main, "user": ROOT_USER, "password": password}
@@ -74,9 +74,7 @@ class MySql(SqlDatabase):
             args,
             ServiceDefinition(
                 health=connection.apply(lambda values: {"kind": "mysql", **values}),
-                container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_server(args, workdir),
-                docker=lambda: self._docker_server(args),
             ),
         )
         seed = self._seed("mysql", connection, served)
@@ -104,12 +102,13 @@ class MySql(SqlDatabase):
     def _process_server(args: MySqlArgs, workdir: Path) -> ProcessLaunch:
         toolchain = args.placement.toolchain
         data_dir = str(workdir / "data")
+        client_host = LOOPBACK if args.placement.listen_host == LOOPBACK else "%"
         return ProcessLaunch(
             argv=[
                 toolchain.executable("mariadbd", (SYSTEM_SBIN,)),
                 "--no-defaults",
                 f"--datadir={data_dir}",
-                f"--bind-address={LOOPBACK}",
+                f"--bind-address={args.placement.listen_host}",
                 f"--port={args.ports.main}",
                 f"--socket={workdir / 'mysqld.sock'}",
                 f"--pid-file={workdir / 'mariadbd.pid'}",
@@ -130,23 +129,7 @@ class MySql(SqlDatabase):
                 ]
             ],
             secret_files=pulumi.Output.from_input(args.root_password).apply(
-                lambda password: {"root-account.sql": root_account_sql(password)}
+                lambda password: {"root-account.sql": root_account_sql(password, client_host)}
             ),
             run_as="mysql",
-        )
-
-    @staticmethod
-    def _docker_server(args: MySqlArgs) -> DockerServiceSpec:
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("MYSQL_IMAGE"),
-            ports={CONTAINER_PORT: args.ports.main},
-            health_test=["CMD-SHELL", 'mysqladmin ping -h 127.0.0.1 -uroot -p"$MYSQL_ROOT_PASSWORD" --silent'],
-            volume_path="/var/lib/mysql",
-            envs=pulumi.Output.secret(
-                pulumi.Output.from_input(args.root_password).apply(
-                    lambda password: [f"MYSQL_ROOT_PASSWORD={password}", f"MYSQL_DATABASE={args.database}"]
-                )
-            ),
-            command=["mysqld", *BINLOG_FLAGS, "--gtid-mode=ON", "--enforce-gtid-consistency=ON"],
-            memory_mb=1024,
         )

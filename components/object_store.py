@@ -1,7 +1,7 @@
 """`ObjectStore`: an S3-compatible store with its buckets (the lakehouse warehouse among them).
 
-Process runtime: Versity's S3 gateway over a folder of the stack's state dir (multipart uploads and
-conditional PUT, which delta-rs' concurrent writers need). Docker runtime: MinIO.
+Versity's S3 gateway over a folder of its work dir (multipart uploads and conditional PUT, which
+delta-rs' concurrent writers need), on both runtimes.
 """
 
 from __future__ import annotations
@@ -13,18 +13,14 @@ from pathlib import Path
 import pulumi
 
 import service_catalogue
-from components.docker_service import DockerServiceSpec
-from components.runtime import LOOPBACK, Runtime
+from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 from pipelines.object_store import S3Access
 from providers.s3_bucket import S3Bucket, S3BucketArgs
 
-CONTAINER_PORT = 9000
 REGION = "us-east-1"
 HEALTH_PATH = "/health"
-"""Where the S3 gateway (process runtime) is told to answer health checks."""
-MINIO_HEALTH_PATH = "/minio/health/ready"
-"""MinIO's own readiness endpoint (docker runtime)."""
+"""Where the S3 gateway is told to answer health checks."""
 
 
 @dataclass(frozen=True)
@@ -71,15 +67,12 @@ class ObjectStore(ServiceComponent):
     def __init__(self, name: str, args: ObjectStoreArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("cdcstack:components:ObjectStore", name, service_catalogue.OBJECT_STORE, opts)
         endpoint = f"http://{LOOPBACK}:{args.ports.main}"
-        on_process = args.placement.runtime is Runtime.PROCESS
         served = self._serve(
             args,
             ServiceDefinition(
-                # The same question on both runtimes, asked where each server answers it.
-                health={"kind": "http", "url": f"{endpoint}{HEALTH_PATH if on_process else MINIO_HEALTH_PATH}"},
-                container_port=CONTAINER_PORT,
+                health={"kind": "http", "url": f"{endpoint}{HEALTH_PATH}"},
                 process=lambda workdir: self._process_store(args, workdir),
-                docker=lambda: self._docker_store(args),
+                memory_mb=512,
             ),
         )
         credentials = pulumi.Output.secret(
@@ -122,7 +115,7 @@ class ObjectStore(ServiceComponent):
             argv=[
                 toolchain.executable("versitygw", (toolchain.versitygw_bin_dir,)),
                 "--port",
-                f"{LOOPBACK}:{args.ports.main}",
+                f"{args.placement.listen_host}:{args.ports.main}",
                 "--health",
                 HEALTH_PATH,
                 "--quiet",
@@ -134,20 +127,4 @@ class ObjectStore(ServiceComponent):
             secret_env=pulumi.Output.from_input(args.secret_access_key).apply(
                 lambda secret: {"ROOT_ACCESS_KEY_ID": args.access_key_id, "ROOT_SECRET_ACCESS_KEY": secret}
             ),
-        )
-
-    @staticmethod
-    def _docker_store(args: ObjectStoreArgs) -> DockerServiceSpec:
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("MINIO_IMAGE"),
-            ports={CONTAINER_PORT: args.ports.main},
-            health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}{MINIO_HEALTH_PATH}"],
-            volume_path="/data",
-            envs=pulumi.Output.secret(
-                pulumi.Output.from_input(args.secret_access_key).apply(
-                    lambda secret: [f"MINIO_ROOT_USER={args.access_key_id}", f"MINIO_ROOT_PASSWORD={secret}"]
-                )
-            ),
-            command=["server", "/data"],
-            memory_mb=512,
         )

@@ -9,13 +9,11 @@ import pulumi
 
 import service_catalogue
 from components.database import SqlDatabase
-from components.docker_service import DockerServiceSpec
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceDefinition
 from components.schema_registry import SchemaRegistry
 from pipelines.connectors import AVRO_TABLES, avro_converter_settings, postgres_source_config
 
-CONTAINER_PORT = 5432
 SUPERUSER = "postgres"
 MAINTENANCE_DATABASE = "postgres"
 
@@ -32,6 +30,14 @@ SERVER_SETTINGS: dict[str, str] = {
     "fsync": "off",
     "full_page_writes": "off",
 }
+
+
+HBA_FILE = "pg_hba.conf"
+CONTAINER_HBA = (
+    "local all all peer\n"
+    "host all all all scram-sha-256\n"
+    "host replication all all scram-sha-256\n"
+)
 
 
 @dataclass(frozen=True)
@@ -63,9 +69,7 @@ class Postgres(SqlDatabase):
             args,
             ServiceDefinition(
                 health=admin_dsn.apply(lambda url: {"kind": "postgres", "dsn": url}),
-                container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_server(args, workdir),
-                docker=lambda: self._docker_server(args),
             ),
         )
         seed = self._seed(
@@ -102,15 +106,22 @@ class Postgres(SqlDatabase):
         bin_dir = (toolchain.postgres_bin_dir,)
         settings = {
             **SERVER_SETTINGS,
-            "listen_addresses": LOOPBACK,
+            "listen_addresses": args.placement.listen_host,
             "port": str(args.ports.main),
             # No Unix socket: the system default dir belongs to the distribution's own cluster.
             "unix_socket_directories": "",
         }
+        files: dict[str, str] = {}
+        if args.placement.listen_host != LOOPBACK:
+            # In a container, clients (the host through the published port, Connect) come from the
+            # container network: password logins from any address, replication included.
+            files[HBA_FILE] = CONTAINER_HBA
+            settings["hba_file"] = str(workdir / HBA_FILE)
         argv = [toolchain.executable("postgres", bin_dir), "-D", str(workdir / "data")]
         for key, value in settings.items():
             argv += ["-c", f"{key}={value}"]
         return ProcessLaunch(
+            files=files,
             argv=argv,
             init=[
                 [
@@ -126,25 +137,6 @@ class Postgres(SqlDatabase):
             ],
             secret_files=pulumi.Output.from_input(args.password).apply(lambda pw: {"superuser.password": pw}),
             run_as="postgres",
-        )
-
-    @staticmethod
-    def _docker_server(args: PostgresArgs) -> DockerServiceSpec:
-        command = ["postgres"]
-        for key, value in SERVER_SETTINGS.items():
-            command += ["-c", f"{key}={value}"]
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("POSTGRES_IMAGE"),
-            ports={CONTAINER_PORT: args.ports.main},
-            health_test=["CMD-SHELL", f"pg_isready -U {SUPERUSER} -d {args.database}"],
-            volume_path="/var/lib/postgresql/data",
-            envs=pulumi.Output.secret(
-                pulumi.Output.all(args.password).apply(
-                    lambda values: [f"POSTGRES_USER={SUPERUSER}", f"POSTGRES_PASSWORD={values[0]}", f"POSTGRES_DB={args.database}"]
-                )
-            ),
-            command=command,
-            memory_mb=1024,
         )
 
 

@@ -7,8 +7,8 @@ a test sees a fault alerted within seconds. prometheus.yml and the rule files ar
 work dir; `promtool check config` accepts them (a unit test runs it). Healthy once `GET /-/ready`
 answers. `POST /-/reload` rereads the files (`--web.enable-lifecycle`).
 
-Process runtime: Debian's Prometheus, bound to 127.0.0.1, its TSDB in its data dir. Docker runtime:
-the same release's image, its files written from its environment by the entrypoint.
+Debian's Prometheus, bound to the placement's listen host (127.0.0.1 on the process runtime), its
+TSDB in its data dir.
 """
 
 from __future__ import annotations
@@ -23,15 +23,11 @@ import yaml
 
 import service_catalogue
 from components.alertmanager import Alertmanager
-from components.docker_service import DockerServiceSpec, files_entrypoint, files_envs
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 
-CONTAINER_PORT = 9090
 CONFIG_FILE = "prometheus.yml"
 RULES_DIR = "rules"
-CONTAINER_CONFIG_DIR = "/etc/prometheus/cdcstack"
-CONTAINER_DATA_DIR = "/prometheus"
 READINESS_PATH = "/-/ready"
 SELF_JOB = "prometheus"
 RULE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\.ya?ml")
@@ -131,10 +127,9 @@ class Prometheus(ServiceComponent):
             args,
             ServiceDefinition(
                 health={"kind": "http", "url": f"{base}{READINESS_PATH}"},
-                container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_prometheus(args, workdir),
-                docker=lambda: self._docker_prometheus(args),
                 depends_on=(args.alertmanager,),
+                memory_mb=512,
             ),
         )
         self.url = self._once_ready(base)
@@ -157,28 +152,12 @@ class Prometheus(ServiceComponent):
     @staticmethod
     def _process_prometheus(args: PrometheusArgs, workdir: Path) -> ProcessLaunch:
         address = f"{LOOPBACK}:{args.ports.main}"
+        listen = f"{args.placement.listen_host}:{args.ports.main}"
         return ProcessLaunch(
             argv=[
                 args.placement.toolchain.prometheus_binary,
-                *prometheus_flags(args, str(workdir / CONFIG_FILE), str(workdir / "data"), address, f"http://{address}"),
+                *prometheus_flags(args, str(workdir / CONFIG_FILE), str(workdir / "data"), listen, f"http://{address}"),
             ],
             init=[["mkdir", "-p", "data"]],
             files=Prometheus._files(args, address),
-        )
-
-    @staticmethod
-    def _docker_prometheus(args: PrometheusArgs) -> DockerServiceSpec:
-        files = Prometheus._files(args, f"localhost:{CONTAINER_PORT}")
-        paths = [CONFIG_FILE, *(f"{RULES_DIR}/{name}" for name in sorted(args.rule_files))]
-        flags = prometheus_flags(
-            args, f"{CONTAINER_CONFIG_DIR}/{CONFIG_FILE}", CONTAINER_DATA_DIR, f"0.0.0.0:{CONTAINER_PORT}", f"http://{LOOPBACK}:{args.ports.main}"
-        )
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("PROMETHEUS_IMAGE"),
-            ports={CONTAINER_PORT: args.ports.main},
-            health_test=["CMD", "wget", "-q", "-O", "/dev/null", f"http://127.0.0.1:{CONTAINER_PORT}{READINESS_PATH}"],
-            volume_path=CONTAINER_DATA_DIR,
-            entrypoint=files_entrypoint([f"{CONTAINER_CONFIG_DIR}/{path}" for path in paths], ["/bin/prometheus", *flags]),
-            envs=files.apply(lambda written: files_envs([written[path] for path in paths])),
-            memory_mb=512,
         )

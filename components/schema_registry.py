@@ -8,8 +8,7 @@ in the data dir, so they survive a restart. It publishes a CloudEvent for every 
 rule change on the Kafka topic `events_topic`: the schema change notifications downstream consumers
 subscribe to. Healthy once `GET /apis/ccompat/v7/subjects` answers.
 
-Process runtime: the pinned Quarkus runner on Java 17, bound to 127.0.0.1. Docker runtime: the same
-release's image, with its database on the container's volume.
+The pinned Quarkus runner on Java 17, bound to 127.0.0.1 (process) or its container's interfaces (docker).
 """
 
 from __future__ import annotations
@@ -20,13 +19,11 @@ from pathlib import Path
 import pulumi
 
 import service_catalogue
-from components.docker_service import DockerServiceSpec
 from components.kafka import Kafka
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
 from providers.kafka_topic import KafkaTopic, KafkaTopicArgs
 
-CONTAINER_PORT = 8080
 HEAP = ["-Xms64m", "-Xmx384m"]
 CONFLUENT_API = "/apis/ccompat/v7"
 REGISTRY_API = "/apis/registry/v2"
@@ -79,10 +76,9 @@ class SchemaRegistry(ServiceComponent):
             args,
             ServiceDefinition(
                 health={"kind": "http", "url": f"{base}{CONFLUENT_API}/subjects"},
-                container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_registry(args, workdir),
-                docker=lambda: self._docker_registry(args),
                 depends_on=(args.kafka, events_topic),
+                memory_mb=768,
             ),
         )
         internal_base = f"http://{self._internal_address()}"
@@ -106,23 +102,6 @@ class SchemaRegistry(ServiceComponent):
             argv=[toolchain.executable("java"), *HEAP, "-jar", str(toolchain.schema_registry_jar)],
             init=[["mkdir", "-p", "data"]],
             env=pulumi.Output.from_input(args.kafka.internal_bootstrap_servers).apply(
-                lambda bootstrap: registry_environment(str(workdir / DATABASE), args.ports.main, LOOPBACK, bootstrap)
+                lambda bootstrap: registry_environment(str(workdir / DATABASE), args.ports.main, args.placement.listen_host, bootstrap)
             ),
-        )
-
-    @staticmethod
-    def _docker_registry(args: SchemaRegistryArgs) -> DockerServiceSpec:
-        envs = pulumi.Output.from_input(args.kafka.internal_bootstrap_servers).apply(
-            lambda bootstrap: [
-                f"{key}={value}"
-                for key, value in registry_environment(f"/data/{Path(DATABASE).name}", CONTAINER_PORT, "0.0.0.0", bootstrap).items()
-            ]
-        )
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("SCHEMA_REGISTRY_IMAGE"),
-            ports={CONTAINER_PORT: args.ports.main},
-            health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_PORT}{CONFLUENT_API}/subjects >/dev/null"],
-            volume_path="/data",
-            envs=envs,
-            memory_mb=768,
         )

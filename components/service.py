@@ -1,15 +1,17 @@
 """`ServiceComponent`: what every service component shares, whatever it runs.
 
-A component describes its service once, as a :class:`ServiceDefinition` (how the process runtime
-launches it, the docker runtime's container, the one health check, the port other containers reach
-it on) and hands it with its Args to :meth:`ServiceComponent._serve`, which owns the runtime branch,
+A component describes its service once, as a :class:`ServiceDefinition` (its launch: argv, files,
+init, env; the one health check) and hands it with its Args to :meth:`ServiceComponent._serve`, which owns the runtime branch,
 runs it on the ports of its `ServicePorts` handle and publishes what every service has: `log_path`,
 `ready`, the internal address and `ports`.
 
-Health means the same on both runtimes: the definition's :mod:`providers.health` spec, probed from
-the host against 127.0.0.1. On the process runtime `LocalService`'s create waits on it; on docker a
-`ServiceHealth` resource waits on it after the container reports healthy. Either way `ready`
-resolves only then, and dependents gate on it.
+Both runtimes run the same launch: `LocalService` on the host, under the stack's state dir; on
+docker a `DockerContainer` of the runtime image, whose entry prepares the same work dir on the
+container's volume. A service listens on the same port numbers on both (inside its container on
+every interface, published on the host's 127.0.0.1), so a launch differs only by the placement's
+listen host, work dir and toolchain paths. Health means the same on both: the definition's
+:mod:`providers.health` spec, probed from the host against 127.0.0.1, which each resource's create
+waits on; `ready` resolves only then, and dependents gate on it.
 """
 
 from __future__ import annotations
@@ -21,15 +23,15 @@ from typing import Any
 
 import pulumi
 
-from components.docker_service import DockerServiceSpec, docker_log_hint, docker_service
 from components.network import StackNetwork
 from components.runtime import LOOPBACK, Placement, Runtime
 from providers.health import HealthSpec
+from providers.docker_resources import DockerContainer, DockerContainerArgs, DockerNamedArgs, DockerVolume
 from providers.local_service import LocalService, LocalServiceArgs
-from providers.service_health import ServiceHealth, ServiceHealthArgs
 from service_catalogue import ServicePorts, ServiceSpec
 
 DEFAULT_START_TIMEOUT_SECONDS = 120.0
+DEFAULT_MEMORY_MB = 1024
 
 
 @dataclass(frozen=True)
@@ -71,16 +73,15 @@ class ServiceDefinition:
 
     health: pulumi.Input[HealthSpec]
     """The one health check, probed from the host against 127.0.0.1 on both runtimes (may carry a secret)."""
-    container_port: int
-    """The port other containers reach it on, at its network alias (docker runtime)."""
     process: Callable[[Path], ProcessLaunch]
-    """Builds the process launch from the service's work dir; called on the process runtime only."""
-    docker: Callable[[], DockerServiceSpec]
-    """Builds the container spec; called on the docker runtime only."""
+    """Builds the launch from the service's work dir (as the service sees it): run by `LocalService`
+    on the process runtime, by the container's entry on docker."""
     depends_on: Sequence[pulumi.Resource] = ()
     """Services that must be healthy before it starts."""
     start_timeout: float = DEFAULT_START_TIMEOUT_SECONDS
     """Seconds its health check may take to pass once it has started."""
+    memory_mb: int = DEFAULT_MEMORY_MB
+    """The container's hard memory limit (docker runtime), so one service cannot starve the others."""
 
 
 @dataclass(frozen=True)
@@ -143,29 +144,61 @@ class ServiceComponent(pulumi.ComponentResource):
             )
             served = Served(healthy=server, instance=server.instance)
             self.log_path = server.log_path
-            self._internal = (LOOPBACK, ports[0])
         else:
-            container = docker_service(self, name, network, definition.docker(), definition.depends_on)
-            health = ServiceHealth(
-                f"{name}-health",
-                ServiceHealthArgs(
-                    service=name,
-                    health=definition.health,
-                    instance=container.id,
-                    timeout=definition.start_timeout,
-                    log=docker_log_hint(container),
-                ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[container]),
-            )
-            served = Served(healthy=health, instance=health.instance)
-            self.log_path = docker_log_hint(container)
-            # Containers reach each other by network alias (the service name) on the container's own port.
-            self._internal = (name, definition.container_port)
+            server = self._container(args, definition)
+            served = Served(healthy=server, instance=server.instance)
+            self.log_path = server.log_path
+        # Containers reach each other by network alias (the service name) on the ports it has on the host.
+        self._internal = (LOOPBACK if placement.runtime is Runtime.PROCESS else name, ports[0])
         self.ready = served.instance
         self.internal_host = pulumi.Output.from_input(self._internal[0])
         self.internal_port = pulumi.Output.from_input(self._internal[1])
         self.ports = pulumi.Output.from_input(list(ports))
         return served
+
+    def _container(self, args: ServiceArgs, definition: ServiceDefinition) -> DockerContainer:
+        """The docker runtime: the same launch in a container of the runtime image, its work dir on a volume."""
+        name, placement, network = self._name, args.placement, args.network
+        workdir = placement.service_dir(name)
+        launch = definition.process(workdir)
+        docker_name = f"{network.docker_network_name}-{name}"
+        volume = DockerVolume(
+            f"{name}-data",
+            DockerNamedArgs(name=docker_name, stack=network.docker_network_name, engine=placement.docker_engine),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return DockerContainer(
+            f"{name}-container",
+            DockerContainerArgs(
+                name=docker_name,
+                stack=network.docker_network_name,
+                image=network.image,
+                python=placement.toolchain.python,
+                network=network.name,
+                alias=name,
+                ports=list(args.ports.numbers),
+                volume=volume.name,  # type: ignore[attr-defined]
+                launch=pulumi.Output.all(launch.argv, launch.files, launch.env).apply(
+                    lambda values: {
+                        "service": name,
+                        "workdir": str(workdir),
+                        "argv": list(values[0]),
+                        "init": [list(command) for command in launch.init],
+                        "files": dict(values[1]),
+                        "env": dict(values[2]),
+                        "run_as": launch.run_as,
+                    }
+                ),
+                secret_launch=pulumi.Output.all(launch.secret_files, launch.secret_env).apply(
+                    lambda values: {"secret_files": dict(values[0]), "secret_env": dict(values[1])}
+                ),
+                health=definition.health,
+                engine=placement.docker_engine,
+                memory_mb=definition.memory_mb,
+                start_timeout=definition.start_timeout,
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*network.dependency(), *definition.depends_on]),
+        )
 
     def _internal_address(self) -> str:
         """`host:port` other services of the stack use (known once `_serve` ran)."""
@@ -177,11 +210,10 @@ class ServiceComponent(pulumi.ComponentResource):
         healthy, so whatever takes it waits for the service without naming it in `depends_on`."""
         return pulumi.Output.all(self.ready).apply(lambda _: value)
 
-    def _internal_address_of(self, host_port: int, container_port: int) -> str:
-        """`host:port` other services use for another port of this service: the host port on the
-        process runtime, the container's own port at its alias on docker."""
+    def _internal_address_of(self, port: int) -> str:
+        """`host:port` other services use for another of this service's ports (the same number on both runtimes)."""
         host, _ = self._internal
-        return f"{host}:{host_port if host == LOOPBACK else container_port}"
+        return f"{host}:{port}"
 
     def _register(self, outputs: Mapping[str, Any]) -> None:
         """Registers the component's own outputs together with the ones every service has."""

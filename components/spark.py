@@ -12,13 +12,12 @@ metastore; secret).
 Process runtime: the pyspark package of the venv is SPARK_HOME (the master and worker are its
 jars run by java in the foreground), the jars come from `make toolchain`. The worker has room for three
 applications at once (the Delta sink's, a test or bench session, and one more), with every daemon's heap
-capped so the stack stays well under 8 GB. Docker runtime: the apache/spark image at the pinned
-version, the toolchain's jars mounted read-only at the same path in every container.
+capped so the stack stays well under 8 GB. On docker the same launches run in the runtime image (its
+venv's pyspark, its toolchain's jars), each daemon reached by its alias.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,12 +25,12 @@ import pulumi
 
 import service_catalogue
 from service_catalogue import ServicePorts
-from components.docker_service import DockerServiceSpec
 from components.iceberg_catalog import IcebergRestCatalog
 from components.network import StackNetwork
 from components.object_store import ObjectStoreAccess
 from components.runtime import LOOPBACK, Placement, Runtime
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
+from toolchain.layout import ImageToolchain
 from pipelines.spark import DELTA_DATABASE, DELTA_PREFIX, LakehouseEndpoints, bucket_of, lakehouse_conf, local_jar_uris
 
 DAEMON_HEAP = "256m"
@@ -42,11 +41,6 @@ WORKER_MEMORY = "3g"
 """Three applications at once (the Delta sink, a test or bench session, and a second driver such as
 a restarted one), each one core and a 768 MiB executor: a fourth waits for one to end. The cores
 are scheduling slots; the machine's two cores are shared."""
-CONTAINER_MASTER_PORT, CONTAINER_MASTER_UI_PORT = 7077, 8080
-CONTAINER_WORKER_PORT, CONTAINER_WORKER_UI_PORT = 7078, 8081
-CONTAINER_METASTORE_PORT = 1527
-CONTAINER_SPARK_HOME = "/opt/spark"
-CONTAINER_JARS = "/opt/cdcstack/spark-jars"
 METASTORE_NETWORK_SERVER = "org.apache.derby.drda.NetworkServerControl"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -75,9 +69,18 @@ JAVA_17_OPENS = [
 """What Spark's launcher (`JavaModuleOptions`) adds for Java 17."""
 
 
-def java_home(java: str) -> str:
-    """JAVA_HOME of a `java` executable (spark-class looks for $JAVA_HOME/bin/java)."""
-    return str(Path(os.path.realpath(java)).parent.parent)
+def daemon_host(placement: Placement, name: str) -> str:
+    """The address a daemon binds and advertises: loopback, or its alias in its container (which
+    the other containers resolve, and the published ports are forwarded to)."""
+    return LOOPBACK if placement.runtime is Runtime.PROCESS else name
+
+
+def spark_local_env(placement: Placement, name: str) -> dict[str, str]:
+    """Where a Spark JVM (daemon or driver) binds and what it tells others to call it."""
+    if placement.runtime is Runtime.PROCESS:
+        return {"SPARK_LOCAL_IP": LOOPBACK}
+    # A container's own hostname is its id, which no other container resolves: its alias instead.
+    return {"SPARK_LOCAL_HOSTNAME": name}
 
 
 def spark_daemon_argv(placement: Placement, workdir: Path, main_class: str, *args: str) -> list[str]:
@@ -88,16 +91,16 @@ def spark_daemon_argv(placement: Placement, workdir: Path, main_class: str, *arg
     return [toolchain.executable("java"), f"-Xmx{DAEMON_HEAP}", *JAVA_17_OPENS, "-cp", classpath, main_class, *args]
 
 
-def spark_daemon_env(placement: Placement, workdir: Path) -> dict[str, str]:
+def spark_daemon_env(placement: Placement, workdir: Path, name: str) -> dict[str, str]:
     """What spark-class needs: SPARK_HOME, and every folder it writes in the service's work dir."""
     toolchain = placement.toolchain
     return {
         "SPARK_HOME": str(toolchain.spark_home),
-        "JAVA_HOME": java_home(toolchain.executable("java")),
+        "JAVA_HOME": str(toolchain.java_home),
         "SPARK_CONF_DIR": str(workdir / "conf"),
         "SPARK_LOG_DIR": str(workdir / "logs"),
         "SPARK_LOCAL_DIRS": str(workdir / "local"),
-        "SPARK_LOCAL_IP": LOOPBACK,
+        **spark_local_env(placement, name),
         # spark-class's load-spark-env.sh sets it; without it the worker cannot build executor commands.
         "SPARK_SCALA_VERSION": toolchain.versions["SPARK_SCALA_BINARY_VERSION"],
     }
@@ -120,10 +123,9 @@ class SparkMetastore(ServiceComponent):
             args,
             ServiceDefinition(
                 health={"kind": "tcp", "host": LOOPBACK, "port": args.ports.main},
-                container_port=CONTAINER_METASTORE_PORT,
                 process=lambda workdir: self._process(args, workdir),
-                docker=lambda: self._docker(args),
                 start_timeout=60.0,
+                memory_mb=384,
             ),
         )
         self.host = self.internal_host
@@ -145,40 +147,12 @@ class SparkMetastore(ServiceComponent):
                 METASTORE_NETWORK_SERVER,
                 "start",
                 "-h",
-                LOOPBACK,
+                args.placement.listen_host,
                 "-p",
                 str(args.ports.main),
                 "-noSecurityManager",
             ],
             init=[["mkdir", "-p", "data"]],
-        )
-
-    @staticmethod
-    def _docker(args: SparkMetastoreArgs) -> DockerServiceSpec:
-        versions = args.placement.toolchain.versions
-        derby = f"{CONTAINER_SPARK_HOME}/jars/derby-{versions['DERBY_VERSION']}.jar"
-        derbynet = f"{CONTAINER_JARS}/derbynet-{versions['DERBY_VERSION']}.jar"
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("SPARK_IMAGE"),
-            ports={CONTAINER_METASTORE_PORT: args.ports.main},
-            health_test=["CMD-SHELL", f"bash -c 'exec 3<>/dev/tcp/localhost/{CONTAINER_METASTORE_PORT}'"],
-            volume_path="/data",
-            binds={str(args.placement.toolchain.spark_lib_dir): CONTAINER_JARS},
-            command=[
-                "java",
-                *METASTORE_HEAP,
-                "-Dderby.system.home=/data",
-                "-cp",
-                f"{derby}:{derbynet}",
-                METASTORE_NETWORK_SERVER,
-                "start",
-                "-h",
-                "0.0.0.0",
-                "-p",
-                str(CONTAINER_METASTORE_PORT),
-                "-noSecurityManager",
-            ],
-            memory_mb=384,
         )
 
 
@@ -206,54 +180,32 @@ class SparkMaster(ServiceComponent):
             args,
             ServiceDefinition(
                 health={"kind": "spark", "url": ui_url},
-                container_port=CONTAINER_MASTER_PORT,
-                process=lambda workdir: self._process(args, workdir),
-                docker=lambda: self._docker(args),
+                process=lambda workdir: self._process(name, args, workdir),
+                memory_mb=512,
             ),
         )
         self.url = pulumi.Output.from_input(f"spark://{LOOPBACK}:{args.ports.main}")
         self.internal_url = pulumi.Output.from_input(f"spark://{self._internal_address()}")
         self.ui_url = pulumi.Output.from_input(ui_url)
-        self.internal_ui_url = pulumi.Output.from_input(f"http://{self._internal_address_of(args.ports.of('ui'), CONTAINER_MASTER_UI_PORT)}")
+        self.internal_ui_url = pulumi.Output.from_input(f"http://{self._internal_address_of(args.ports.of('ui'))}")
         self._register({"url": self.url, "internal_url": self.internal_url, "ui_url": self.ui_url, "internal_ui_url": self.internal_ui_url})
 
     @staticmethod
-    def _process(args: SparkMasterArgs, workdir: Path) -> ProcessLaunch:
+    def _process(name: str, args: SparkMasterArgs, workdir: Path) -> ProcessLaunch:
         return ProcessLaunch(
             argv=spark_daemon_argv(
                 args.placement,
                 workdir,
                 MASTER_CLASS,
                 "--host",
-                LOOPBACK,
+                daemon_host(args.placement, name),
                 "--port",
                 str(args.ports.main),
                 "--webui-port",
                 str(args.ports.of("ui")),
             ),
             init=[["mkdir", "-p", "conf", "logs", "local"]],
-            env=spark_daemon_env(args.placement, workdir),
-        )
-
-    @staticmethod
-    def _docker(args: SparkMasterArgs) -> DockerServiceSpec:
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("SPARK_IMAGE"),
-            ports={CONTAINER_MASTER_PORT: args.ports.main, CONTAINER_MASTER_UI_PORT: args.ports.of("ui")},
-            health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_MASTER_UI_PORT}/json/ | grep -q ALIVE"],
-            volume_path="/data",
-            envs=[f"SPARK_DAEMON_MEMORY={DAEMON_HEAP}", "SPARK_NO_DAEMONIZE=1"],
-            command=[
-                f"{CONTAINER_SPARK_HOME}/bin/spark-class",
-                MASTER_CLASS,
-                "--host",
-                "0.0.0.0",
-                "--port",
-                str(CONTAINER_MASTER_PORT),
-                "--webui-port",
-                str(CONTAINER_MASTER_UI_PORT),
-            ],
-            memory_mb=512,
+            env=spark_daemon_env(args.placement, workdir, name),
         )
 
 
@@ -274,16 +226,15 @@ class SparkWorker(ServiceComponent):
             args,
             ServiceDefinition(
                 health={"kind": "spark", "url": args.master.status_url, "alive_workers": 1},
-                container_port=CONTAINER_WORKER_PORT,
-                process=lambda workdir: self._process(args, workdir),
-                docker=lambda: self._docker(args, name),
+                process=lambda workdir: self._process(name, args, workdir),
                 depends_on=(args.master,),
+                memory_mb=3584,
             ),
         )
         self._register({})
 
     @staticmethod
-    def _process(args: SparkWorkerArgs, workdir: Path) -> ProcessLaunch:
+    def _process(name: str, args: SparkWorkerArgs, workdir: Path) -> ProcessLaunch:
         return ProcessLaunch(
             argv=pulumi.Output.from_input(args.master.internal_url).apply(
                 lambda master_url: spark_daemon_argv(
@@ -291,7 +242,7 @@ class SparkWorker(ServiceComponent):
                     workdir,
                     WORKER_CLASS,
                     "--host",
-                    LOOPBACK,
+                    daemon_host(args.placement, name),
                     "--port",
                     str(args.ports.main),
                     "--webui-port",
@@ -307,39 +258,10 @@ class SparkWorker(ServiceComponent):
             ),
             init=[["mkdir", "-p", "conf", "logs", "local", "work"]],
             env={
-                **spark_daemon_env(args.placement, workdir),
+                **spark_daemon_env(args.placement, workdir, name),
                 # Finished applications' folders would pile up in the work dir otherwise.
                 "SPARK_WORKER_OPTS": "-Dspark.worker.cleanup.enabled=true -Dspark.worker.cleanup.appDataTtl=3600",
             },
-        )
-
-    @staticmethod
-    def _docker(args: SparkWorkerArgs, name: str) -> DockerServiceSpec:
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("SPARK_IMAGE"),
-            ports={CONTAINER_WORKER_PORT: args.ports.main, CONTAINER_WORKER_UI_PORT: args.ports.of("ui")},
-            health_test=["CMD-SHELL", f"curl -fs http://localhost:{CONTAINER_WORKER_UI_PORT}/json/ | grep -q ALIVE"],
-            volume_path="/data",
-            binds={str(args.placement.toolchain.spark_lib_dir): CONTAINER_JARS},
-            envs=[f"SPARK_DAEMON_MEMORY={DAEMON_HEAP}", "SPARK_NO_DAEMONIZE=1"],
-            command=[
-                f"{CONTAINER_SPARK_HOME}/bin/spark-class",
-                WORKER_CLASS,
-                "--host",
-                name,
-                "--port",
-                str(CONTAINER_WORKER_PORT),
-                "--webui-port",
-                str(CONTAINER_WORKER_UI_PORT),
-                "--cores",
-                str(WORKER_CORES),
-                "--memory",
-                WORKER_MEMORY,
-                "--work-dir",
-                "/data/work",
-                f"spark://{service_catalogue.SPARK_MASTER.name}:{CONTAINER_MASTER_PORT}",
-            ],
-            memory_mb=3584,
         )
 
 
@@ -388,16 +310,15 @@ class Spark(pulumi.ComponentResource):
         self.master_url = self.master.url
         self.ui_url = self.master.ui_url
         self.ready = pulumi.Output.all(self.metastore.ready, self.master.ready, self.worker.ready).apply(lambda values: ",".join(values))
-        docker = args.placement.runtime is Runtime.DOCKER
         toolchain = args.placement.toolchain
         host_jars = local_jar_uris(toolchain.spark_jars())
         host_driver_class_path = [str(toolchain.derby_jar("derbyclient"))]
-        if docker:
-            # Executors in containers find the jars where the worker mounts them; a driver on the
-            # host ships its own copies (plain paths in spark.jars).
-            internal_jars = local_jar_uris([Path(CONTAINER_JARS) / jar.name for jar in toolchain.spark_jars()])
-            internal_class_path = [f"{CONTAINER_JARS}/{toolchain.derby_jar('derbyclient').name}"]
-            host_jars = [str(jar) for jar in toolchain.spark_jars()]
+        if isinstance(toolchain, ImageToolchain):
+            # Executors in containers have the jars in the image, where the Delta sink's driver has
+            # them too; a driver on the host ships its own copies (plain paths in spark.jars).
+            internal_jars, internal_class_path = host_jars, host_driver_class_path
+            host_jars = [str(jar) for jar in toolchain.on_host.spark_jars()]
+            host_driver_class_path = [str(toolchain.on_host.derby_jar("derbyclient"))]
             # Executors call back to the driver: the sink's container by its alias.
             internal_driver = {"spark.driver.host": service_catalogue.DELTA_SINK.name, "spark.driver.bindAddress": "0.0.0.0"}
         else:

@@ -8,7 +8,6 @@ ports as one handle (`settings.ports[catalogue.KAFKA]`), the object store's clie
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
@@ -41,7 +40,6 @@ from pipelines.monitoring import monitoring_rule_files
 from providers.errors import CdcstackError
 from providers.schema_subject import SchemaSubject, SchemaSubjectArgs
 from stack_config import StackConfig
-from toolchain.layout import PROJECT_ROOT
 
 
 class UnbuiltServiceError(CdcstackError):
@@ -166,7 +164,6 @@ def build_stack(
 ) -> Stack:
     """Every service of the stack, wired to the ones it needs; `opts` go to each top-level component."""
     ports = settings.ports
-    python, project_dir = sys.executable, str(PROJECT_ROOT)
 
     def common(service: catalogue.ServiceSpec) -> dict[str, Any]:
         return {"placement": placement, "network": network, "ports": ports[service]}
@@ -210,7 +207,7 @@ def build_stack(
         IcebergRestCatalogArgs(**common(catalogue.ICEBERG_CATALOG), store=store, persistent=settings.iceberg_catalog_persistent),
         opts=opts,
     )
-    sink_sources = {"python": python, "project_dir": project_dir, "kafka": kafka, "change_capture": change_capture, "schema_registry": schema_registry}
+    sink_sources = {"kafka": kafka, "change_capture": change_capture, "schema_registry": schema_registry}
     iceberg_sink = IcebergSinkJob(
         "iceberg-sink", IcebergSinkJobArgs(**common(catalogue.ICEBERG_SINK), **sink_sources, catalog=iceberg_catalog), opts=opts
     )
@@ -232,7 +229,7 @@ def build_stack(
     )
     mail_capture = MailCapture("mail-capture", MailCaptureArgs(**common(catalogue.MAIL_CAPTURE)), opts=opts)
     webhook_capture = WebhookCapture(
-        "webhook-capture", WebhookCaptureArgs(**common(catalogue.WEBHOOK_CAPTURE), python=python, project_dir=project_dir), opts=opts
+        "webhook-capture", WebhookCaptureArgs(**common(catalogue.WEBHOOK_CAPTURE)), opts=opts
     )
     alertmanager = Alertmanager(
         "alertmanager",

@@ -2,9 +2,8 @@
 can be read back (`monitoring/webhook_capture.py`: it checks each against the receiver's payload
 shape). Healthy once `GET /health` answers.
 
-Process runtime: the project's Python running the module, bound to 127.0.0.1. Docker runtime: the
-pinned Python image running it from the project mounted read-only (it needs nothing but the
-standard library).
+The project's Python runs the module (it needs nothing but the standard library), bound to the
+placement's listen host.
 """
 
 from __future__ import annotations
@@ -15,21 +14,15 @@ from pathlib import Path
 import pulumi
 
 import service_catalogue
-from components.docker_service import DockerServiceSpec
 from components.runtime import LOOPBACK
 from components.service import ProcessLaunch, ServiceArgs, ServiceComponent, ServiceDefinition
-from components.sink_job import PROJECT_MOUNT
 
-CONTAINER_PORT = 8026
 MODULE = "monitoring.webhook_capture"
 
 
 @dataclass(frozen=True)
 class WebhookCaptureArgs(ServiceArgs):
-    python: str
-    """The interpreter of the project's venv."""
-    project_dir: str
-    """The project checkout: mounted read-only into the docker runtime's container."""
+    """Its port: the HTTP API receivers post to and tests read from."""
 
 
 class WebhookCapture(ServiceComponent):
@@ -49,9 +42,8 @@ class WebhookCapture(ServiceComponent):
             args,
             ServiceDefinition(
                 health={"kind": "http", "url": f"{base}/health"},
-                container_port=CONTAINER_PORT,
                 process=lambda workdir: self._process_capture(args, workdir),
-                docker=lambda: self._docker_capture(args),
+                memory_mb=128,
             ),
         )
         internal = f"http://{self._internal_address()}"
@@ -62,18 +54,5 @@ class WebhookCapture(ServiceComponent):
 
     @staticmethod
     def _process_capture(args: WebhookCaptureArgs, workdir: Path) -> ProcessLaunch:
-        return ProcessLaunch(argv=[args.python, "-m", MODULE, "--host", LOOPBACK, "--port", str(args.ports.main), "--data-dir", str(workdir)])
-
-    @staticmethod
-    def _docker_capture(args: WebhookCaptureArgs) -> DockerServiceSpec:
-        probe = f"import urllib.request; urllib.request.urlopen('http://localhost:{CONTAINER_PORT}/health', timeout=3)"
-        return DockerServiceSpec(
-            image=args.placement.toolchain.image("PYTHON_IMAGE"),
-            ports={CONTAINER_PORT: args.ports.main},
-            health_test=["CMD", "python", "-c", probe],
-            volume_path="/data",
-            binds={args.project_dir: PROJECT_MOUNT},
-            envs=[f"PYTHONPATH={PROJECT_MOUNT}", "PYTHONDONTWRITEBYTECODE=1"],
-            command=["python", "-m", MODULE, "--host", "0.0.0.0", "--port", str(CONTAINER_PORT), "--data-dir", "/data"],
-            memory_mb=128,
-        )
+        python, host = args.placement.toolchain.python, args.placement.listen_host
+        return ProcessLaunch(argv=[python, "-m", MODULE, "--host", host, "--port", str(args.ports.main), "--data-dir", str(workdir)])

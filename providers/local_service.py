@@ -40,9 +40,9 @@ from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, ReadResult, 
 
 from providers import health, processes, supervisor
 from providers.base import DeclaredProvider, DeclaredResource, Input, ResourceSchema
+from providers.launch import ServiceLayout, failure_text, prepare_workdir
 from providers.preview import UNKNOWN, is_known
 from providers.errors import (
-    InitCommandError,
     PortInUseError,
     ServiceExitedError,
     ServiceStopError,
@@ -74,41 +74,6 @@ SCHEMA = ResourceSchema(
     outputs=("pid", "restarts", "log_path", "data_dir", "instance"),
 )
 """Every input is part of the spec: any change restarts the process (in place), a new name replaces it."""
-INIT_MARKER = ".initialized"
-INIT_TIMEOUT_SECONDS = 300.0
-
-
-@dataclass(frozen=True)
-class ServiceLayout:
-    """Where one service keeps its things, under its work dir."""
-
-    workdir: Path
-
-    @property
-    def data_dir(self) -> Path:
-        return self.workdir / "data"
-
-    @property
-    def log_file(self) -> Path:
-        return self.workdir / "service.log"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.workdir / "service.pid"
-
-    @property
-    def init_marker(self) -> Path:
-        return self.workdir / INIT_MARKER
-
-    @property
-    def supervisor_state(self) -> Path:
-        return self.workdir / "supervisor.json"
-
-
-def _failure_text(service: str, expected: str, log_file: Path) -> str:
-    return f"{service}: {expected}. Log: {log_file}\n--- last lines ---\n{processes.log_tail(log_file)}"
-
-
 def _running(layout: ServiceLayout, executable: str) -> tuple[int, bool] | None:
     """The pid in the pid file while it runs, and whether it is a supervisor (else the service itself).
 
@@ -224,7 +189,9 @@ class LocalServiceProvider(DeclaredProvider):
         account = processes.account_for(props.get("run_as") or "")
         env = processes.service_env({**(props.get("env") or {}), **(props.get("secret_env") or {})})
         layout.workdir.mkdir(parents=True, exist_ok=True)
-        self._initialise(service, layout, props, env, account)
+        prepare_workdir(
+            service, layout, {**(props.get("files") or {}), **(props.get("secret_files") or {})}, props.get("init") or [], env, account
+        )
 
         supervised = SCHEMA.value(props, "restart") == "always"
         executable = props["argv"][0]
@@ -245,12 +212,12 @@ class LocalServiceProvider(DeclaredProvider):
             # Seen as gone; stopping it anyway makes sure nothing outlives a failed start.
             _stop_running(pid, supervised, layout, stop_timeout)
             layout.pid_file.unlink(missing_ok=True)
-            raise ServiceExitedError(_failure_text(service, f"exited during start-up ({exited})", layout.log_file)) from None
+            raise ServiceExitedError(failure_text(service, f"exited during start-up ({exited})", layout.log_file)) from None
         except health.ProbeFailed as unhealthy:
             _stop_running(pid, supervised, layout, stop_timeout)
             layout.pid_file.unlink(missing_ok=True)
             raise ServiceUnhealthyError(
-                _failure_text(service, f"stopped again, health check never passed ({unhealthy})", layout.log_file)
+                failure_text(service, f"stopped again, health check never passed ({unhealthy})", layout.log_file)
             ) from None
 
         state = supervisor.read_state(layout.supervisor_state) if supervised else None
@@ -263,36 +230,6 @@ class LocalServiceProvider(DeclaredProvider):
             "instance": f"{pid}@{time.time():.3f}",
             "healthy_after_seconds": round(seconds, 2),
         }
-
-    def _initialise(
-        self,
-        service: str,
-        layout: ServiceLayout,
-        props: Mapping[str, Any],
-        env: Mapping[str, str],
-        account: Any,
-    ) -> None:
-        fresh = not layout.init_marker.exists()
-        if fresh and layout.data_dir.exists():
-            # A data dir without the marker is what a failed init left behind.
-            shutil.rmtree(layout.data_dir)
-        for relative, content in {**(props.get("files") or {}), **(props.get("secret_files") or {})}.items():
-            target = layout.workdir / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content)
-            target.chmod(0o600)
-        processes.hand_over(layout.workdir, account)
-        if not fresh:
-            return
-        for command in props.get("init") or []:
-            result = processes.run_once(command, layout.workdir, env, account, INIT_TIMEOUT_SECONDS)
-            with open(layout.log_file, "a") as log:
-                log.write(f"$ {' '.join(command)}\n{result.stdout}{result.stderr}")
-            if result.returncode != 0:
-                raise InitCommandError(
-                    _failure_text(service, f"init command {command[0]} exited {result.returncode}", layout.log_file)
-                )
-        layout.init_marker.touch()
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         layout = ServiceLayout(Path(props["workdir"]))
@@ -325,12 +262,12 @@ class LocalServiceProvider(DeclaredProvider):
             pid, supervised = running
             _stop_running(pid, supervised, layout, stop_timeout)
             if processes.is_running(pid):
-                raise ServiceStopError(_failure_text(service, f"pid {pid} survived SIGTERM and SIGKILL", layout.log_file))
+                raise ServiceStopError(failure_text(service, f"pid {pid} survived SIGTERM and SIGKILL", layout.log_file))
         _stop_orphan(layout, stop_timeout)
         still_busy = processes.wait_for_ports_free(props["host"], [int(p) for p in props["ports"]], 15.0)
         if still_busy:
             raise ServiceStopError(
-                _failure_text(service, f"stopped, but port(s) {still_busy} are still taken", layout.log_file)
+                failure_text(service, f"stopped, but port(s) {still_busy} are still taken", layout.log_file)
             )
         layout.pid_file.unlink(missing_ok=True)
 

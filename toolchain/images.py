@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain.errors import MissingToolchainError, TerminalError
-from toolchain.layout import PROJECT_ROOT, VERSIONS_FILE, read_versions
+from toolchain.layout import IMAGE_ROOT, PROJECT_ROOT, VERSIONS_FILE, read_versions
 
 BASE_REPOSITORY = "cdcstack/base"
 TOOLCHAIN_REPOSITORY = "cdcstack/toolchain"
@@ -43,8 +43,6 @@ RUNTIME_REPOSITORY = "cdcstack/runtime"
 SLIM_IMAGE = "debian:bookworm-slim"
 SUITE = "bookworm"
 
-IMAGE_ROOT = "/opt/cdcstack"
-"""Where the image keeps the project: its code, `.toolchain/` and `.venv/`, as a checkout does."""
 IMAGE_PYTHON = f"{IMAGE_ROOT}/.venv/bin/python"
 
 # Beyond the process runtime's own APT_PACKAGES: what the host provides that a minimal Debian lacks.
@@ -376,6 +374,18 @@ def _without_caches(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if "__pycache__" in info.name.split("/") else info
 
 
+def toolchain_cache_dir() -> Path:
+    """The host's toolchain cache the toolchain layer copies its portable pieces from."""
+    return Path(os.environ.get("CDCSTACK_TOOLCHAIN_DIR", PROJECT_ROOT / ".toolchain"))
+
+
+def build_log_dir() -> Path:
+    """Where each layer's build log goes (made on first use)."""
+    folder = Path(os.environ.get("CDCSTACK_STATE_DIR", PROJECT_ROOT / ".cdcstack")) / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import docker
 
@@ -384,11 +394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the layers as JSON")
     args = parser.parse_args(argv)
     target = Platform.parse(args.platform) if args.platform else Platform.host()
-    toolchain_dir = Path(os.environ.get("CDCSTACK_TOOLCHAIN_DIR", PROJECT_ROOT / ".toolchain"))
-    log_dir = Path(os.environ.get("CDCSTACK_STATE_DIR", PROJECT_ROOT / ".cdcstack")) / "images"
-    log_dir.mkdir(parents=True, exist_ok=True)
     try:
-        layers = ImageBuilder(docker.from_env(timeout=600), target, toolchain_dir, log_dir).build_all()
+        layers = ImageBuilder(docker.from_env(timeout=600), target, toolchain_cache_dir(), build_log_dir()).build_all()
     except (ImageBuildError, MissingToolchainError) as failed:
         print(failed, file=sys.stderr)
         return 1

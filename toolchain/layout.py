@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shlex
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VERSIONS_FILE = PROJECT_ROOT / "toolchain" / "versions.env"
 DEBIAN_BIN_DIR = Path("/usr/bin")
 """Where Debian's packages put their binaries (Prometheus, Alertmanager and their tools)."""
+IMAGE_ROOT = Path("/opt/cdcstack")
+"""Where the runtime image keeps the project: its code, `.toolchain/` and `.venv/`, as a checkout does."""
+IMAGE_PYTHON_VERSION = "3.11"
+"""Debian bookworm's Python, the image venv's."""
 
 
 def read_versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
@@ -149,8 +154,20 @@ class Toolchain:
             raise MissingToolchainError(f"the JMX exporter agent is missing ({jar}); run `make toolchain`")
         return jar
 
-    def image(self, key: str) -> str:
-        return self.versions[key]
+    @property
+    def python(self) -> str:
+        """The venv's Python, which runs the project's own services (sink jobs, webhook capture)."""
+        return sys.executable
+
+    @property
+    def java_home(self) -> Path:
+        """JAVA_HOME of the `java` on PATH (spark-class looks for $JAVA_HOME/bin/java)."""
+        return Path(os.path.realpath(self.executable("java"))).parent.parent
+
+    @property
+    def project_dir(self) -> Path:
+        """The checkout those services run from."""
+        return PROJECT_ROOT
 
     def executable(self, name: str, search: tuple[Path, ...] = ()) -> str:
         """Absolute path of an executable, looking in `search` first, then PATH."""
@@ -172,4 +189,82 @@ class Toolchain:
     def require_jars(self, folder: Path, what: str) -> Path:
         if not folder.is_dir() or not any(folder.glob("*.jar")):
             raise MissingToolchainError(f"{what} jars are missing from {folder}; run `make toolchain`")
+        return folder
+
+
+@dataclass(frozen=True)
+class ImageToolchain(Toolchain):
+    """The toolchain as the runtime image holds it (`toolchain.images`), for launches run in a container.
+
+    The image's toolchain is a copy of the host's cache (the portable pieces) and the same Debian
+    packages at the same paths, so what the host's cache lacks the image lacks too: every check is
+    made against `host`, and every path handed out is the image's.
+    """
+
+    host: Toolchain | None = None
+    arch: str = "amd64"
+    """The image's Debian architecture (amd64, arm64): part of the JRE's path."""
+
+    @classmethod
+    def of(cls, host: Toolchain, arch: str) -> ImageToolchain:
+        return cls(versions=host.versions, cache_dir=IMAGE_ROOT / ".toolchain", host=host, arch=arch)
+
+    @property
+    def on_host(self) -> Toolchain:
+        """The host's toolchain the image was built from (for drivers that run on the host)."""
+        return self._host()
+
+    def _host(self) -> Toolchain:
+        if self.host is None:
+            raise ValueError("ImageToolchain needs the host's toolchain; build it with ImageToolchain.of")
+        return self.host
+
+    @property
+    def java_home(self) -> Path:
+        """Debian's OpenJDK 17 (the image's openjdk-17-jre-headless)."""
+        return Path(f"/usr/lib/jvm/java-17-openjdk-{self.arch}")
+
+    def _in_image(self, path: Path) -> Path:
+        return self.cache_dir / path.relative_to(self._host().cache_dir)
+
+    def _on_host(self, path: Path) -> Path:
+        return self._host().cache_dir / path.relative_to(self.cache_dir)
+
+    @property
+    def spark_home(self) -> Path:
+        return IMAGE_ROOT / ".venv" / "lib" / f"python{IMAGE_PYTHON_VERSION}" / "site-packages" / "pyspark"
+
+    def spark_jars(self) -> tuple[Path, ...]:
+        return tuple(self._in_image(jar) for jar in self._host().spark_jars())
+
+    def derby_jar(self, artifact: str) -> Path:
+        jar = self._host().derby_jar(artifact)
+        return self.spark_home / "jars" / jar.name if artifact == "derby" else self._in_image(jar)
+
+    @property
+    def schema_registry_jar(self) -> Path:
+        return self._in_image(self._host().schema_registry_jar)
+
+    @property
+    def jmx_exporter_agent(self) -> Path:
+        return self._in_image(self._host().jmx_exporter_agent)
+
+    @property
+    def python(self) -> str:
+        return str(IMAGE_ROOT / ".venv" / "bin" / "python")
+
+    @property
+    def project_dir(self) -> Path:
+        return IMAGE_ROOT
+
+    def executable(self, name: str, search: tuple[Path, ...] = ()) -> str:
+        """The image's own copy: the first folder searched (the image's paths), else Debian's /usr/bin."""
+        return str((search[0] if search else DEBIAN_BIN_DIR) / name)
+
+    def require_plugins(self, folder: Path, what: str) -> Path:
+        self._host().require_plugins(self._on_host(folder), what)
+        return folder
+
+    def require_jars(self, folder: Path, what: str) -> Path:
+        self._host().require_jars(self._on_host(folder), what)
         return folder

@@ -1,4 +1,4 @@
-"""Pulumi mocks for the docker runtime's (and the process runtime's) resource graph.
+"""Pulumi mocks for both runtimes' resource graphs (no service, no Docker daemon).
 
 `build` runs a component under mocks and records every child it registers: type, name, the
 inputs the engine saw, and the options (parent, depends_on) the component set. `run_program` does
@@ -31,12 +31,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         self.registered.append(args)
         outputs = dict(args.inputs)
-        if args.typ == "docker:index/remoteImage:RemoteImage":
-            outputs["image_id"] = f"sha256:{args.name}"
         if args.typ.endswith(":LocalService"):
             outputs.update(pid=4242, log_path=f"{args.inputs['workdir']}/service.log", instance="4242@0")
-        if args.typ.endswith(":ServiceHealth"):
-            outputs["healthy_after_seconds"] = 0.5
+        if args.typ.endswith(":DockerContainer"):
+            outputs.update(
+                container_id=f"{args.name}-id", instance=f"{args.name}-id@0", log_path=f"docker -H {args.inputs['engine']} logs {args.inputs['name']}"
+            )
         # Resources with a natural id are known by it, as the providers create them.
         if args.typ.endswith(":S3Bucket"):
             return args.inputs["bucket"], outputs
@@ -44,8 +44,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             return args.inputs["name"], outputs
         if args.typ.endswith(":KafkaTopic"):
             return args.inputs["topic"], outputs
-        if args.typ.endswith(":ServiceHealth"):
-            return args.inputs["service"], outputs
+        if args.typ.endswith((":DockerContainer", ":DockerNetwork", ":DockerVolume")):
+            return args.inputs["name"], outputs
+        if args.typ.endswith(":DockerImage"):
+            return args.inputs["reference"], outputs
         return f"{args.name}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:

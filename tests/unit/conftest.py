@@ -13,7 +13,13 @@ from components.runtime import Placement, Runtime
 from toolchain.layout import Toolchain
 
 
+UNIT_ENGINE = "unix:///run/cdcstack-unit/docker.sock"
+"""A daemon address for the docker runtime's graph under mocks (nothing talks to it)."""
+
+
 def placement_for(runtime: Runtime, state_dir: Path) -> Placement:
+    if runtime is Runtime.DOCKER:
+        return Placement.on_docker(state_dir, Toolchain.discover(), "cdcstack-unit", UNIT_ENGINE, "linux/amd64")
     return Placement(runtime=runtime, stack_dir=state_dir, toolchain=Toolchain.discover(), docker_network="cdcstack-unit")
 
 

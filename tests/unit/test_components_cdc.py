@@ -29,11 +29,6 @@ def test_process_connect_runs_the_distributed_worker_with_the_debezium_and_conve
     assert health == {"kind": "connect", "url": f"http://127.0.0.1:{CONNECT_PORTS.main}", "plugins": PLUGINS}
 
 
-def test_docker_connect_is_healthy_when_it_lists_the_same_plugins(docker_placement: Placement) -> None:
-    health, secret = settle(cdc_graph(docker_placement).named("connect-health").props["health"])
-    assert secret and health == {"kind": "connect", "url": f"http://127.0.0.1:{CONNECT_PORTS.main}", "plugins": PLUGINS}
-
-
 @pytest.mark.parametrize("placement_fixture", ["process_placement", "docker_placement"])
 def test_one_connector_per_source_named_as_before(placement_fixture: str, request: pytest.FixtureRequest) -> None:
     graph = cdc_graph(request.getfixturevalue(placement_fixture))
@@ -59,14 +54,6 @@ def test_process_runtime_uses_the_mariadb_connector(process_placement: Placement
     assert configs["cdc-mysql"]["schema.history.internal.kafka.bootstrap.servers"] == f"127.0.0.1:{KAFKA_PORTS.main}"
 
 
-def test_docker_runtime_uses_the_mysql_connector_and_container_addresses(docker_placement: Placement) -> None:
-    configs = connector_configs(cdc_graph(docker_placement))
-    assert configs["cdc-mysql"]["connector.class"] == MYSQL_CONNECTOR
-    assert (configs["cdc-mysql"]["database.hostname"], configs["cdc-mysql"]["database.port"]) == ("mysql", "3306")
-    assert (configs["cdc-postgres"]["database.hostname"], configs["cdc-postgres"]["database.port"]) == ("postgres", "5432")
-    assert configs["cdc-mysql"]["schema.history.internal.kafka.bootstrap.servers"] == "kafka:19092"
-
-
 @pytest.mark.parametrize("placement_fixture", ["process_placement", "docker_placement"])
 def test_postgres_connector_captures_every_operation_of_the_inventory_schema(placement_fixture: str, request: pytest.FixtureRequest) -> None:
     config = connector_configs(cdc_graph(request.getfixturevalue(placement_fixture)))["cdc-postgres"]
@@ -82,17 +69,3 @@ def test_connectors_wait_for_the_worker_and_are_parented(process_placement: Plac
         if child.type_.endswith(CONNECTOR):
             assert [dependency._name for dependency in child.opts.depends_on] == ["connect"]
             assert child.opts.parent is graph.component
-
-
-def test_docker_connect_is_the_debezium_image_on_the_internal_listener(docker_placement: Placement) -> None:
-    graph = cdc_graph(docker_placement)
-    assert graph.inputs_named("connect-image")["name"] == docker_placement.toolchain.image("DEBEZIUM_CONNECT_IMAGE")
-    container = graph.inputs_named("connect-container")
-    assert "BOOTSTRAP_SERVERS=kafka:19092" in container["envs"]
-    # The image's own copy of the Avro converter, which the health check waits for.
-    assert "ENABLE_APICURIO_CONVERTERS=true" in container["envs"]
-    assert container["ports"] == [
-        {"internal": 8083, "external": CONNECT_PORTS.main, "ip": "127.0.0.1"},
-        # The JMX exporter's metrics.
-        {"internal": 9404, "external": CONNECT_PORTS.of("metrics"), "ip": "127.0.0.1"},
-    ]

@@ -55,14 +55,3 @@ def test_catalog_properties_are_what_pyiceberg_needs_and_secret(process_placemen
         "s3.region": "us-east-1",
         "s3.force-virtual-addressing": "false",
     }
-
-
-def test_docker_runtime_runs_minio_and_the_rest_fixture_image(docker_placement: Placement) -> None:
-    graph = stack_graph(docker_placement)
-    images = {args.name: args.inputs["name"] for args in graph.mocks.registered if args.typ.endswith("remoteImage:RemoteImage")}
-    assert {name: image for name, image in images.items() if name.startswith(("object-store", "iceberg-catalog"))} == {
-        "object-store-image": docker_placement.toolchain.image("MINIO_IMAGE"),
-        "iceberg-catalog-image": docker_placement.toolchain.image("ICEBERG_REST_IMAGE"),
-    }
-    envs, secret = settle(graph.named("iceberg-catalog-container").props["envs"])
-    assert secret and "CATALOG_S3_ENDPOINT=http://object-store:9000" in envs and f"CATALOG_S3_SECRET__ACCESS__KEY={S3_SECRET}" in envs

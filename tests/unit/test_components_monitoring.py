@@ -4,7 +4,6 @@ configs checked by the real `promtool` and `amtool` (file checks, nothing is sta
 from __future__ import annotations
 
 import json
-import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -16,7 +15,6 @@ import yaml
 
 import service_catalogue
 from components.alertmanager import TEMPLATE_FILE, TEMPLATES, Alertmanager
-from components.docker_service import FILE_ENV_PREFIX
 from components.prometheus import Prometheus, PrometheusArgs, ScrapeTarget, scrape_jobs
 from components.runtime import Placement
 from components.stack import build_stack
@@ -91,14 +89,14 @@ def process_files(graph: Graph[Any], service: str) -> tuple[dict[str, str], dict
     return files, secret_files
 
 
-def container_files(graph: Graph[Any], service: str) -> tuple[dict[str, str], bool]:
-    """The files the container's entrypoint writes, by container path, from its envs; and whether those are secret."""
-    container = graph.inputs_named(f"{service}-container")
-    script = container["entrypoints"][2]
-    paths = [shlex.split(write.split(" > ", 1)[1])[0] for write in script.split(" && ") if " > " in write]
-    envs, secret = settle(graph.named(f"{service}-container").props["envs"])
-    contents = dict(entry.split("=", 1) for entry in envs)
-    return {path: contents[f"{FILE_ENV_PREFIX}{index}"] for index, path in enumerate(paths)}, secret
+def container_files(graph: Graph[Any], service: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(files, secret_files) of the service's container launch, by path in its work dir, the secret ones checked secret."""
+    child = graph.named(f"{service}-container")
+    launch, launch_secret = settle(child.props["launch"])
+    secret_launch, secret = settle(child.props["secret_launch"])
+    assert secret, f"{service}'s secret launch is not a Pulumi secret"
+    assert not launch_secret, f"{service}'s plain launch became a secret"
+    return launch["files"], secret_launch["secret_files"]
 
 
 def written(folder: Path, files: dict[str, str]) -> Path:
@@ -150,32 +148,7 @@ def test_health_is_the_services_own_readiness_endpoint_on_both_runtimes(
 ) -> None:
     probe = {"kind": "http", "url": READINESS[service]}
     assert settle(service_graph(service, process_placement).named(f"{service}-process").props["health"])[0] == probe
-    assert settle(service_graph(service, docker_placement).named(f"{service}-health").props["health"])[0] == probe
-
-
-@pytest.mark.parametrize(
-    ("service", "image", "ports", "volume"),
-    [
-        ("prometheus", "PROMETHEUS_IMAGE", {9090: PROMETHEUS_PORTS.main}, "/prometheus"),
-        ("alertmanager", "ALERTMANAGER_IMAGE", {9093: ALERTMANAGER_PORTS.main}, "/alertmanager"),
-        ("mail-capture", "MAIL_CAPTURE_IMAGE", {8025: MAIL_CAPTURE_PORTS.main, 1025: MAIL_CAPTURE_PORTS.of("smtp")}, "/data"),
-    ],
-)
-def test_docker_services_are_the_pinned_images_published_on_loopback(
-    service: str, image: str, ports: dict[int, int], volume: str, docker_placement: Placement
-) -> None:
-    graph = service_graph(service, docker_placement)
-    assert graph.inputs_named(f"{service}-image")["name"] == docker_placement.toolchain.image(image)
-    container = graph.inputs_named(f"{service}-container")
-    assert container["ports"] == [{"internal": internal, "external": external, "ip": "127.0.0.1"} for internal, external in ports.items()]
-    assert container["networksAdvanced"] == [{"name": "cdcstack-unit", "aliases": [service]}]
-    assert [mount["containerPath"] for mount in container["volumes"]] == [volume]
-
-
-def test_the_images_are_the_releases_of_the_process_runtimes_binaries(docker_placement: Placement) -> None:
-    versions = docker_placement.toolchain.versions
-    assert versions["PROMETHEUS_IMAGE"] == "prom/prometheus:v2.42.0" and versions["ALERTMANAGER_IMAGE"] == "prom/alertmanager:v0.25.0"
-    assert versions["MAIL_CAPTURE_IMAGE"] == f"axllent/mailpit:{versions['MAILPIT_VERSION']}"
+    assert settle(service_graph(service, docker_placement).named(f"{service}-container").props["health"])[0] == probe
 
 
 @pytest.mark.parametrize("placement_fixture", RUNTIMES)
@@ -200,19 +173,15 @@ def test_process_alertmanager_has_its_config_as_a_secret_file_and_its_templates_
     assert not settle(graph.named("alertmanager-process").props["env"])[0]
 
 
-@pytest.mark.parametrize(("placement_fixture", "smarthost"), [("process_placement", f"127.0.0.1:{MAIL_CAPTURE_PORTS.of('smtp')}"), ("docker_placement", "mail-capture:1025")])
+@pytest.mark.parametrize(("placement_fixture", "smarthost"), [("process_placement", f"127.0.0.1:{MAIL_CAPTURE_PORTS.of('smtp')}"), ("docker_placement", f"mail-capture:{MAIL_CAPTURE_PORTS.of('smtp')}")])
 def test_amtool_accepts_the_generated_config_with_every_receiver_sending_resolved(
     placement_fixture: str, smarthost: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     placement = request.getfixturevalue(placement_fixture)
     graph = service_graph("alertmanager", placement)
-    if placement_fixture == "process_placement":
-        files, secret_files = process_files(graph, "alertmanager")
-        folder = written(tmp_path, {**files, **secret_files})
-    else:
-        in_container, secret = container_files(graph, "alertmanager")
-        assert secret
-        folder = written(tmp_path, {str(Path(path).relative_to("/etc/alertmanager/cdcstack")): text for path, text in in_container.items()})
+    files, secret_files = (process_files if placement_fixture == "process_placement" else container_files)(graph, "alertmanager")
+    assert list(secret_files) == ["alertmanager.yml"]
+    folder = written(tmp_path, {**files, **secret_files})
     # From another folder: the templates are found relative to the config, as Alertmanager finds them.
     check = subprocess.run(
         [placement.toolchain.amtool_binary, "check-config", str(folder / "alertmanager.yml")],
@@ -300,7 +269,7 @@ def test_the_email_template_names_the_alert_connector_table_value_and_runbook(pr
 
 @pytest.mark.parametrize(
     ("placement_fixture", "alertmanager", "self_address"),
-    [("process_placement", f"127.0.0.1:{ALERTMANAGER_PORTS.main}", f"127.0.0.1:{PROMETHEUS_PORTS.main}"), ("docker_placement", "alertmanager:9093", "localhost:9090")],
+    [("process_placement", f"127.0.0.1:{ALERTMANAGER_PORTS.main}", f"127.0.0.1:{PROMETHEUS_PORTS.main}"), ("docker_placement", f"alertmanager:{ALERTMANAGER_PORTS.main}", f"127.0.0.1:{PROMETHEUS_PORTS.main}")],
 )
 def test_promtool_accepts_prometheus_yml_with_its_rules_and_targets(
     placement_fixture: str, alertmanager: str, self_address: str, request: pytest.FixtureRequest, tmp_path: Path
@@ -314,11 +283,7 @@ def test_promtool_accepts_prometheus_yml_with_its_rules_and_targets(
         ],
         {"cdc.yml": pulumi.Output.from_input(LAG_RULES)},
     )
-    if placement_fixture == "process_placement":
-        files, _ = process_files(graph, CUSTOM_PROMETHEUS)
-    else:
-        in_container, _ = container_files(graph, CUSTOM_PROMETHEUS)
-        files = {str(Path(path).relative_to("/etc/prometheus/cdcstack")): text for path, text in in_container.items()}
+    files, _ = (process_files if placement_fixture == "process_placement" else container_files)(graph, CUSTOM_PROMETHEUS)
     assert files["rules/cdc.yml"] == LAG_RULES
     folder = written(tmp_path, files)
     check = subprocess.run(
@@ -362,7 +327,7 @@ def test_each_starts_after_what_it_sends_to(placement_fixture: str, request: pyt
 
 
 @pytest.mark.parametrize(
-    ("placement_fixture", "internal_smtp"), [("process_placement", f"127.0.0.1:{MAIL_CAPTURE_PORTS.of('smtp')}"), ("docker_placement", "mail-capture:1025")]
+    ("placement_fixture", "internal_smtp"), [("process_placement", f"127.0.0.1:{MAIL_CAPTURE_PORTS.of('smtp')}"), ("docker_placement", f"mail-capture:{MAIL_CAPTURE_PORTS.of('smtp')}")]
 )
 def test_the_outputs_are_loopback_urls_and_the_smtp_address(placement_fixture: str, internal_smtp: str, request: pytest.FixtureRequest) -> None:
     placement = request.getfixturevalue(placement_fixture)
@@ -372,14 +337,3 @@ def test_the_outputs_are_loopback_urls_and_the_smtp_address(placement_fixture: s
     assert settle(mail.internal_smtp_address)[0] == internal_smtp
     assert settle(service_graph("alertmanager", placement).component.url)[0] == f"http://127.0.0.1:{ALERTMANAGER_PORTS.main}"
     assert settle(service_graph("prometheus", placement).component.url)[0] == f"http://127.0.0.1:{PROMETHEUS_PORTS.main}"
-
-
-def test_the_docker_entrypoints_write_the_configs_then_exec_the_server(docker_placement: Placement) -> None:
-    for service, server in (("prometheus", "/bin/prometheus"), ("alertmanager", "/bin/alertmanager")):
-        container = service_graph(service, docker_placement).inputs_named(f"{service}-container")
-        shell, dash_c, script = container["entrypoints"]
-        assert (shell, dash_c) == ("/bin/sh", "-c")
-        last = shlex.split(script.rsplit(" && ", 1)[1])
-        assert last[:2] == ["exec", server] and any(argument.startswith("--config.file=/etc/") for argument in last)
-        # Inside its container it listens on every interface; the published port is loopback only.
-        assert f"--web.listen-address=0.0.0.0:{int(container['ports'][0]['internal'])}" in last

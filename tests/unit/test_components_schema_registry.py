@@ -23,21 +23,17 @@ SCHEMA_REGISTRY_PORTS = UNIT_SETTINGS.ports[service_catalogue.SCHEMA_REGISTRY]
 KAFKA_PORTS = UNIT_SETTINGS.ports[service_catalogue.KAFKA]
 SUBJECTS_PROBE = {"kind": "http", "url": f"http://127.0.0.1:{SCHEMA_REGISTRY_PORTS.main}/apis/ccompat/v7/subjects"}
 AVRO_TABLES = r"inventory\.avro_.*"
-CONVERTER_URL = {"process_placement": f"http://127.0.0.1:{SCHEMA_REGISTRY_PORTS.main}/apis/registry/v2", "docker_placement": "http://schema-registry:8080/apis/registry/v2"}
+CONVERTER_URL = {"process_placement": f"http://127.0.0.1:{SCHEMA_REGISTRY_PORTS.main}/apis/registry/v2", "docker_placement": f"http://schema-registry:{SCHEMA_REGISTRY_PORTS.main}/apis/registry/v2"}
 """Apicurio's own API as the Connect worker reaches it: loopback on process, the registry's alias on docker."""
-SINK_REGISTRY_URL = {"process_placement": f"http://127.0.0.1:{SCHEMA_REGISTRY_PORTS.main}/apis/ccompat/v7", "docker_placement": "http://schema-registry:8080/apis/ccompat/v7"}
+SINK_REGISTRY_URL = {"process_placement": f"http://127.0.0.1:{SCHEMA_REGISTRY_PORTS.main}/apis/ccompat/v7", "docker_placement": f"http://schema-registry:{SCHEMA_REGISTRY_PORTS.main}/apis/ccompat/v7"}
 SINKS: list[tuple[str, Callable[[Placement], Graph[Any]]]] = [("iceberg-sink", stack_graph), ("delta-sink", stack_graph)]
-
-
-def container_values(envs: list[str]) -> dict[str, str]:
-    return dict(entry.split("=", 1) for entry in envs)
 
 
 def registry_env(placement_fixture: str, graph: Graph[Any]) -> dict[str, str]:
     """The registry's environment on either runtime."""
     if placement_fixture == "process_placement":
         return settle(graph.named(PROCESS).props["env"])[0]
-    return container_values(graph.inputs_named(CONTAINER)["envs"])
+    return settle(graph.named(CONTAINER).props["launch"])[0]["env"]
 
 
 def resource_names(output: Any) -> set[str]:
@@ -90,20 +86,7 @@ def test_registry_publishes_its_schema_events_to_the_stacks_kafka(
 
 def test_health_is_the_http_probe_of_the_confluent_subjects_on_both_runtimes(process_placement: Placement, docker_placement: Placement) -> None:
     assert settle(service_graph("schema-registry", process_placement).named(PROCESS).props["health"])[0] == SUBJECTS_PROBE
-    assert settle(service_graph("schema-registry", docker_placement).named("schema-registry-health").props["health"])[0] == SUBJECTS_PROBE
-
-
-def test_docker_registry_is_the_pinned_image_on_loopback_with_its_database_on_the_volume(docker_placement: Placement) -> None:
-    graph = service_graph("schema-registry", docker_placement)
-    assert graph.inputs_named("schema-registry-image")["name"] == docker_placement.toolchain.image("SCHEMA_REGISTRY_IMAGE")
-    assert docker_placement.toolchain.image("SCHEMA_REGISTRY_IMAGE").endswith(f":{docker_placement.toolchain.versions['APICURIO_VERSION']}")
-    container = graph.inputs_named(CONTAINER)
-    assert container["ports"] == [{"internal": 8080, "external": SCHEMA_REGISTRY_PORTS.main, "ip": "127.0.0.1"}]
-    assert container["networksAdvanced"] == [{"name": "cdcstack-unit", "aliases": ["schema-registry"]}]
-    [volume] = container["volumes"]
-    assert volume["containerPath"] == "/data"
-    url = container_values(container["envs"])["REGISTRY_DATASOURCE_URL"]
-    assert url.startswith("jdbc:h2:file:") and Path(url.removeprefix("jdbc:h2:file:")).parent == Path(volume["containerPath"])
+    assert settle(service_graph("schema-registry", docker_placement).named(CONTAINER).props["health"])[0] == SUBJECTS_PROBE
 
 
 @pytest.mark.parametrize("placement_fixture", RUNTIMES)
@@ -121,7 +104,7 @@ def test_url_is_the_confluent_api_and_converter_url_apicurios_own_at_the_interna
 @pytest.mark.parametrize("placement_fixture", RUNTIMES)
 def test_the_registry_urls_resolve_only_once_it_is_healthy(placement_fixture: str, request: pytest.FixtureRequest) -> None:
     registry = service_graph("schema-registry", request.getfixturevalue(placement_fixture)).component
-    gate = PROCESS if placement_fixture == "process_placement" else "schema-registry-health"
+    gate = PROCESS if placement_fixture == "process_placement" else CONTAINER
     for output in (registry.url, registry.internal_url, registry.converter_url):
         assert gate in resource_names(output)
 
@@ -183,17 +166,6 @@ def test_process_sinks_take_the_registrys_internal_confluent_url(
     argv = graph_of(process_placement).inputs_named(f"{service}-process")["argv"]
     assert argv.count("--schema-registry-url") == 1
     assert argv[argv.index("--schema-registry-url") + 1] == SINK_REGISTRY_URL["process_placement"]
-
-
-@pytest.mark.parametrize(("service", "graph_of"), SINKS)
-def test_docker_sinks_take_the_registrys_internal_confluent_url_from_their_environment(
-    service: str, graph_of: Callable[[Placement], Graph[Any]], docker_placement: Placement
-) -> None:
-    graph = graph_of(docker_placement)
-    script = graph.inputs_named(f"{service}-container")["command"][2]
-    assert '--schema-registry-url "$SCHEMA_REGISTRY_URL"' in script
-    envs, _ = settle(graph.named(f"{service}-container").props["envs"])
-    assert container_values(envs)["SCHEMA_REGISTRY_URL"] == SINK_REGISTRY_URL["docker_placement"]
 
 
 @pytest.mark.parametrize(("service", "graph_of", "replicated"), [("iceberg-sink", stack_graph, True), ("delta-sink", stack_graph, False)])

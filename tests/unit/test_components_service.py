@@ -12,7 +12,7 @@ from tests.support.stack_graphs import service_graph, stack_graph
 
 RUNTIMES = ["process_placement", "docker_placement"]
 SERVICES = [service.name for service in service_catalogue.SERVICES]
-CONTAINER = "docker:index/container:Container"
+CONTAINER = ":DockerContainer"
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)
@@ -33,33 +33,32 @@ def test_every_service_has_a_log_and_a_ready_on_both_runtimes(service: str, runt
     if runtime == "process_placement":
         assert log_path == str(placement.service_dir(service) / "service.log")
     else:
-        assert log_path == f"docker logs {placement.docker_network}-{service}"
+        assert log_path == f"docker -H {placement.docker_engine} logs {placement.docker_network}-{service}"
     ports, _ = settle(component.ports)
     assert ports == [port.default for port in service_catalogue.service(service).ports]
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_ready_waits_for_the_health_check(service: str, process_placement: Placement, docker_placement: Placement) -> None:
-    """Process: LocalService's create waits on the check; docker: the ServiceHealth after the container.
-    A database is ready once seeded, after that."""
+    """LocalService's and DockerContainer's create wait on the check. A database is ready once seeded, after that."""
     expected = {"postgres": "postgres-seed-id", "mysql": "mysql-seed-id"}
     assert settle(service_graph(service, process_placement).component.ready)[0] == expected.get(service, "4242@0")
-    assert settle(service_graph(service, docker_placement).component.ready)[0] == expected.get(service, f"{service}-container-id")
+    assert settle(service_graph(service, docker_placement).component.ready)[0] == expected.get(service, f"{service}-container-id@0")
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_internal_address_is_loopback_on_process_and_the_alias_on_docker(
     service: str, process_placement: Placement, docker_placement: Placement
 ) -> None:
-    """On docker, the port other containers use is one the container listens on: the one its main
-    host port maps to, or (Kafka) the listener it advertises to other containers under its alias."""
+    """On docker, other containers use the service's alias on a port its container listens on: the
+    main one (published at the same number), or (Kafka) the listener it advertises to other containers."""
     main_port = service_catalogue.service(service).ports[0].default
     on_process = service_graph(service, process_placement).component
     assert (settle(on_process.internal_host)[0], settle(on_process.internal_port)[0]) == ("127.0.0.1", main_port)
     graph = service_graph(service, docker_placement)
     host, port = settle(graph.component.internal_host)[0], settle(graph.component.internal_port)[0]
     assert host == service
-    [container] = [args.inputs for args in graph.mocks.registered if args.typ == CONTAINER]
-    published = {mapping["external"]: mapping["internal"] for mapping in container["ports"]}
-    advertised = [env for env in container.get("envs", []) if env.startswith("KAFKA_ADVERTISED_LISTENERS=")]
-    assert published.get(main_port) == port or any(f"{service}:{port}" in env for env in advertised), (port, published, advertised)
+    [container] = [args.inputs for args in graph.mocks.registered if args.typ.endswith(CONTAINER)]
+    assert container["alias"] == service
+    advertised = [line for line in container["launch"]["files"].get("server.properties", "").splitlines() if line.startswith("advertised.listeners=")]
+    assert port == main_port in container["ports"] or any(f"INTERNAL://{service}:{port}" in line for line in advertised), (port, container["ports"], advertised)

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 import service_catalogue
-from components.jvm import JMX_EXPORTER_CONTAINER_DIR, JMX_EXPORTER_CONTAINER_PORT, jmx_exporter_option
+from components.jvm import jmx_exporter_option
 from components.kafka import Kafka, KafkaArgs
 from components.kafka_connect import KafkaConnect, KafkaConnectArgs
 from components.network import StackNetwork, StackNetworkArgs
@@ -30,7 +30,6 @@ from tests.support.stack_graphs import UNIT_SETTINGS
 from toolchain.layout import Toolchain
 
 SERVICE = ":LocalService"
-CONTAINER = "docker:index/container:Container"
 AGENT_ARGUMENTS = re.compile(r"^(?:((?:[\w.-]+)|(?:\[.+])):)?(\d{1,5}):(.+)")
 """How the 1.0.1 agent parses what follows `=` (JavaAgent.CONFIGURATION_REGEX)."""
 KAFKA_PORTS, CONNECT_PORTS = UNIT_SETTINGS.ports[service_catalogue.KAFKA], UNIT_SETTINGS.ports[service_catalogue.CONNECT]
@@ -63,11 +62,6 @@ def process_with_agent(process_placement: Placement, tmp_path: Path) -> Placemen
     return with_agent(process_placement, tmp_path)
 
 
-@pytest.fixture
-def docker_with_agent(docker_placement: Placement, tmp_path: Path) -> Placement:
-    return with_agent(docker_placement, tmp_path)
-
-
 def broker_graph(placement: Placement, metrics_port: int | None) -> Graph[Kafka]:
     """The broker alone, its exporter on `metrics_port` or none (test-only wiring: the stack always has one)."""
 
@@ -92,11 +86,6 @@ def worker_graph(placement: Placement, metrics_port: int | None) -> Graph[KafkaC
 
 def launched(graph: Graph[Any], service: str) -> dict[str, Any]:
     [inputs] = [args.inputs for args in graph.mocks.registered if args.typ.endswith(SERVICE) and args.inputs["service"] == service]
-    return inputs
-
-
-def container(graph: Graph[Any], name: str) -> dict[str, Any]:
-    [inputs] = [args.inputs for args in graph.mocks.registered if args.typ == CONTAINER and args.inputs["name"].endswith(f"-{name}")]
     return inputs
 
 
@@ -128,46 +117,12 @@ def test_a_process_runs_the_agent_on_loopback_with_its_rules_in_its_work_dir(
     assert inputs["ports"][-1] == metrics_port
 
 
-@pytest.mark.parametrize(("service", "metrics_port"), [("kafka", KAFKA_METRICS_PORT), ("connect", CONNECT_METRICS_PORT)])
-def test_a_container_gets_the_agent_through_kafka_opts_with_its_jar_and_rules_mounted(
-    docker_with_agent: Placement, service: str, metrics_port: int
-) -> None:
-    placement = docker_with_agent
-    graph = broker_graph(placement, metrics_port) if service == "kafka" else worker_graph(placement, metrics_port)
-    spec = container(graph, service)
-    envs = dict(entry.split("=", 1) for entry in spec["envs"])
-    jar = placement.toolchain.jmx_exporter_agent
-    assert envs["KAFKA_OPTS"] == (
-        f"-javaagent:{JMX_EXPORTER_CONTAINER_DIR}/{jar.name}=0.0.0.0:{JMX_EXPORTER_CONTAINER_PORT}:{JMX_EXPORTER_CONTAINER_DIR}/{service}.yml"
-    )
-    mounts = {volume["hostPath"]: (volume["containerPath"], volume["readOnly"]) for volume in spec["volumes"] if "hostPath" in volume}
-    assert mounts == {
-        str(jar): (f"{JMX_EXPORTER_CONTAINER_DIR}/{jar.name}", True),
-        str(JMX_DIR / f"{service}.yml"): (f"{JMX_EXPORTER_CONTAINER_DIR}/{service}.yml", True),
-    }
-    assert {"internal": JMX_EXPORTER_CONTAINER_PORT, "external": metrics_port, "ip": "127.0.0.1"} in spec["ports"]
-
-
-def test_the_brokers_health_check_runs_its_tool_without_the_agent(docker_with_agent: Placement) -> None:
-    """A second JVM with KAFKA_OPTS would start the agent on the port the broker's holds, and exit."""
-    [_, check] = container(broker_graph(docker_with_agent, KAFKA_METRICS_PORT), "kafka")["healthcheck"]["tests"]
-    assert check.startswith("KAFKA_OPTS= /opt/kafka/bin/kafka-broker-api-versions.sh ")
-
-
 @pytest.mark.parametrize("service", ["kafka", "connect"])
 def test_without_a_metrics_port_a_process_has_no_agent(process_placement: Placement, service: str) -> None:
     graph = broker_graph(process_placement, None) if service == "kafka" else worker_graph(process_placement, None)
     inputs = launched(graph, service)
     assert not agent_options(inputs["argv"]) and JMX_EXPORTER_CONFIG_FILE not in inputs["files"]
     assert inputs["ports"] == list(with_metrics(KAFKA_PORTS if service == "kafka" else CONNECT_PORTS, None).numbers)
-
-
-@pytest.mark.parametrize("service", ["kafka", "connect"])
-def test_without_a_metrics_port_a_container_has_no_agent(docker_placement: Placement, service: str) -> None:
-    spec = container(broker_graph(docker_placement, None) if service == "kafka" else worker_graph(docker_placement, None), service)
-    assert not [entry for entry in spec["envs"] if entry.startswith("KAFKA_OPTS=")]
-    assert not [volume for volume in spec["volumes"] if "hostPath" in volume]
-    assert [port["internal"] for port in spec["ports"]] == [9092 if service == "kafka" else 8083]
 
 
 # --- The rules -----------------------------------------------------------------------------------

@@ -34,14 +34,6 @@ def test_process_broker_and_worker_take_the_limit(process_placement: Placement) 
     assert f"producer.buffer.memory={2 * MAX_RECORD_BYTES}\n" in worker_properties
 
 
-def test_docker_broker_and_worker_take_the_limit(docker_placement: Placement) -> None:
-    broker = dict(entry.split("=", 1) for entry in service_graph("kafka", docker_placement).inputs_of("docker:index/container:Container")["envs"])
-    assert broker["KAFKA_MESSAGE_MAX_BYTES"] == LIMIT and broker["KAFKA_REPLICA_FETCH_MAX_BYTES"] == LIMIT
-    envs = dict(entry.split("=", 1) for entry in service_graph("connect", docker_placement).inputs_named("connect-container")["envs"])
-    assert envs["CONNECT_PRODUCER_MAX_REQUEST_SIZE"] == LIMIT
-    assert envs["CONNECT_PRODUCER_BUFFER_MEMORY"] == str(2 * MAX_RECORD_BYTES)
-
-
 def test_topics_connect_creates_take_the_limit() -> None:
     postgres = postgres_source_config("127.0.0.1", POSTGRES_PORTS.main, "postgres", "pw", "inventory", "pg", "slot")
     mysql = mysql_source_config(MARIADB_CONNECTOR, "127.0.0.1", MYSQL_PORTS.main, "root", "pw", "inventory", "my", f"127.0.0.1:{KAFKA_PORTS.main}")
