@@ -17,6 +17,18 @@ select_stack() {
 
 elapsed_since() { echo "$(($(date +%s) - $1))s"; }
 
+# A stack on the docker runtime needs an engine: the user's daemon when one answers, else the
+# project's own (scripts/dockerd.sh). `auto` only means docker when a daemon already answers, so
+# nothing is started for it.
+stack_runtime() { pulumi config get cdcstack:runtime --stack "$stack" 2>/dev/null || echo auto; }
+use_docker_engine() {
+  if [ "$(stack_runtime)" = docker ]; then
+    "$root/scripts/dockerd.sh" start >&2
+    DOCKER_HOST=$("$root/scripts/dockerd.sh" host)
+    export DOCKER_HOST
+  fi
+}
+
 check_config() {
   # A program that raises loses the stack's outputs for that update, so a bad value must stop here:
   # one line naming the key and the fix, nothing applied, the last outputs kept. Without
@@ -29,6 +41,7 @@ case "${1:-}" in
     started=$(date +%s)
     select_stack
     check_config
+    use_docker_engine
     # Refresh first: a service that died (or a replacement that failed) reads as gone and is started again.
     pulumi up --yes --skip-preview --refresh --stack "$stack"
     pulumi stack output --stack "$stack" --json
@@ -38,6 +51,7 @@ case "${1:-}" in
     started=$(date +%s)
     select_stack
     check_config
+    use_docker_engine
     pulumi up --yes --skip-preview --refresh --stack "$stack" --suppress-outputs >/dev/null ||
       { echo "pulumi up failed for stack $stack; run 'make up' to see why" >&2; exit 1; }
     echo "stack $stack is up ($(elapsed_since "$started"))"
@@ -48,7 +62,10 @@ case "${1:-}" in
   down)
     started=$(date +%s)
     if pulumi stack select "$stack" >/dev/null 2>&1; then
+      use_docker_engine
       pulumi destroy --yes --skip-preview --stack "$stack"
+      # The project's own engine goes with the docker stack (a user's daemon is never touched).
+      [ "$(stack_runtime)" != docker ] || "$root/scripts/dockerd.sh" stop
     fi
     echo "stack $stack is down ($(elapsed_since "$started"))"
     ;;

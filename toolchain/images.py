@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain.errors import MissingToolchainError, TerminalError
-from toolchain.layout import IMAGE_ROOT, PROJECT_ROOT, VERSIONS_FILE, read_versions
+from toolchain.layout import IMAGE_PYTHON_VERSION, IMAGE_ROOT, PROJECT_ROOT, VERSIONS_FILE, read_versions
 
 BASE_REPOSITORY = "cdcstack/base"
 TOOLCHAIN_REPOSITORY = "cdcstack/toolchain"
@@ -308,6 +308,9 @@ class ImageBuilder:
             [
                 f"FROM {self.toolchain_reference()}",
                 f"COPY code/ {IMAGE_ROOT}/",
+                # What the checkout's editable install is on the host: the venv imports the project's
+                # code whatever the environment a service is started with.
+                f"RUN echo {IMAGE_ROOT} > {IMAGE_ROOT}/.venv/lib/python{IMAGE_PYTHON_VERSION}/site-packages/cdcstack.pth",
                 f"ENV PYTHONPATH={IMAGE_ROOT} CDCSTACK_ROOT={IMAGE_ROOT}",
                 f"WORKDIR {IMAGE_ROOT}",
                 "",
