@@ -4,7 +4,7 @@ STACK ?= dev
 export STACK
 PYTEST_ARGS ?=
 
-.PHONY: toolchain up outputs test down bench
+.PHONY: toolchain up outputs test test-docker down bench
 
 toolchain:
 	@bash toolchain/install.sh
@@ -19,7 +19,14 @@ outputs:
 test: toolchain
 	@scripts/stack.sh ensure
 	@source toolchain/env.sh && mkdir -p reports && \
-		python -m pytest --junitxml=reports/junit.xml $(PYTEST_ARGS) tests
+		python -m pytest --junitxml=reports/junit.xml $(PYTEST_ARGS) --ignore=tests/docker tests
+
+# The docker runtime's suite on its own stack (Pulumi.docker.yaml: its own ports, beside dev), on the
+# user's Docker daemon or the project's own; `make down STACK=docker` removes it and stops that engine.
+test-docker: toolchain
+	@STACK=docker scripts/stack.sh ensure
+	@source toolchain/env.sh && DOCKER_HOST=$$(scripts/dockerd.sh host) && export DOCKER_HOST && mkdir -p reports && \
+		STACK=docker python -m pytest --junitxml=reports/junit-docker.xml $(PYTEST_ARGS) tests/docker
 
 down:
 	@scripts/stack.sh down

@@ -41,6 +41,8 @@ WORKER_MEMORY = "3g"
 """Three applications at once (the Delta sink, a test or bench session, and a second driver such as
 a restarted one), each one core and a 768 MiB executor: a fourth waits for one to end. The cores
 are scheduling slots; the machine's two cores are shared."""
+HOST_DRIVER_MASTER_ON_DOCKER = "local[2]"
+"""The master of drivers on the host when the cluster runs in containers."""
 METASTORE_NETWORK_SERVER = "org.apache.derby.drda.NetworkServerControl"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
@@ -319,12 +321,16 @@ class Spark(pulumi.ComponentResource):
             internal_jars, internal_class_path = host_jars, host_driver_class_path
             host_jars = [str(jar) for jar in toolchain.on_host.spark_jars()]
             host_driver_class_path = [str(toolchain.on_host.derby_jar("derbyclient"))]
+            # Executors in containers cannot call back to a driver on the host (it is not on their
+            # network), so a host's driver runs its own executors: same tables, metastore and store.
+            host_master: pulumi.Input[str] = HOST_DRIVER_MASTER_ON_DOCKER
             # Executors call back to the driver: the sink's container by its alias.
             internal_driver = {"spark.driver.host": service_catalogue.DELTA_SINK.name, "spark.driver.bindAddress": "0.0.0.0"}
         else:
             internal_jars, internal_class_path, internal_driver = host_jars, host_driver_class_path, {}
+            host_master = self.master.url
         self.spark_conf = self._conf(
-            args, self.master.url, LOOPBACK, args.metastore_ports.main, args.store.endpoint, args.iceberg_catalog.uri, host_jars, host_driver_class_path
+            args, host_master, LOOPBACK, args.metastore_ports.main, args.store.endpoint, args.iceberg_catalog.uri, host_jars, host_driver_class_path
         )
         self.internal_spark_conf = self._conf(
             args,

@@ -21,7 +21,7 @@ from tests.support.stack import StackOutputs, read_stack_outputs
 pytest_plugins = ["tests.support.no_skips"]
 
 TESTS_DIR = Path(__file__).resolve().parent
-MARKER_BY_FOLDER = {"unit": "unit", "integration": "integration", "e2e": "e2e"}
+MARKER_BY_FOLDER = {"unit": "unit", "integration": "integration", "e2e": "e2e", "docker": "docker"}
 LIVE_STACK_FIXTURE = "stack"
 """Every fixture that reaches the live stack (connections, catalogs, captured tables) goes through this one."""
 
