@@ -28,7 +28,7 @@ import json
 import tarfile
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import pulumi
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ReadResult, UpdateResult
@@ -136,66 +136,62 @@ NAMED_SCHEMA = ResourceSchema(
 )
 
 
-class DockerNetworkProvider(DeclaredProvider):
+class _NamedObjectProvider(DeclaredProvider):
+    """A Docker object known by its name: created once, adopted when it exists, removed when asked."""
+
+    schema = NAMED_SCHEMA
+    kind: ClassVar[str]
+    """"network" or "volume": the SDK's collection (`client.networks`) and the word in messages."""
+    in_use_hint: ClassVar[str]
+    """What to do when the daemon refuses to remove it."""
+
+    def _collection(self, engine: str) -> Any:
+        return getattr(engine_client(engine), f"{self.kind}s")
+
+    def _new(self, collection: Any, props: dict[str, Any]) -> Any:
+        return collection.create(props["name"], labels={LABEL_STACK: props["stack"]})
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        collection = self._collection(props["engine"])
+        try:
+            found = collection.get(props["name"])
+        except _not_found():
+            found = self._new(collection, props)
+        return CreateResult(id_=props["name"], outs={**props, "docker_id": found.id})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            found = self._collection(props["engine"]).get(id_)
+        except _not_found():
+            return ReadResult(None, {})
+        return ReadResult(id_, {**props, "docker_id": found.id})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        import docker.errors
+
+        try:
+            self._collection(props["engine"]).get(id_).remove()
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as error:
+            raise DockerObjectInUseError(f"docker {self.kind} {id_}: not removed ({error.explanation}); {self.in_use_hint}") from None
+
+
+class DockerNetworkProvider(_NamedObjectProvider):
     """A user-defined bridge network: containers on it reach each other by alias."""
 
-    schema = NAMED_SCHEMA
+    kind = "network"
+    in_use_hint = "remove the containers still on it"
 
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        client = engine_client(props["engine"])
-        existing = client.networks.list(names=[props["name"]])
-        network = next((found for found in existing if found.name == props["name"]), None)
-        if network is None:
-            network = client.networks.create(props["name"], driver="bridge", labels={LABEL_STACK: props["stack"]})
-        return CreateResult(id_=props["name"], outs={**props, "docker_id": network.id})
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        try:
-            network = engine_client(props["engine"]).networks.get(id_)
-        except _not_found():
-            return ReadResult(None, {})
-        return ReadResult(id_, {**props, "docker_id": network.id})
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        import docker.errors
-
-        try:
-            engine_client(props["engine"]).networks.get(id_).remove()
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as error:
-            raise DockerObjectInUseError(f"docker network {id_}: not removed ({error.explanation}); remove the containers still on it") from None
+    def _new(self, collection: Any, props: dict[str, Any]) -> Any:
+        return collection.create(props["name"], driver="bridge", labels={LABEL_STACK: props["stack"]})
 
 
-class DockerVolumeProvider(DeclaredProvider):
+class DockerVolumeProvider(_NamedObjectProvider):
     """A named volume: a service's work dir, kept across container restarts and replacements."""
 
-    schema = NAMED_SCHEMA
-
-    def create(self, props: dict[str, Any]) -> CreateResult:
-        client = engine_client(props["engine"])
-        try:
-            volume = client.volumes.get(props["name"])
-        except _not_found():
-            volume = client.volumes.create(props["name"], labels={LABEL_STACK: props["stack"]})
-        return CreateResult(id_=props["name"], outs={**props, "docker_id": volume.id})
-
-    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        try:
-            volume = engine_client(props["engine"]).volumes.get(id_)
-        except _not_found():
-            return ReadResult(None, {})
-        return ReadResult(id_, {**props, "docker_id": volume.id})
-
-    def delete(self, id_: str, props: dict[str, Any]) -> None:
-        import docker.errors
-
-        try:
-            engine_client(props["engine"]).volumes.get(id_).remove()
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError as error:
-            raise DockerObjectInUseError(f"docker volume {id_}: not removed ({error.explanation}); remove the container using it") from None
+    kind = "volume"
+    in_use_hint = "remove the container using it"
 
 
 @dataclass(frozen=True)
