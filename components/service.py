@@ -124,7 +124,7 @@ class ServiceComponent(pulumi.ComponentResource):
         if placement.runtime is Runtime.PROCESS:
             workdir = placement.service_dir(name)
             launch = definition.process(workdir)
-            server = LocalService(
+            server: LocalService | DockerContainer = LocalService(
                 f"{name}-process",
                 LocalServiceArgs(
                     service=name,
@@ -142,12 +142,10 @@ class ServiceComponent(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[*network.dependency(), *definition.depends_on]),
             )
-            served = Served(healthy=server, instance=server.instance)
-            self.log_path = server.log_path
         else:
             server = self._container(args, definition)
-            served = Served(healthy=server, instance=server.instance)
-            self.log_path = server.log_path
+        served = Served(healthy=server, instance=server.instance)
+        self.log_path = server.log_path
         # Containers reach each other by network alias (the service name) on the ports it has on the host.
         self._internal = (LOOPBACK if placement.runtime is Runtime.PROCESS else name, ports[0])
         self.ready = served.instance
