@@ -42,6 +42,8 @@ from providers.preview import is_known
 LABEL_STACK = "io.cdcstack.stack"
 LABEL_SPEC = "io.cdcstack.spec-digest"
 ENGINE_TIMEOUT_SECONDS = 120
+BUILD_TIMEOUT_SECONDS = 3600
+"""A build step may print nothing for minutes (apt, pip building pyspark) while the client waits on the stream."""
 STOP_TIMEOUT_SECONDS = 20
 LOG_TAIL_LINES = 25
 
@@ -54,12 +56,12 @@ class DockerObjectInUseError(TerminalError):
     """A network or volume is still used by a container the stack does not manage."""
 
 
-def engine_client(engine: str) -> Any:
-    """A Docker SDK client for the daemon at `engine` (a DOCKER_HOST url)."""
+def engine_client(engine: str, timeout: int = ENGINE_TIMEOUT_SECONDS) -> Any:
+    """A Docker SDK client for the daemon at `engine` (a DOCKER_HOST url); `timeout` bounds each read."""
     import docker
 
     try:
-        return docker.DockerClient(base_url=engine, timeout=ENGINE_TIMEOUT_SECONDS)
+        return docker.DockerClient(base_url=engine, timeout=timeout)
     except docker.errors.DockerException as error:
         raise DockerEngineError(f"docker engine at {engine} does not answer ({error}); start it with `scripts/dockerd.sh start`") from None
 
@@ -90,7 +92,7 @@ class DockerImageProvider(DeclaredProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         from toolchain.images import ImageBuilder, Platform, build_log_dir, toolchain_cache_dir
 
-        client = engine_client(props["engine"])
+        client = engine_client(props["engine"], BUILD_TIMEOUT_SECONDS)
         builder = ImageBuilder(client, Platform.parse(props["platform"]), toolchain_cache_dir(), build_log_dir())
         if builder.runtime_reference() != props["reference"]:
             raise TerminalError(
