@@ -52,8 +52,11 @@ case "${1:-}" in
     select_stack
     check_config
     use_docker_engine
-    pulumi up --yes --skip-preview --refresh --stack "$stack" --suppress-outputs >/dev/null ||
-      { echo "pulumi up failed for stack $stack; run 'make up' to see why" >&2; exit 1; }
+    # Quiet when it works; on a failure the engine's own messages, which a CI log must show.
+    up_log="$CDCSTACK_STATE_DIR/stacks/$stack.last-up.log"
+    mkdir -p "$(dirname "$up_log")"
+    pulumi up --yes --skip-preview --refresh --stack "$stack" --suppress-outputs >"$up_log" 2>&1 ||
+      { tail -n 40 "$up_log" >&2; echo "pulumi up failed for stack $stack (whole output: $up_log); run 'make up' to see why" >&2; exit 1; }
     echo "stack $stack is up ($(elapsed_since "$started"))"
     ;;
   outputs)
