@@ -16,8 +16,8 @@ outputs:
 	@scripts/stack.sh outputs
 
 # Brings the stack up if it is not (or repairs it), then runs the process runtime's suite on the dev
-# stack. The docker runtime's suite is `make test-docker` until its first up on a fresh clone is green
-# (issue 19: it failed once on CI's fresh clone and passed when repeated).
+# stack. The docker runtime's suite is `make test-docker`, to become a stage of `make test` once a fresh
+# clone's `.ci/run` is green with it (issue 19).
 test: toolchain
 	@scripts/stack.sh ensure
 	@source toolchain/env.sh && mkdir -p reports && \
