@@ -15,6 +15,11 @@ MYSQL_PORT = "mysql_port"
 
 KAFKA_BOOTSTRAP = "kafka_bootstrap"
 
+INTERNAL_ADDRESSES = "internal_addresses"
+"""{"postgres"|"mysql"|"kafka": "host:port"}: how services of the stack (Connect above all) reach the
+databases and the broker: loopback on process, network aliases on docker. What a connector config
+of a test's own must name; the host-side addresses are the DSNs and `kafka_bootstrap`."""
+
 SERVICE_PORTS = "service_ports"
 """{service: [ports]} of every service the stack runs, for the tests that check they are freed."""
 

@@ -124,6 +124,11 @@ class Stack:
             out.MYSQL_HOST: self.mysql.host,
             out.MYSQL_PORT: self.mysql.port,
             out.KAFKA_BOOTSTRAP: self.kafka.bootstrap_servers,
+            out.INTERNAL_ADDRESSES: {
+                "postgres": pulumi.Output.concat(self.postgres.internal_host, ":", self.postgres.internal_port.apply(str)),
+                "mysql": pulumi.Output.concat(self.mysql.internal_host, ":", self.mysql.internal_port.apply(str)),
+                "kafka": self.kafka.internal_bootstrap_servers,
+            },
             out.CONNECT_URL: self.connect.url,
             out.CONNECTOR_STATUS_URL: capture.status_url,
             out.POSTGRES_CONNECTOR: capture.connectors["postgres"],

@@ -5,6 +5,7 @@ what to run, when that stack is not on the docker runtime."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,13 @@ from providers.docker_resources import LABEL_STACK, engine_client
 from tests.support.stack import StackOutputs
 
 DOCKER_STACK = "docker"
+LAST_MODULE = "test_docker_destroy.py"
+"""It destroys the stack and brings it up again: every other test runs before it."""
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: Path(str(item.fspath)).name == LAST_MODULE)
 
 
 @pytest.fixture(scope="session")

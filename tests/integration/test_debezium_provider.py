@@ -109,17 +109,15 @@ def test_an_include_list_matching_no_table_fails_early(provider: DebeziumConnect
 def test_a_failed_task_is_an_error_with_its_trace_and_is_removed(
     provider: DebeziumConnectorProvider, stack: StackOutputs, owned: OwnedConnector
 ) -> None:
-    mysql = stack.mysql
+    mysql, (host, port) = stack.mysql, stack.internal_address("mysql")
+    kafka_host, kafka_port = stack.internal_address("kafka")
     config = mysql_source_config(
-        MARIADB_CONNECTOR, "127.0.0.1", mysql["port"], mysql["user"], mysql["password"], "inventory", owned.name,
-        stack.kafka_bootstrap,
+        MARIADB_CONNECTOR, host, port, mysql["user"], mysql["password"], "inventory", owned.name, f"{kafka_host}:{kafka_port}"
     )
     # Without schema history settings validation passes, but the task fails as soon as it starts.
     for key in ("schema.history.internal.kafka.bootstrap.servers", "schema.history.internal.kafka.topic"):
         config.pop(key)
     config["database.server.id"] = "184999"
-    if stack[out.RUNTIME] != "process":
-        config["connector.class"] = "io.debezium.connector.mysql.MySqlConnector"
     with pytest.raises(ConnectorFailedError, match="task 0 FAILED") as failure:
         provider.create({**owned.props, "config": config})
     assert "SchemaHistory" in str(failure.value)

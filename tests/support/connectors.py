@@ -19,9 +19,8 @@ from tests.support.stack import StackOutputs
 def postgres_config(stack: StackOutputs, topic_prefix: str, slot: str, tables: str) -> dict[str, str]:
     """A Postgres connector of the test's own, on the stack's database, limited to `tables`."""
     url = urlparse(stack.postgres_dsn)
-    config = postgres_source_config(
-        "127.0.0.1", url.port, url.username, url.password, url.path.lstrip("/"), topic_prefix, slot
-    )
+    host, port = stack.internal_address("postgres")
+    config = postgres_source_config(host, port, url.username, url.password, url.path.lstrip("/"), topic_prefix, slot)
     config.update({"publication.autocreate.mode": "filtered", "table.include.list": tables})
     return config
 

@@ -27,11 +27,11 @@ from testkit.sinks import arm_failpoint, release_failpoint
 from testkit.sinks import wait_for_table_sink as wait_for_job_sink
 from testkit.sinks import forget_topic as forget_sink_topic
 from testkit.sinks import sink_status, wait_for_sink
-from testkit.stack import PROJECT_ROOT
+from testkit.stack import DEFAULT_STACK, PROJECT_ROOT, stack_name
 from tests.support.stack import StackOutputs
 
 JOB_TIMEOUT_SECONDS = 60.0
-FAULT_REPORT = PROJECT_ROOT / "reports" / "faults.tsv"
+FAULT_REPORT = PROJECT_ROOT / "reports" / ("faults.tsv" if stack_name() == DEFAULT_STACK else f"faults-{stack_name()}.tsv")
 
 
 CONNECTOR_OF_TOPIC_PREFIX = {out.POSTGRES_TOPIC_PREFIX: out.POSTGRES_CONNECTOR, out.AVRO_TOPIC_PREFIX: out.AVRO_CONNECTOR}

@@ -72,6 +72,14 @@ class StackOutputs:
         self.require_healthy("mysql", {"kind": "mysql", **connection})
         return connection
 
+    def internal_address(self, service: str) -> tuple[str, int]:
+        """How Connect reaches `service` ("postgres", "mysql" or "kafka"): what a test's own connector names."""
+        addresses = self[out.INTERNAL_ADDRESSES]
+        if service not in addresses:
+            pytest.fail(f"stack {self.name} has no internal address of {service} ({sorted(addresses)}): run `STACK={self.name} make up`")
+        host, port = addresses[service].rsplit(":", 1)
+        return host, int(port)
+
     @property
     def kafka_bootstrap(self) -> str:
         bootstrap = self[out.KAFKA_BOOTSTRAP]
