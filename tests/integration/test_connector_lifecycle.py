@@ -23,7 +23,7 @@ import stack_outputs as out
 from pipelines.kafka_limits import MAX_RECORD_BYTES
 from providers.connect_client import ConnectClient
 from providers.debezium_connector import DebeziumConnector, DebeziumConnectorArgs
-from testkit.connectors import drop_slot_and_publication
+from testkit.connectors import drop_captured_postgres_table, drop_slot_and_publication
 from testkit.kafka import EventReader, delete_topic, ensure_topic
 from testkit.names import unique_name
 from testkit.stack import toolchain_env
@@ -99,7 +99,8 @@ def declared(stack: StackOutputs, kafka_admin) -> Iterator[DeclaredConnector]:
         declared.client.delete_if_present(name)
         drop_slot_and_publication(stack.postgres_dsn, name)
         with psycopg.connect(stack.postgres_dsn, autocommit=True) as pg:
-            pg.execute(f"DROP TABLE IF EXISTS {table}")
+            # Once the stack's own connector streamed its rows: none in flight recreates its topic below.
+            drop_captured_postgres_table(pg, table, stack.connect_url, stack[out.POSTGRES_CONNECTOR], f"log: {stack.log_of('connect')}")
         delete_connector_topics(kafka_admin, name)
         # The stack's own connector captures all of `inventory`: its topic for this table is the test's too.
         delete_topic(kafka_admin, f"{stack[out.POSTGRES_TOPIC_PREFIX]}.{table}")

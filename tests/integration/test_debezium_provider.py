@@ -18,7 +18,7 @@ from pipelines.kafka_limits import MAX_RECORD_BYTES
 from providers.connect_client import ConnectClient
 from providers.debezium_connector import DebeziumConnectorProvider
 from providers.errors import ConnectorConfigInvalidError, ConnectorFailedError, ConnectUnavailableError
-from testkit.connectors import drop_slot_and_publication
+from testkit.connectors import drop_captured_postgres_table, drop_slot_and_publication
 from testkit.kafka import EventReader, delete_topic, ensure_topic
 from testkit.names import unique_name
 from tests.support.connectors import (
@@ -62,7 +62,9 @@ def owned(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient)
     finally:
         client.delete_if_present(name)
         drop_slot_and_publication(stack.postgres_dsn, name)
-        pg.execute(f"DROP TABLE IF EXISTS {table}")
+        # Dropped once the stack's own connector (it captures all of `inventory`) streamed its rows:
+        # none of them in flight can create its topic again after the delete below.
+        drop_captured_postgres_table(pg, table, stack.connect_url, stack[out.POSTGRES_CONNECTOR], f"log: {stack.log_of('connect')}")
         delete_connector_topics(kafka_admin, name)
         # The stack's own connector captures all of `inventory`: its topic for this table is the test's too.
         delete_topic(kafka_admin, f"{stack[out.POSTGRES_TOPIC_PREFIX]}.{table}")
