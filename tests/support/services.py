@@ -76,10 +76,11 @@ def service_urn(stack_name: str, service: str, kind: str = "process") -> str:
     """The URN of the resource that runs `service` (its process, or its container on docker), from the
     state of stack `stack_name`."""
     deployment = json.loads(PulumiCli(stack_name).run("stack", "export").stdout)["deployment"]
+    named_by = "alias" if kind == "container" else "service"
     urns = [
         resource["urn"]
         for resource in deployment.get("resources", [])
-        if resource["urn"].endswith(f"::{service}-{kind}") and (resource.get("outputs") or {}).get("service") == service
+        if resource["urn"].endswith(f"::{service}-{kind}") and (resource.get("outputs") or {}).get(named_by) == service
     ]
     assert len(urns) == 1, f"stack {stack_name} has {len(urns)} {kind} resources for {service}, expected 1: run `make up`"
     return urns[0]
