@@ -36,6 +36,11 @@ class CaptureSource(Protocol):
         """The connector config (secret), resolved once the source is ready."""
         ...
 
+    @property
+    def host_address(self) -> pulumi.Output[str]:
+        """`host:port` of the database as this program reaches it (the config names it as Connect does)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ChangeCaptureArgs:
@@ -71,6 +76,7 @@ class ChangeCapture(pulumi.ComponentResource):
                     connect_url=args.connect.url,
                     config=source.debezium_config(args.kafka.internal_bootstrap_servers),
                     worker_log=args.connect.log_path,
+                    source_address=source.host_address,
                 ),
                 opts=child,
             )

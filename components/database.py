@@ -35,6 +35,11 @@ class SqlDatabase(ServiceComponent):
         """Its key in `ChangeCapture`'s outputs and in its connector's Pulumi name: the service name."""
         return self.service.name
 
+    @property
+    def host_address(self) -> pulumi.Output[str]:
+        """`host:port` as this program reaches it, where its connector's config names Connect's address."""
+        return pulumi.Output.concat(self.host, ":", self.port.apply(str))
+
     def debezium_config(self, kafka_bootstrap: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
         """Its Debezium source connector's config (secret), resolved once it is healthy and seeded.
 

@@ -158,6 +158,10 @@ class PostgresAvroCapture:
     def capture_key(self) -> str:
         return "postgres-avro"
 
+    @property
+    def host_address(self) -> pulumi.Output[str]:
+        return self.postgres.host_address
+
     def debezium_config(self, kafka_bootstrap: pulumi.Input[str]) -> pulumi.Output[dict[str, str]]:
         """The pgoutput connector with Avro converters; secret like the JSON one."""
         postgres = self.postgres

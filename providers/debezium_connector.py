@@ -63,6 +63,7 @@ SCHEMA = ResourceSchema(
         Input("config", secret=True),
         # Named in error messages and bounding a wait: neither changes the connector on the worker.
         Input("worker_log", diffed=False),
+        Input("source_address", default="", diffed=False),
         Input("running_timeout", default=DEFAULT_RUNNING_TIMEOUT_SECONDS, diffed=False),
     ),
     outputs=("state", "task_count", "tasks", "problem"),
@@ -117,7 +118,7 @@ class DebeziumConnectorProvider(DeclaredProvider):
         problems = client.validate(name, config)
         problems += [
             f"table.include.list: {pattern!r} matches no table in the source database"
-            for pattern in unmatched_include_patterns(config)
+            for pattern in unmatched_include_patterns(config, str(SCHEMA.value(props, "source_address")))
         ]
         if problems:
             raise ConnectorConfigInvalidError(
@@ -174,6 +175,9 @@ class DebeziumConnectorArgs:
     """The worker's log path, named in error messages."""
     running_timeout: float = DEFAULT_RUNNING_TIMEOUT_SECONDS
     """Seconds to wait for the connector and its tasks to reach RUNNING."""
+    source_address: pulumi.Input[str] = ""
+    """`host:port` where this program reaches the source database for the include-list check, when the
+    config's `database.hostname` is a name only Connect resolves (a network alias on docker); "" = the config's."""
 
 
 class DebeziumConnector(DeclaredResource, module="cdcstack", name="DebeziumConnector"):

@@ -18,10 +18,15 @@ def _patterns(config: Mapping[str, str]) -> list[str]:
     return [pattern.strip() for pattern in config.get("table.include.list", "").split(",") if pattern.strip()]
 
 
-def _tables(config: Mapping[str, str]) -> list[str] | None:
+def _tables(config: Mapping[str, str], source_address: str) -> list[str] | None:
     """`schema.table` (Postgres) or `database.table` (MySQL) names the connector's user can see, or
-    None when the database is not reachable from here (e.g. a container-internal host name)."""
-    host, port = config.get("database.hostname", ""), int(config.get("database.port", "0") or 0)
+    None when the database is not reachable from here (e.g. a container-internal host name and no
+    `source_address`, `host:port`, to reach it by instead)."""
+    if source_address:
+        host, _, port_text = source_address.rpartition(":")
+        port = int(port_text)
+    else:
+        host, port = config.get("database.hostname", ""), int(config.get("database.port", "0") or 0)
     try:
         socket.getaddrinfo(host, port)
     except OSError:
@@ -54,14 +59,15 @@ def _tables(config: Mapping[str, str]) -> list[str] | None:
     return [row[0] for row in rows]
 
 
-def unmatched_include_patterns(config: Mapping[str, str]) -> list[str]:
+def unmatched_include_patterns(config: Mapping[str, str], source_address: str = "") -> list[str]:
     """The `table.include.list` patterns that match no existing table (empty when all match, when there
-    is no include list, or when the database cannot be reached from here to tell)."""
+    is no include list, or when the database cannot be reached from here to tell); `source_address`
+    is where to reach it when the config's host is one only Connect resolves."""
     patterns = _patterns(config)
     if not patterns:
         return []
     try:
-        tables = _tables(config)
+        tables = _tables(config, source_address)
     except Exception:
         # Unreachable or refused: Connect's own validation reports connection problems better.
         return []

@@ -7,6 +7,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlparse
 
 import psycopg
 import pytest
@@ -55,6 +56,7 @@ def owned(stack: StackOutputs, pg: psycopg.Connection, kafka_admin: AdminClient)
         "connect_url": stack.connect_url,
         "config": postgres_config(stack, topic_prefix=name, slot=name, tables=table.replace(".", r"\.")),
         "worker_log": stack.log_of("connect"),
+        "source_address": f"{urlparse(stack.postgres_dsn).hostname}:{urlparse(stack.postgres_dsn).port}",
         "running_timeout": 60.0,
     }
     try:
