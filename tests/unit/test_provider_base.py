@@ -134,7 +134,7 @@ STATE_SHAPES = {
         ("pid", "restarts", "log_path", "data_dir", "instance"),
     ),
     # source_address came later: undiffed with a default, so a state without it shows no diff.
-    debezium_connector.SCHEMA: (("name", "connect_url", "config", "worker_log", "running_timeout", "source_address"), ("config",), ("state", "task_count", "tasks", "problem")),
+    debezium_connector.SCHEMA: (("name", "connect_url", "config", "worker_log", "source_address", "running_timeout"), ("config",), ("state", "task_count", "tasks", "problem")),
     sql_seed.SCHEMA: (("seed", "engine", "connection", "statements", "instance"), ("connection",), ("statement_count",)),
     s3_bucket.SCHEMA: (("bucket", "endpoint", "region", "credentials"), ("credentials",), ()),
     kafka_topic.SCHEMA: (("topic", "bootstrap_servers", "partitions"), (), ()),
