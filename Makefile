@@ -15,13 +15,14 @@ up: toolchain
 outputs:
 	@scripts/stack.sh outputs
 
-# Brings the stack up if it is not (or repairs it), then runs the process runtime's suite on the dev
-# stack. The docker runtime's suite is `make test-docker`, to become a stage of `make test` once a fresh
-# clone's `.ci/run` is green with it (issue 19).
+# Brings the stack up if it is not (or repairs it), then runs the whole suite: the process runtime's
+# on the dev stack, then the docker runtime's as a stage of its own (both run; either failing fails it).
 test: toolchain
 	@scripts/stack.sh ensure
 	@source toolchain/env.sh && mkdir -p reports && \
-		python -m pytest --junitxml=reports/junit.xml $(PYTEST_ARGS) --ignore=tests/docker tests
+		python -m pytest --junitxml=reports/junit.xml $(PYTEST_ARGS) --ignore=tests/docker tests; \
+		status=$$?; started=$$(date +%s); $(MAKE) --no-print-directory test-docker || status=1; \
+		echo "docker stage: $$(( $$(date +%s) - started ))s"; exit $$status
 
 # The docker runtime's suite on its own stack (Pulumi.docker.yaml: its own ports, beside dev), on the
 # user's Docker daemon or the project's own; `make down STACK=docker` removes it and stops that engine.
