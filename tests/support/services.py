@@ -133,36 +133,29 @@ def wait_until_restarted(
 ) -> float:
     """Waits until the supervisor (or Docker) started a new process and the service is healthy; returns seconds."""
     started = time.monotonic()
-    if on_docker(stack):
-        return _wait_until_container_restarted(stack, service, restarts_before, health_spec, started + timeout_seconds) - started
-    state_file = service_dir(stack, service) / "supervisor.json"
     deadline = started + timeout_seconds
-    while True:
-        state = supervisor.read_state(state_file)
-        child = supervisor.live_child(state) if state is not None else None
-        if child is not None and child != killed_pid and state.restarts > restarts_before:
-            break
+    not_yet = _container_not_restarted if on_docker(stack) else _process_not_restarted
+    while (seen := not_yet(stack, service, killed_pid, restarts_before)) is not None:
         assert time.monotonic() < deadline, (
-            f"{service}: no new process {timeout_seconds:.0f}s after pid {killed_pid} was killed "
-            f"(supervisor state {state}); log: {stack.log_of(service)}"
+            f"{service}: no new process {timeout_seconds:.0f}s after pid {killed_pid} was killed ({seen}); log: {stack.log_of(service)}"
         )
         time.sleep(0.2)
     health.wait_until_healthy(health_spec, max(1.0, deadline - time.monotonic()))
     return time.monotonic() - started
 
 
-def _wait_until_container_restarted(
-    stack: StackOutputs, service: str, restarts_before: int, health_spec: health.HealthSpec, deadline: float
-) -> float:
+def _process_not_restarted(stack: StackOutputs, service: str, killed_pid: int, restarts_before: int) -> str | None:
+    """None once the supervisor runs a new child after more restarts than before, else what it shows."""
+    state = supervisor.read_state(service_dir(stack, service) / "supervisor.json")
+    child = supervisor.live_child(state) if state is not None else None
+    if child is not None and child != killed_pid and state.restarts > restarts_before:
+        return None
+    return f"supervisor state {state}"
+
+
+def _container_not_restarted(stack: StackOutputs, service: str, _killed_pid: int, restarts_before: int) -> str | None:
+    """None once Docker restarted the container (its pid namespace starts over: the pid may come back)."""
     container = container_of(stack, service)
-    while True:
-        container.reload()
-        if container.status == "running" and int(container.attrs["RestartCount"]) > restarts_before:
-            break
-        assert time.monotonic() < deadline, (
-            f"{service}: Docker did not restart {container.name} after its process was killed "
-            f"({container.status}, {container.attrs['RestartCount']} restarts); log: {stack.log_of(service)}"
-        )
-        time.sleep(0.2)
-    health.wait_until_healthy(health_spec, max(1.0, deadline - time.monotonic()))
-    return time.monotonic()
+    if container.status == "running" and int(container.attrs["RestartCount"]) > restarts_before:
+        return None
+    return f"container {container.name} {container.status} after {container.attrs['RestartCount']} restarts"
